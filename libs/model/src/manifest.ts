@@ -1,0 +1,107 @@
+// dllm.json: the manifest of a dllm-farm model directory (docs/MODEL_FORMAT.md).
+import { z } from 'zod';
+
+export const MODEL_FORMAT = 'dllm-farm/v1';
+
+/** Graph I/O names; fixed by the contract, recorded so a reader can check them. */
+export const GRAPH_IO = {
+  inputs: { inputIds: 'input_ids', positionIds: 'position_ids', attentionMask: 'attention_mask', pastKey: 'past_key.', pastValue: 'past_value.' },
+  outputs: { logits: 'logits', presentKey: 'present_key.', presentValue: 'present_value.' },
+} as const;
+
+/** The graph's input names for a model with `numLayers` layers, in order. */
+export function graphInputNames(numLayers: number): string[] {
+  const out = ['input_ids', 'position_ids', 'attention_mask'];
+  for (let i = 0; i < numLayers; i++) out.push(`past_key.${i}`, `past_value.${i}`);
+  return out;
+}
+
+/** The graph's output names for a model with `numLayers` layers, in order. */
+export function graphOutputNames(numLayers: number): string[] {
+  const out = ['logits'];
+  for (let i = 0; i < numLayers; i++) out.push(`present_key.${i}`, `present_value.${i}`);
+  return out;
+}
+
+const posInt = z.number().int().positive();
+const tokenId = z.number().int().nonnegative();
+
+export const ArchitectureSchema = z.object({
+  type: z.literal('qwen2'),
+  hidden_size: posInt,
+  intermediate_size: posInt,
+  num_layers: posInt,
+  num_attention_heads: posInt,
+  num_key_value_heads: posInt,
+  head_dim: posInt,
+  rms_norm_eps: z.number().positive(),
+  rope_theta: z.number().positive(),
+  max_position_embeddings: posInt,
+  tie_word_embeddings: z.boolean(),
+  /** q/k/v projections carry a bias (Qwen2 does). Informational; the graph has them baked in. */
+  attention_bias: z.boolean().optional(),
+});
+export type Architecture = z.infer<typeof ArchitectureSchema>;
+
+/** Owned by libs/quant: the core fields are checked here, extra keys (kernel, accuracy_level...) pass through. */
+export const QuantizationSchema = z.looseObject({
+  scheme: z.enum(['int8', 'int4', 'int3']),
+  bits: posInt,
+  /** K values per scale; null for per-output-channel int8. */
+  group_size: posInt.nullable(),
+  method: z.string().min(1),
+  /** linear-layer weights left in float32. */
+  kept_fp32: z.array(z.string()),
+});
+export type Quantization = z.infer<typeof QuantizationSchema>;
+
+export const ManifestSchema = z
+  .object({
+    format: z.literal(MODEL_FORMAT),
+    name: z.string().min(1),
+    /** Part of the KV pool key: change it whenever the weights change. */
+    version: z.string().min(1),
+    kind: z.enum(['block-diffusion', 'autoregressive']),
+    architecture: ArchitectureSchema,
+    vocab_size: posInt,
+    tokens: z.object({ mask: tokenId, eos: tokenId, pad: tokenId, bos: tokenId.optional() }),
+    block_size: posInt,
+    dtype: z.literal('float32'),
+    /** Token ids that end an AdaBlock block (newline, punctuation). */
+    delimiter_token_ids: z.array(tokenId).optional(),
+    /** Weight-only quantization, written by libs/quant (docs/QUANTIZATION.md); null for a float model. */
+    quantization: QuantizationSchema.nullable().optional(),
+    graph: z
+      .object({
+        inputs: z.array(z.string()),
+        outputs: z.array(z.string()),
+        external_data: z.string().nullable().optional(),
+      })
+      .optional(),
+  })
+  .superRefine((m, ctx) => {
+    const a = m.architecture;
+    if (a.num_attention_heads % a.num_key_value_heads !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['architecture', 'num_key_value_heads'], message: `num_attention_heads (${a.num_attention_heads}) must be a multiple of num_key_value_heads (${a.num_key_value_heads})` });
+    }
+    for (const k of ['mask', 'eos', 'pad', 'bos'] as const) {
+      const id = m.tokens[k];
+      if (id !== undefined && id >= m.vocab_size) ctx.addIssue({ code: 'custom', path: ['tokens', k], message: `${k} token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})` });
+    }
+    for (const [i, id] of (m.delimiter_token_ids ?? []).entries()) {
+      if (id >= m.vocab_size) ctx.addIssue({ code: 'custom', path: ['delimiter_token_ids', i], message: `delimiter token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})` });
+    }
+  });
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** Readable one-line-per-problem text for a failed parse. */
+export function formatZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Validates a manifest object; throws an Error naming every problem. */
+export function parseManifest(raw: unknown, where = 'dllm.json'): Manifest {
+  const r = ManifestSchema.safeParse(raw);
+  if (!r.success) throw new Error(`${where}: invalid manifest: ${formatZodError(r.error)}`);
+  return r.data;
+}

@@ -1,0 +1,100 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildTinyModel } from './tiny';
+import { loadModelDir } from './model-dir';
+import { inspectOnnx } from './onnx';
+import { ManifestSchema } from './manifest';
+
+describe('loadModelDir contract validation', () => {
+  let tmp: string;
+  let n = 0;
+  beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-dir-'))));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const fresh = (o: Parameters<typeof buildTinyModel>[1] = {}) => buildTinyModel(path.join(tmp, `m${n++}`), { config: { vocab_size: 100, num_layers: 2 }, ...o }).dir;
+  const editManifest = (dir: string, f: (m: Record<string, any>) => void) => {
+    const p = path.join(dir, 'dllm.json');
+    const m = JSON.parse(fs.readFileSync(p, 'utf8'));
+    f(m);
+    fs.writeFileSync(p, JSON.stringify(m));
+  };
+
+  it('loads a valid directory without opening onnxruntime, reading the graph header', async () => {
+    const dir = fresh();
+    const m = await loadModelDir(dir);
+    expect(m.session).toBeUndefined();
+    expect(m.manifest.format).toBe('dllm-farm/v1');
+    expect(m.graph.inputs.map((i) => i.name)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'past_key.0', 'past_value.0', 'past_key.1', 'past_value.1']);
+    expect(m.graph.outputs.find((o) => o.name === 'logits')!.shape).toEqual(['batch', 'seq', 100]);
+    expect(m.graph.opsets['']).toBe(17);
+    expect(m.tokenizer.vocabSize).toBe(99);
+    expect(m.tokenizer.tokenToId('<|mask|>')).toBe(2);
+    expect(m.tokenizer.decode([2, ...m.tokenizer.encode('a+b'), 1])).toBe('a+b');
+  });
+
+  it('names the missing file', async () => {
+    for (const f of ['dllm.json', 'model.onnx', 'tokenizer.json']) {
+      const dir = fresh();
+      fs.rmSync(path.join(dir, f));
+      await expect(loadModelDir(dir)).rejects.toThrow(new RegExp(`missing ${f.replace('.', '\\.')}`));
+    }
+    await expect(loadModelDir(path.join(tmp, 'absent'))).rejects.toThrow(/does not exist/);
+  });
+
+  it('names a missing or bad manifest field and token ids outside the vocabulary', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => delete m.block_size);
+    await expect(loadModelDir(dir)).rejects.toThrow(/block_size: /);
+    editManifest(dir, (m) => {
+      m.block_size = 4;
+      m.tokens.mask = 100;
+    });
+    await expect(loadModelDir(dir)).rejects.toThrow(/tokens.mask: mask token id 100 is outside the vocabulary \(vocab_size 100\)/);
+    editManifest(dir, (m) => {
+      m.tokens.mask = 2;
+      m.dtype = 'bfloat16';
+    });
+    await expect(loadModelDir(dir)).rejects.toThrow(/dtype/);
+    editManifest(dir, (m) => {
+      m.dtype = 'float32';
+      m.kind = 'diffusion';
+    });
+    await expect(loadModelDir(dir)).rejects.toThrow(/kind/);
+    fs.writeFileSync(path.join(dir, 'dllm.json'), '{ nope');
+    await expect(loadModelDir(dir)).rejects.toThrow(/dllm.json is not valid JSON/);
+  });
+
+  it('rejects a graph that does not match the manifest', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.architecture.num_layers = 3));
+    await expect(loadModelDir(dir)).rejects.toThrow(/lacks input\(s\) past_key.2, past_value.2/);
+    editManifest(dir, (m) => {
+      m.architecture.num_layers = 2;
+      m.vocab_size = 120;
+    });
+    await expect(loadModelDir(dir)).rejects.toThrow(/logits dimension 2 is 100, expected 120/);
+    editManifest(dir, (m) => {
+      m.vocab_size = 100;
+      m.architecture.head_dim = 16;
+    });
+    await expect(loadModelDir(dir)).rejects.toThrow(/past_key.0 dimension 3 is 8, expected 16/);
+    fs.writeFileSync(path.join(dir, 'model.onnx'), Buffer.from('this is not protobuf at all'));
+    await expect(loadModelDir(dir)).rejects.toThrow(/model.onnx is not a readable ONNX model/);
+  });
+
+  it('rejects a tokenizer larger than the model vocabulary', async () => {
+    const dir = fresh({ config: { vocab_size: 50 } });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), fs.readFileSync(path.join(fresh(), 'tokenizer.json')));
+    await expect(loadModelDir(dir)).rejects.toThrow(/tokenizer.json has 99 tokens but the model's vocab_size is 50/);
+  });
+
+  it('exports a zod schema that accepts a quantization passthrough object', () => {
+    const dir = fresh();
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'dllm.json'), 'utf8'));
+    const q = { scheme: 'int4', bits: 4, group_size: 32, method: 'rtn', kept_fp32: [], extra: [1] };
+    expect(ManifestSchema.parse({ ...m, quantization: q }).quantization).toEqual(q);
+    expect(() => ManifestSchema.parse({ ...m, quantization: { method: 'rtn', bits: 4 } })).toThrow(/scheme/);
+    expect(inspectOnnx(path.join(dir, 'model.onnx')).externalFiles).toEqual([]);
+  });
+});

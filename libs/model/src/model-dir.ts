@@ -1,0 +1,128 @@
+// loadModelDir: open and validate a dllm-farm model directory (docs/MODEL_FORMAT.md).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { InferenceSession } from 'onnxruntime-node';
+import { graphInputNames, graphOutputNames, parseManifest, type Manifest } from './manifest';
+import { inspectOnnx, TensorType, type OnnxSummary } from './onnx';
+import { Tokenizer } from './tokenizer';
+
+export const MANIFEST_FILE = 'dllm.json';
+export const ONNX_FILE = 'model.onnx';
+export const TOKENIZER_FILE = 'tokenizer.json';
+
+export interface ModelDir {
+  dir: string;
+  manifest: Manifest;
+  onnxPath: string;
+  /** external weight files the graph names (absolute paths). */
+  externalDataPaths: string[];
+  tokenizerPath: string;
+  tokenizer: Tokenizer;
+  graph: OnnxSummary;
+  /** Only when asked with `{ session: true }`. */
+  session?: InferenceSession;
+}
+
+export interface LoadOptions {
+  /** Also open an onnxruntime-node InferenceSession (the engine opens its own in a worker). */
+  session?: boolean;
+  sessionOptions?: InferenceSession.SessionOptions;
+}
+
+export class ModelDirError extends Error {
+  constructor(readonly dir: string, message: string) {
+    super(`model directory ${dir}: ${message}`);
+    this.name = 'ModelDirError';
+  }
+}
+
+/** Checks the graph's I/O against the manifest. Returns problems (empty when fine). */
+export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
+  const problems: string[] = [];
+  const L = m.architecture.num_layers;
+  const inNames = new Map(g.inputs.map((i) => [i.name, i]));
+  const outNames = new Map(g.outputs.map((o) => [o.name, o]));
+  const missingIn = graphInputNames(L).filter((n) => !inNames.has(n));
+  const missingOut = graphOutputNames(L).filter((n) => !outNames.has(n));
+  if (missingIn.length) problems.push(`graph lacks input(s) ${missingIn.join(', ')} (manifest says ${L} layers)`);
+  if (missingOut.length) problems.push(`graph lacks output(s) ${missingOut.join(', ')} (manifest says ${L} layers)`);
+  const extraIn = g.inputs.map((i) => i.name).filter((n) => !graphInputNames(L).includes(n));
+  if (extraIn.length) problems.push(`graph has unexpected input(s) ${extraIn.join(', ')} (manifest says ${L} layers)`);
+  const want = (name: string, elem: number, io: Map<string, { elemType: number; shape: (number | string | null)[] }>, dims: Record<number, number>, rank: number) => {
+    const v = io.get(name);
+    if (!v) return;
+    if (v.elemType !== elem) problems.push(`${name} has element type ${v.elemType}, expected ${elem === TensorType.FLOAT ? 'float32 (1)' : 'int64 (7)'}`);
+    if (v.shape.length && v.shape.length !== rank) problems.push(`${name} has rank ${v.shape.length}, expected ${rank}`);
+    for (const [axis, size] of Object.entries(dims)) {
+      const d = v.shape[Number(axis)];
+      if (typeof d === 'number' && d !== size) problems.push(`${name} dimension ${axis} is ${d}, expected ${size}`);
+    }
+  };
+  want('input_ids', TensorType.INT64, inNames, {}, 2);
+  want('position_ids', TensorType.INT64, inNames, {}, 2);
+  want('attention_mask', TensorType.FLOAT, inNames, { 1: 1 }, 4);
+  want('logits', TensorType.FLOAT, outNames, { 2: m.vocab_size }, 3);
+  const a = m.architecture;
+  for (let i = 0; i < L; i++) {
+    for (const n of [`past_key.${i}`, `past_value.${i}`]) want(n, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    for (const n of [`present_key.${i}`, `present_value.${i}`]) want(n, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+  }
+  return problems;
+}
+
+/**
+ * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
+ * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
+ * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ */
+export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+  const abs = path.resolve(dir);
+  const fail = (msg: string): never => {
+    throw new ModelDirError(abs, msg);
+  };
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
+  const manifestPath = path.join(abs, MANIFEST_FILE);
+  if (!fs.existsSync(manifestPath)) fail(`missing ${MANIFEST_FILE} (the manifest)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+  } catch (e) {
+    fail(`${MANIFEST_FILE} is not valid JSON (${(e as Error).message})`);
+  }
+  let manifest!: Manifest;
+  try {
+    manifest = parseManifest(raw, MANIFEST_FILE);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const onnxPath = path.join(abs, ONNX_FILE);
+  if (!fs.existsSync(onnxPath)) fail(`missing ${ONNX_FILE}`);
+  const tokenizerPath = path.join(abs, TOKENIZER_FILE);
+  if (!fs.existsSync(tokenizerPath)) fail(`missing ${TOKENIZER_FILE}`);
+
+  let graph!: OnnxSummary;
+  try {
+    graph = inspectOnnx(onnxPath);
+  } catch (e) {
+    fail(`${ONNX_FILE} is not a readable ONNX model (${(e as Error).message})`);
+  }
+  const problems = checkGraphContract(graph, manifest);
+  if (problems.length) fail(`${ONNX_FILE} breaks the graph contract: ${problems.join('; ')}`);
+  const externalDataPaths = graph.externalFiles.map((f) => path.join(abs, f));
+  for (const f of externalDataPaths) if (!fs.existsSync(f)) fail(`${ONNX_FILE} keeps its weights in ${path.basename(f)}, which is missing`);
+
+  let tokenizer!: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromFile(tokenizerPath);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (tokenizer.vocabSize > manifest.vocab_size) fail(`${TOKENIZER_FILE} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${manifest.vocab_size}`);
+
+  const out: ModelDir = { dir: abs, manifest, onnxPath, externalDataPaths, tokenizerPath, tokenizer, graph };
+  if (opts.session) {
+    const ort = await import('onnxruntime-node');
+    out.session = await ort.InferenceSession.create(onnxPath, opts.sessionOptions ?? {});
+  }
+  return out;
+}
