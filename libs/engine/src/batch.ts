@@ -1,0 +1,103 @@
+// Builds one batched forward from several sequences' ForwardSpecs (same model, same new-token count S)
+// and hands each row its outputs. Past K/V is gathered from each sequence's pages into engine-owned
+// staging buffers [B,Hkv,P,Dh] (P = the batch's longest past; shorter rows are padded and the padding
+// is blocked in the mask), which the runner reads without copying.
+import type { ForwardSpec, ModelHandle } from './sequence';
+import type { RunnerTensor } from './runner/runner';
+import { StagingArena } from './runner/ort-runner';
+
+export const MASK_BLOCKED = -1e9;
+
+export interface BuiltBatch {
+  feeds: Record<string, RunnerTensor>;
+  fetches: string[];
+  B: number;
+  S: number;
+  P: number;
+}
+
+export function pastLength(s: ForwardSpec): number {
+  return s.pastLen + (s.extra ? s.extra.len : 0);
+}
+
+export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], arena: StagingArena): BuiltBatch {
+  const g = handle.geometry;
+  const B = specs.length;
+  const S = specs[0].ids.length;
+  for (const s of specs) if (s.ids.length !== S) throw new Error('buildBatch: rows differ in length');
+  let P = 0;
+  for (const s of specs) P = Math.max(P, pastLength(s));
+  const T = P + S;
+  const ids = arena.int64('input_ids', B * S);
+  const pos = arena.int64('position_ids', B * S);
+  const mask = arena.float32('attention_mask', B * S * T);
+  mask.fill(MASK_BLOCKED);
+  const ps = g.pagePositions;
+  const pastK: Float32Array[] = [];
+  const pastV: Float32Array[] = [];
+  const layerFloats = B * g.kvHeads * P * g.headDim;
+  for (let l = 0; l < g.layers; l++) {
+    pastK.push(arena.float32(`past_key.${l}`, layerFloats));
+    pastV.push(arena.float32(`past_value.${l}`, layerFloats));
+  }
+  for (let r = 0; r < B; r++) {
+    const s = specs[r];
+    for (let i = 0; i < S; i++) {
+      ids[r * S + i] = BigInt(s.ids[i]);
+      pos[r * S + i] = BigInt(s.positions[i]);
+    }
+    const pl = s.pastLen;
+    const el = s.extra ? s.extra.len : 0;
+    for (let i = 0; i < S; i++) {
+      const rowBase = (r * S + i) * T;
+      // The committed prefix is visible to every new position (earlier positions, earlier blocks).
+      mask.fill(0, rowBase, rowBase + pl);
+      if (s.extra) {
+        for (let j = 0; j < el; j++) {
+          if (j >= s.extra.blockedFrom && j < s.extra.blockedTo) continue;
+          mask[rowBase + pl + j] = 0;
+        }
+      }
+      for (let k = 0; k < S; k++) {
+        const ok = s.blockIds === null ? s.positions[k] <= s.positions[i] : s.blockIds[k] <= s.blockIds[i];
+        if (ok) mask[rowBase + P + k] = 0;
+      }
+    }
+    // Gather pages into the staging past.
+    const pages = s.seq.pageList();
+    for (let l = 0; l < g.layers; l++) {
+      for (let kv = 0; kv < 2; kv++) {
+        const dst = kv === 0 ? pastK[l] : pastV[l];
+        for (let h = 0; h < g.kvHeads; h++) {
+          const rowOff = ((r * g.kvHeads + h) * P) * g.headDim;
+          for (let k = 0; k * ps < pl; k++) {
+            const n = Math.min(ps, pl - k * ps);
+            const page = pages[k];
+            const src = (((l * 2 + kv) * g.kvHeads + h) * ps) * g.headDim;
+            dst.set(page.data.subarray(src, src + n * g.headDim), rowOff + k * ps * g.headDim);
+          }
+          if (s.extra) {
+            const e = s.extra;
+            const src = (((l * 2 + kv) * g.kvHeads + h) * e.capacity) * g.headDim;
+            dst.set(e.buf.subarray(src, src + el * g.headDim), rowOff + pl * g.headDim);
+          }
+        }
+      }
+    }
+  }
+  const feeds: Record<string, RunnerTensor> = {
+    input_ids: { type: 'int64', dims: [B, S], data: ids },
+    position_ids: { type: 'int64', dims: [B, S], data: pos },
+    attention_mask: { type: 'float32', dims: [B, 1, S, T], data: mask },
+  };
+  for (let l = 0; l < g.layers; l++) {
+    feeds[`past_key.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastK[l] };
+    feeds[`past_value.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastV[l] };
+  }
+  const fetches: string[] = [];
+  if (specs.some((s) => s.wantLogits)) fetches.push('logits');
+  if (specs.some((s) => s.wantKV)) {
+    for (let l = 0; l < g.layers; l++) fetches.push(`present_key.${l}`, `present_value.${l}`);
+  }
+  return { feeds, fetches, B, S, P };
+}

@@ -1,0 +1,337 @@
+// The engine: model handles (hot swap), the scheduler (dynamic batching), the shared KV pool.
+// generate() enqueues a Sequence; one async loop admits sequences (when the pool can reserve their
+// worst case), asks every active sequence for its next forward, groups those by (model, S), runs one
+// batched forward per group on the runner's worker thread (the event loop stays free), and hands
+// each row back. A sequence leaves the moment it is done; new ones join on the next tick.
+import { buildBatch } from './batch';
+import { KvPool, pageFloats } from './kv/pool';
+import { loadEngineModelDir, type EngineManifest } from './model-dir';
+import { resolveOptions, type DecodeOptions } from './options';
+import { policies } from './policies';
+import { randomSeed } from './rng';
+import { OrtRunner, StagingArena } from './runner/ort-runner';
+import type { ModelRunner } from './runner/runner';
+import { Sequence, type BlockEvent, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
+
+export interface EngineCreateOptions {
+  modelDir: string;
+  executionProvider?: 'cpu' | 'cuda';
+  intraOpThreads?: number;
+  /** KV pool budget in bytes (default 256 MiB). */
+  kvPoolBytes?: number;
+  /** Most sequences decoding at once (default 16); more wait in the queue. */
+  maxBatchSize?: number;
+  /** Share committed KV blocks between sequences by prefix hash (default true). */
+  prefixSharing?: boolean;
+}
+
+export interface GenerateRequest {
+  prompt?: string;
+  promptIds?: number[];
+  options?: Partial<DecodeOptions>;
+}
+
+export interface GenerateHooks {
+  signal?: AbortSignal;
+  onBlock?: (e: BlockEvent) => void;
+}
+
+export interface EngineStats {
+  pool: ReturnType<KvPool['stats']>;
+  active: number;
+  queued: number;
+  forwards: number;
+  /** Rows summed over all forwards (forwards x batch): rows / forwards = mean batch size. */
+  rows: number;
+  /** Runner time: inside session.run (runMs) and call round trips through the worker (roundTripMs). */
+  runner: { calls: number; runMs: number; roundTripMs: number };
+}
+
+interface Pending {
+  seq: Sequence;
+  resolve: (r: GenerationResult) => void;
+  reject: (e: Error) => void;
+}
+
+let nextHandleId = 1;
+
+async function loadHandle(opts: EngineCreateOptions): Promise<ModelHandle> {
+  const dir = await loadEngineModelDir(opts.modelDir);
+  const runner = await OrtRunner.create({ modelPath: dir.onnxPath, executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads });
+  return handleFrom(dir.manifest, runner, dir.codec);
+}
+
+export function handleFrom(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec']): ModelHandle {
+  const info = runner.info;
+  for (const [k, v] of Object.entries(manifest.tokens)) {
+    if (typeof v === 'number' && (v < 0 || v >= info.vocabSize)) throw new Error(`manifest tokens.${k} = ${v} is outside the model's vocabulary (${info.vocabSize})`);
+  }
+  return {
+    id: nextHandleId++,
+    name: manifest.name,
+    version: manifest.version,
+    kind: manifest.kind,
+    manifest,
+    namespace: `${manifest.name}@${manifest.version}`,
+    runner,
+    codec,
+    geometry: { layers: info.layers, kvHeads: info.kvHeads, headDim: info.headDim, pagePositions: manifest.block_size },
+    vocabSize: info.vocabSize,
+    maskId: manifest.tokens.mask,
+    eosId: manifest.tokens.eos,
+    delimiters: new Set(manifest.delimiter_token_ids ?? []),
+    maxPositions: (manifest.architecture as { max_position_embeddings?: number } | undefined)?.max_position_embeddings ?? Infinity,
+    active: 0,
+    retired: false,
+  };
+}
+
+export class Engine {
+  private handle: ModelHandle;
+  private readonly retired = new Set<ModelHandle>();
+  readonly pool: KvPool;
+  private readonly queue: Pending[] = [];
+  private readonly active = new Map<Sequence, Pending>();
+  private readonly arena = new StagingArena();
+  private readonly maxBatch: number;
+  private running = false;
+  private closed = false;
+  private forwards = 0;
+  private rows = 0;
+  private wake: (() => void) | null = null;
+
+  private constructor(handle: ModelHandle, pool: KvPool, maxBatch: number) {
+    this.handle = handle;
+    this.pool = pool;
+    this.maxBatch = maxBatch;
+  }
+
+  static async create(opts: EngineCreateOptions): Promise<Engine> {
+    const maxBatch = opts.maxBatchSize ?? 16;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatch}`);
+    const pool = new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024);
+    pool.sharing = opts.prefixSharing ?? true;
+    const handle = await loadHandle(opts);
+    const e = new Engine(handle, pool, maxBatch);
+    e.createOpts = opts;
+    return e;
+  }
+
+  /** For tests and embedders that bring their own runner (e.g. a device-resident one). */
+  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): Engine {
+    return new Engine(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16);
+  }
+
+  private createOpts: EngineCreateOptions | null = null;
+
+  get model(): { name: string; version: string; kind: string; manifest: EngineManifest } {
+    const h = this.handle;
+    return { name: h.name, version: h.version, kind: h.kind, manifest: h.manifest };
+  }
+
+  /** Text <-> token ids of the current model. */
+  get codec(): ModelHandle['codec'] {
+    return this.handle.codec;
+  }
+
+  generate(req: GenerateRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
+    if (this.closed) return Promise.reject(new Error('engine is closed'));
+    const h = this.handle;
+    let seq: Sequence;
+    try {
+      if ((req.prompt === undefined) === (req.promptIds === undefined)) throw new RangeError('give exactly one of prompt (text) or promptIds');
+      if (req.prompt !== undefined && typeof req.prompt !== 'string') throw new RangeError('prompt must be a string');
+      const opts = resolveOptions(req.options, { kind: h.kind, blockSize: h.manifest.block_size, vocabSize: h.vocabSize }, randomSeed);
+      const ids = req.promptIds ?? h.codec.encode(req.prompt!);
+      seq = new Sequence(h, opts, policies[opts.policy], ids, this.pool, hooks, (s) => this.onSeqDone(s));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const need = seq.worstCaseBytes();
+    if (need > this.pool.capacityBytes) {
+      return Promise.reject(new RangeError(`request needs up to ${need} bytes of KV cache (prompt + maxNewTokens), more than the pool's budget of ${this.pool.capacityBytes} bytes: lower maxNewTokens or raise kvPoolBytes`));
+    }
+    return new Promise<GenerationResult>((resolve, reject) => {
+      this.queue.push({ seq, resolve, reject });
+      h.active++;
+      if (hooks.signal) {
+        hooks.signal.addEventListener('abort', () => this.kick(), { once: true });
+      }
+      this.kick();
+    });
+  }
+
+  private onSeqDone(seq: Sequence): void {
+    const p = this.active.get(seq) ?? this.queue.find((q) => q.seq === seq);
+    this.active.delete(seq);
+    const qi = this.queue.findIndex((q) => q.seq === seq);
+    if (qi >= 0) this.queue.splice(qi, 1);
+    this.handleDrained(seq.handle);
+    if (p && seq.result) p.resolve(seq.result);
+  }
+
+  private handleDrained(h: ModelHandle): void {
+    h.active--;
+    if (h.retired && h.active === 0 && this.retired.has(h)) {
+      this.retired.delete(h);
+      void h.runner.close();
+    }
+  }
+
+  private kick(): void {
+    if (this.wake) {
+      const w = this.wake;
+      this.wake = null;
+      w();
+    }
+    if (this.running) return;
+    this.running = true;
+    void this.loop().finally(() => {
+      this.running = false;
+      if (this.queue.length > 0 || this.active.size > 0) this.kick();
+    });
+  }
+
+  private admit(): void {
+    // Cancelled before admission: finish right away.
+    for (const p of [...this.queue]) {
+      if (p.seq.done) continue;
+      if (p.seq.hooks.signal?.aborted) p.seq.cancelQueued();
+    }
+    while (this.queue.length > 0 && this.active.size < this.maxBatch) {
+      const p = this.queue[0];
+      const need = p.seq.worstCaseBytes();
+      if (!this.pool.reserve(need)) break; // wait for memory: sequences finishing or cached pages becoming evictable
+      p.seq.setReservation(need);
+      this.queue.shift();
+      this.active.set(p.seq, p);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed && (this.queue.length > 0 || this.active.size > 0)) {
+      this.admit();
+      const groups = new Map<string, ForwardSpec[]>();
+      for (const seq of [...this.active.keys()]) {
+        let spec: ForwardSpec | null;
+        try {
+          spec = seq.nextForward();
+        } catch (e) {
+          this.failSeq(seq, e as Error);
+          continue;
+        }
+        if (!spec) continue;
+        const key = `${seq.handle.id}:${spec.ids.length}`;
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = []));
+        g.push(spec);
+      }
+      if (groups.size === 0) {
+        if (this.active.size === 0 && this.queue.length > 0) {
+          // Nothing holds memory, yet the head request could not be admitted: never spin; fail it loudly.
+          const p = this.queue.shift()!;
+          p.seq.fail();
+          this.handleDrained(p.seq.handle);
+          p.reject(new Error(`cannot reserve ${p.seq.worstCaseBytes()} bytes of KV cache (pool: ${JSON.stringify(this.pool.stats())})`));
+          continue;
+        }
+        // Nothing runnable (e.g. waiting for a shared page or for memory): wait for a change.
+        if (this.active.size > 0 || this.queue.length > 0) {
+          await new Promise<void>((r) => {
+            this.wake = r;
+            setTimeout(r, 5);
+          });
+        }
+        continue;
+      }
+      for (const specs of groups.values()) await this.runGroup(specs);
+      // Let timers and I/O run between ticks (BullMQ lock renewals, HTTP).
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  private async runGroup(specs: ForwardSpec[]): Promise<void> {
+    const h = specs[0].seq.handle;
+    const batch = buildBatch(h, specs, this.arena);
+    let out;
+    try {
+      const res = await h.runner.run(batch.feeds, batch.fetches);
+      this.arena.adopt(res.inputs);
+      out = res.outputs;
+    } catch (e) {
+      for (const s of specs) this.failSeq(s.seq, e as Error);
+      return;
+    }
+    this.forwards++;
+    this.rows += specs.length;
+    const logits = out.logits?.data ?? null;
+    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data) : null;
+    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data) : null;
+    const V = h.vocabSize;
+    for (let r = 0; r < specs.length; r++) {
+      const row: RowOutput = { logits, logitsBase: r * batch.S * V, presentK: pk, presentV: pv, row: r };
+      try {
+        specs[r].seq.onOutput(specs[r], row);
+      } catch (e) {
+        this.failSeq(specs[r].seq, e as Error);
+      }
+    }
+  }
+
+  private failSeq(seq: Sequence, err: Error): void {
+    const p = this.active.get(seq);
+    this.active.delete(seq);
+    seq.fail();
+    this.handleDrained(seq.handle);
+    p?.reject(err);
+  }
+
+  /** Hot swap: new requests use the new model; in-flight ones finish on the old one, whose runner closes when they drain. */
+  async swapModel(modelDir: string): Promise<void> {
+    if (this.closed) throw new Error('engine is closed');
+    const next = await loadHandle({ ...(this.createOpts ?? {}), modelDir });
+    const old = this.handle;
+    if (next.namespace === old.namespace) {
+      // Same name and version: refuse silently mixing different weights under one cache namespace.
+      await next.runner.close();
+      throw new Error(`swapModel: ${modelDir} has the same name and version (${old.namespace}) as the serving model; bump the manifest version`);
+    }
+    this.handle = next;
+    old.retired = true;
+    if (old.active === 0) await old.runner.close();
+    else this.retired.add(old);
+  }
+
+  stats(): EngineStats {
+    return { pool: this.pool.stats(), active: this.active.size, queued: this.queue.length, forwards: this.forwards, rows: this.rows, runner: this.runnerStats() };
+  }
+
+  private runnerStats(): EngineStats['runner'] {
+    const r = this.handle.runner as { calls?: number; runMs?: number; roundTripMs?: number };
+    return { calls: r.calls ?? 0, runMs: r.runMs ?? 0, roundTripMs: r.roundTripMs ?? 0 };
+  }
+
+  /** Bytes of one KV page of the current model. */
+  pageBytes(): number {
+    return pageFloats(this.handle.geometry) * 4;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new Error('engine closed');
+    for (const p of this.queue.splice(0)) {
+      p.seq.fail();
+      p.reject(err);
+    }
+    for (const [seq, p] of [...this.active]) {
+      seq.fail();
+      p.reject(err);
+    }
+    this.active.clear();
+    if (this.wake) this.wake();
+    await this.handle.runner.close();
+    for (const h of this.retired) await h.runner.close();
+    this.retired.clear();
+  }
+}
