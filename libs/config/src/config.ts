@@ -1,0 +1,167 @@
+// loadConfig(env): validates every variable of ENV once, reports every bad one at once
+// (ConfigError), and shapes the values into one typed object; each app reads its part.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ENV, type EnvName, type EnvValues } from './env';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { name: string; message: string }[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p.name}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface ModelEntry {
+  name: string;
+  /** Absolute path of the model directory. */
+  dir: string;
+}
+
+export interface Config {
+  redis: { url: string; queuePrefix: string };
+  gateway: {
+    host: string;
+    port: number;
+    keyPrefix: string;
+    apiKeys: { name: string; sha256: string }[];
+    rateLimit: { requests: number; windowMs: number };
+    bodyLimitBytes: number;
+    fileLimitBytes: number;
+    batch: { maxLines: number; sweepMs: number; allowShortWindows: boolean };
+    requestTimeoutMs: number;
+  };
+  models: ModelEntry[];
+  worker: {
+    /** The model this worker serves (an entry of `models`). */
+    model: ModelEntry;
+    /** Recorded on jobs (processedBy). */
+    name: string;
+    concurrency: number;
+    maxBatchSize: number;
+    kvPoolBytes: number;
+    intraOpThreads: number;
+    executionProvider: 'cpu' | 'cuda';
+    host: string;
+    port: number;
+    drainTimeoutMs: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+  };
+  storage: { dir: string; resultTtlSeconds: number; resultMaxBytes: number };
+  retention: {
+    completed: { count: number; ageSeconds: number };
+    failed: { count: number; ageSeconds: number };
+    /** Files and batch records. */
+    seconds: number;
+  };
+}
+
+/** Validates the raw variables; throws ConfigError naming every bad one. */
+export function parseEnv(env: NodeJS.ProcessEnv | Record<string, string | undefined>): EnvValues {
+  const out: Record<string, unknown> = {};
+  const problems: { name: string; message: string }[] = [];
+  for (const [name, spec] of Object.entries(ENV)) {
+    const raw = env[name];
+    const value = raw === undefined || raw.trim() === '' ? (spec.default ?? '') : raw;
+    const r = spec.schema.safeParse(value);
+    if (r.success) out[name] = r.data;
+    else {
+      const shown = name === 'API_KEYS' || name === 'REDIS_URL' ? '' : ` (got '${String(raw).slice(0, 80)}')`;
+      problems.push({ name, message: r.error.issues.map((i) => i.message).join('; ') + shown });
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out as EnvValues;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env, cwd = process.cwd()): Config {
+  const v = parseEnv(env);
+  const problems: { name: EnvName; message: string }[] = [];
+  const models: ModelEntry[] = (v.MODELS.length ? v.MODELS : [{ name: 'tiny-dllm', dir: v.MODEL_DIR }]).map((m) => ({ name: m.name, dir: path.resolve(cwd, m.dir) }));
+  let workerModel = models[0];
+  if (v.WORKER_MODEL) {
+    const m = models.find((x) => x.name === v.WORKER_MODEL);
+    if (!m) problems.push({ name: 'WORKER_MODEL', message: `'${v.WORKER_MODEL}' is not one of MODELS (${models.map((x) => x.name).join(', ')})` });
+    else workerModel = m;
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    redis: { url: v.REDIS_URL, queuePrefix: v.QUEUE_PREFIX },
+    gateway: {
+      host: v.GATEWAY_HOST,
+      port: v.GATEWAY_PORT,
+      keyPrefix: v.GATEWAY_KEY_PREFIX,
+      apiKeys: v.API_KEYS,
+      rateLimit: { requests: v.RATE_LIMIT_REQUESTS, windowMs: v.RATE_LIMIT_WINDOW_MS },
+      bodyLimitBytes: v.BODY_LIMIT_BYTES,
+      fileLimitBytes: v.FILE_LIMIT_BYTES,
+      batch: { maxLines: v.BATCH_MAX_LINES, sweepMs: v.BATCH_SWEEP_MS, allowShortWindows: v.BATCH_ALLOW_SHORT_WINDOWS },
+      requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    },
+    models,
+    worker: {
+      model: workerModel,
+      name: v.WORKER_NAME || `${os.hostname()}-${process.pid}`,
+      concurrency: v.WORKER_CONCURRENCY,
+      maxBatchSize: v.WORKER_MAX_BATCH_SIZE === '' ? v.WORKER_CONCURRENCY : v.WORKER_MAX_BATCH_SIZE,
+      kvPoolBytes: v.KV_POOL_BYTES,
+      intraOpThreads: v.WORKER_INTRA_OP_THREADS,
+      executionProvider: v.WORKER_EXECUTION_PROVIDER,
+      host: v.WORKER_HOST,
+      port: v.WORKER_PORT,
+      drainTimeoutMs: v.WORKER_DRAIN_TIMEOUT_MS,
+      lockDurationMs: v.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: v.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: v.WORKER_MAX_STALLED_COUNT,
+    },
+    storage: { dir: path.resolve(cwd, v.STORAGE_DIR), resultTtlSeconds: v.RESULT_TTL_SECONDS, resultMaxBytes: v.RESULT_MAX_BYTES },
+    retention: {
+      completed: { count: v.RETENTION_COMPLETED_COUNT, ageSeconds: v.RETENTION_COMPLETED_AGE_SECONDS },
+      failed: { count: v.RETENTION_FAILED_COUNT, ageSeconds: v.RETENTION_FAILED_AGE_SECONDS },
+      seconds: v.RETENTION_SECONDS,
+    },
+  };
+}
+
+/** For main(): the config, or a readable message on stderr and exit code 2. */
+export function loadConfigOrExit(app: string, env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    console.error(`${app}: ${(e as Error).message}\nSee docs/CONFIG.md for every variable.`);
+    process.exit(2);
+  }
+}
+
+const SECTION_TITLES: Record<string, string> = {
+  redis: 'Redis and queues',
+  gateway: 'Gateway',
+  models: 'Models',
+  worker: 'Worker',
+  storage: 'Results and files',
+  retention: 'Retention',
+};
+
+/** The README-ready table of every variable (docs/CONFIG.md). */
+export function configMarkdown(): string {
+  const lines = [
+    '# Configuration',
+    '',
+    '<!-- generated from libs/config/src/env.ts by `npm run docs:config`; do not edit by hand -->',
+    '',
+    'Every dllm-farm process reads its settings from environment variables, validated once at boot:',
+    'a bad value stops the process with one line per bad variable (exit code 2). Empty = default.',
+    '',
+  ];
+  for (const section of Object.keys(SECTION_TITLES)) {
+    lines.push(`## ${SECTION_TITLES[section]}`, '', '| variable | default | description |', '| --- | --- | --- |');
+    for (const [name, spec] of Object.entries(ENV)) {
+      if (spec.section !== section) continue;
+      const def = spec.default ? `\`${spec.default}\`` : '(empty)';
+      lines.push(`| \`${name}\` | ${def} | ${spec.description.replace(/\|/g, '\\|')} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,140 @@
+// Every environment variable of every dllm-farm process, in one table: name, parser, default,
+// description, section. loadConfig() validates all of them once at boot and reports every bad value
+// at once; docs/CONFIG.md is rendered from this table (npm run docs:config; a unit test checks drift).
+import { z } from 'zod';
+
+export type Section = 'redis' | 'gateway' | 'worker' | 'models' | 'storage' | 'retention';
+
+export interface VarSpec<T = unknown> {
+  section: Section;
+  description: string;
+  /** Default as written in the environment ('' = empty/unset means the default). */
+  default?: string;
+  schema: z.ZodType<T>;
+}
+
+const intIn = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'expected an integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `expected an integer >= ${min}`).max(max, `expected an integer <= ${max}`));
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((s) => ['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'].includes(s), 'expected true/false (or 1/0, yes/no, on/off)')
+  .transform((s) => ['1', 'true', 'yes', 'on'].includes(s));
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'redis:' || u.protocol === 'rediss:';
+    } catch {
+      return false;
+    }
+  }, 'expected a URL like redis://[user:password@]host:port[/db] (or rediss:// for TLS)');
+
+/** Model and queue names: they become part of queue names and Redis keys. */
+export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const modelName = z.string().regex(MODEL_NAME_RE, 'model names use letters, digits, . _ - (at most 64, no ":")');
+
+const modelList = z
+  .string()
+  .trim()
+  .transform((s, ctx) => {
+    const out: { name: string; dir: string }[] = [];
+    for (const entry of s.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const eq = entry.indexOf('=');
+      const name = eq > 0 ? entry.slice(0, eq).trim() : '';
+      const dir = eq > 0 ? entry.slice(eq + 1).trim() : '';
+      if (!name || !dir) {
+        ctx.addIssue({ code: 'custom', message: `expected 'name=dir' entries separated by commas, got '${entry}'` });
+        continue;
+      }
+      if (!MODEL_NAME_RE.test(name)) ctx.addIssue({ code: 'custom', message: `model name '${name}': letters, digits, . _ - only (at most 64, no ":")` });
+      if (out.some((m) => m.name === name)) ctx.addIssue({ code: 'custom', message: `model '${name}' is listed twice` });
+      out.push({ name, dir });
+    }
+    return out;
+  });
+
+const apiKeyList = z
+  .string()
+  .trim()
+  .transform((s, ctx) => {
+    const out: { name: string; sha256: string }[] = [];
+    for (const entry of s.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const m = /^([A-Za-z0-9._-]{1,64}):([0-9a-fA-F]{64})$/.exec(entry);
+      if (!m) {
+        // Never echo the entry: it may be a raw key pasted by mistake.
+        ctx.addIssue({ code: 'custom', message: `entry ${out.length + 1}: expected 'name:sha256hex' (64 hex digits of the SHA-256 of the key, not the key itself)` });
+        continue;
+      }
+      if (out.some((k) => k.name === m[1])) ctx.addIssue({ code: 'custom', message: `key name '${m[1]}' is listed twice` });
+      out.push({ name: m[1], sha256: m[2].toLowerCase() });
+    }
+    return out;
+  });
+
+const host = z.string().trim().min(1, 'expected a host name or address');
+const prefix = z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only (no ":"; BullMQ adds its own separators)');
+const keyPrefix = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'letters, digits, . _ : - only');
+
+export const ENV = {
+  REDIS_URL: { section: 'redis', description: 'Redis used by queues, results, rate limits and cancellation.', default: 'redis://127.0.0.1:6379', schema: redisUrl },
+  QUEUE_PREFIX: { section: 'redis', description: 'BullMQ key prefix. Gateway and workers of one deployment must agree; changing it strands queued jobs.', default: 'bull', schema: prefix },
+
+  GATEWAY_HOST: { section: 'gateway', description: 'Address the gateway listens on.', default: '0.0.0.0', schema: host },
+  GATEWAY_PORT: { section: 'gateway', description: 'Gateway HTTP port (0 = any free port).', default: '8080', schema: intIn(0, 65535) },
+  GATEWAY_KEY_PREFIX: { section: 'gateway', description: 'Prefix of the Redis keys the gateway writes itself (batches, file index, rate limits).', default: 'dllm:gw:', schema: keyPrefix },
+  API_KEYS: {
+    section: 'gateway',
+    description:
+      "Comma-separated 'name:sha256hex' entries; the hash is the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`. Each name sees only its own jobs, batches and files.",
+    default: '',
+    schema: apiKeyList,
+  },
+  RATE_LIMIT_REQUESTS: { section: 'gateway', description: 'Requests per API key per window (429 above).', default: '600', schema: intIn(1) },
+  RATE_LIMIT_WINDOW_MS: { section: 'gateway', description: 'Rate-limit window in milliseconds.', default: '60000', schema: intIn(1) },
+  BODY_LIMIT_BYTES: { section: 'gateway', description: 'Largest JSON request body (413 above).', default: '1048576', schema: intIn(1024) },
+  FILE_LIMIT_BYTES: { section: 'gateway', description: 'Largest upload to POST /v1/files (413 above).', default: '104857600', schema: intIn(1024) },
+  BATCH_MAX_LINES: { section: 'gateway', description: 'Most request lines in one batch input file.', default: '50000', schema: intIn(1) },
+  BATCH_SWEEP_MS: { section: 'gateway', description: 'How often a gateway sweeps active batches (expiry, finalization); 0 = never.', default: '2000', schema: intIn(0) },
+  BATCH_ALLOW_SHORT_WINDOWS: { section: 'gateway', description: "Accept completion windows shorter than OpenAI's 24h (tests, demos).", default: 'false', schema: bool },
+  REQUEST_TIMEOUT_MS: { section: 'gateway', description: 'How long a synchronous completion waits for its job before 504 (the job is cancelled).', default: '600000', schema: intIn(1) },
+
+  MODEL_DIR: { section: 'models', description: "Model directory of the default model 'tiny-dllm' when MODELS is unset.", default: 'models/tiny-dllm', schema: z.string().trim().min(1) },
+  MODELS: { section: 'models', description: "Served models as comma-separated 'name=dir' (e.g. `tiny-dllm=models/tiny-dllm,tiny-ar=models/tiny-ar`). Default: tiny-dllm=$MODEL_DIR.", default: '', schema: modelList },
+  WORKER_MODEL: { section: 'worker', description: 'Name (from MODELS) of the model this worker loads and serves; its generation queue is dllm.generation.<name>. Default: the first model.', default: '', schema: z.union([z.literal(''), modelName]) },
+  WORKER_NAME: { section: 'worker', description: 'Name this worker records on the jobs it takes (BullMQ processedBy) and in metrics. Default: <hostname>-<pid>.', default: '', schema: z.union([z.literal(''), z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - only')]) },
+  WORKER_CONCURRENCY: { section: 'worker', description: 'Jobs one worker runs at once; concurrent jobs are batched together by the engine.', default: '16', schema: intIn(1, 1024) },
+  WORKER_MAX_BATCH_SIZE: { section: 'worker', description: 'Most sequences the engine decodes in one batch (default: WORKER_CONCURRENCY).', default: '', schema: z.union([z.literal(''), intIn(1, 1024)]) },
+  KV_POOL_BYTES: { section: 'worker', description: 'KV-cache pool budget of the engine, in bytes.', default: '268435456', schema: intIn(1 << 20) },
+  WORKER_INTRA_OP_THREADS: { section: 'worker', description: 'onnxruntime intra-op threads (0 = onnxruntime default).', default: '0', schema: intIn(0, 256) },
+  WORKER_EXECUTION_PROVIDER: { section: 'worker', description: "onnxruntime execution provider: 'cpu' or 'cuda'.", default: 'cpu', schema: z.enum(['cpu', 'cuda']) },
+  WORKER_HOST: { section: 'worker', description: 'Address of the worker health/metrics server.', default: '0.0.0.0', schema: host },
+  WORKER_PORT: { section: 'worker', description: 'Port of the worker health/metrics server (/healthz, /readyz, /metrics; 0 = any free port).', default: '9090', schema: intIn(0, 65535) },
+  WORKER_DRAIN_TIMEOUT_MS: { section: 'worker', description: 'On SIGTERM, how long active jobs may finish before the rest are handed back to the queue.', default: '30000', schema: intIn(0) },
+  WORKER_LOCK_DURATION_MS: { section: 'worker', description: 'BullMQ job lock; a worker that stops renewing it (killed) loses the job to stalled recovery.', default: '30000', schema: intIn(1000) },
+  WORKER_STALLED_INTERVAL_MS: { section: 'worker', description: 'How often workers look for stalled jobs (jobs of dead workers) and put them back.', default: '30000', schema: intIn(1000) },
+  WORKER_MAX_STALLED_COUNT: { section: 'worker', description: 'How many times a job may stall (its worker died) before it fails.', default: '2', schema: intIn(0, 100) },
+
+  STORAGE_DIR: { section: 'storage', description: 'Shared volume for batch files and large results (every gateway replica and worker must see the same one).', default: 'var/storage', schema: z.string().trim().min(1) },
+  RESULT_TTL_SECONDS: { section: 'storage', description: 'How long a job result is kept.', default: '86400', schema: intIn(1) },
+  RESULT_MAX_BYTES: { section: 'storage', description: 'Largest result kept in Redis; larger ones go to STORAGE_DIR.', default: '262144', schema: intIn(256, 512 * 1024 * 1024) },
+
+  RETENTION_COMPLETED_COUNT: { section: 'retention', description: 'Completed jobs kept per queue (older ones are removed).', default: '10000', schema: intIn(0) },
+  RETENTION_COMPLETED_AGE_SECONDS: { section: 'retention', description: 'Completed jobs older than this are removed.', default: '3600', schema: intIn(1) },
+  RETENTION_FAILED_COUNT: { section: 'retention', description: 'Failed jobs kept per queue.', default: '10000', schema: intIn(0) },
+  RETENTION_FAILED_AGE_SECONDS: { section: 'retention', description: 'Failed jobs older than this are removed.', default: '604800', schema: intIn(1) },
+  RETENTION_SECONDS: { section: 'retention', description: 'How long uploaded files and batch records live.', default: '604800', schema: intIn(1) },
+} satisfies Record<string, VarSpec>;
+
+export type EnvName = keyof typeof ENV;
+export type EnvValues = { [K in EnvName]: z.output<(typeof ENV)[K]['schema']> };

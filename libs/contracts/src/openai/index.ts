@@ -1,0 +1,4 @@
+export * from './common';
+export * from './completions';
+export * from './batches';
+export * from './client';

@@ -1,0 +1,10 @@
+export { cancelChannel, cancelKey, resultBlobKey, resultStorePrefix } from './keys';
+export { createRedis, pingRedis, redisOptionsFromUrl } from './connection';
+export { jobOptions, retentionOptions } from './options';
+export type { Retention } from './options';
+export { CancelRegistry, isCancelRequested, requestCancel } from './cancel';
+export type { CancelTarget } from './cancel';
+export { createResultStore, readGenerationResult, storeGenerationResult, ResultUnavailableError } from './results';
+export type { ResultStoreConfig } from './results';
+export { createQueue, destroyQueue } from './queue-factory';
+export { settledSnapshot } from './snapshot';
