@@ -1,0 +1,94 @@
+// Cancellation and result references against a real Redis (REDIS_URL), fresh prefix, cleaned after.
+import { Redis } from 'ioredis';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Job, Queue, Worker } from 'bullmq';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult } from './index';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `tq${process.pid}${Date.now().toString(36)}`;
+let redis: Redis;
+let sub: Redis;
+let dir: string;
+
+beforeAll(() => {
+  redis = createRedis(url, 'test');
+  sub = createRedis(url, 'test-sub');
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-q-'));
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  await Promise.all([redis.quit(), sub.quit()]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('CancelRegistry', () => {
+  it('aborts the running job named on the channel, and only that one', async () => {
+    const reg = new CancelRegistry(sub, redis, prefix);
+    await reg.start();
+    const a = await reg.register('q', 'a');
+    const b = await reg.register('q', 'b');
+    expect(reg.size).toBe(2);
+    const aborted = new Promise<void>((resolve) => a.signal.addEventListener('abort', () => resolve()));
+    await requestCancel(redis, { prefix, queue: 'q', jobId: 'a' });
+    await aborted;
+    expect(a.signal.aborted).toBe(true);
+    expect(b.signal.aborted).toBe(false);
+    a.done();
+    b.done();
+    expect(reg.size).toBe(0);
+    // requested before the job started here (e.g. picked up again after a stall): aborted at once
+    await requestCancel(redis, { prefix, queue: 'q', jobId: 'c' });
+    const c = await reg.register('q', 'c');
+    expect(c.signal.aborted).toBe(true);
+    c.done();
+    await reg.close();
+    expect(await pingRedis(redis)).toBe(true);
+  });
+});
+
+describe('results by reference', () => {
+  it('stores the result once and returns a small reference that reads it back', async () => {
+    const store = createResultStore(redis, { queuePrefix: prefix, dir, resultMaxBytes: 1024, resultTtlSeconds: 60 });
+    const result = { text: 'x'.repeat(50), finishReason: 'stop' as const, usage: { promptTokens: 2, completionTokens: 50 }, stats: { forwards: 5, tpf: 10, wallMs: 3 }, model: { name: 'm', version: '1' } };
+    const ref = await storeGenerationResult(store, 'dllm.generation.m', 'j1', result);
+    expect(ref).toMatchObject({ resultKey: 'dllm.generation.m:j1', finishReason: 'stop', stats: { forwards: 5, tpf: 10 } });
+    expect(JSON.stringify(ref).length).toBeLessThan(300);
+    expect(await readGenerationResult(store, 'j1', JSON.stringify(ref))).toEqual(result);
+    // large results go to the shared volume
+    const big = { ...result, text: 'y'.repeat(5000) };
+    const ref2 = await storeGenerationResult(store, 'dllm.generation.m', 'j2', big);
+    expect((await readGenerationResult(store, 'j2', ref2)).text).toHaveLength(5000);
+    expect(await redis.strlen(`${prefix}:dllm-result:dllm.generation.m:j2`)).toBeLessThan(64);
+    await expect(readGenerationResult(store, 'j3', { nope: 1 })).rejects.toThrow(/no result reference/);
+    await expect(readGenerationResult(store, 'j3', { ...ref, resultKey: 'gone' })).rejects.toThrow(/expired or missing/);
+  });
+});
+
+describe('settledSnapshot', () => {
+  it('re-reads a record that was fetched before the job finished', async () => {
+    const q = new Queue('snap', { connection: redis, prefix });
+    const conn = createRedis(url, 'test-worker');
+    const worker = new Worker('snap', async () => ({ answer: 42 }), { connection: conn, prefix, autorun: false });
+    await q.add('x', {}, { jobId: 'j' });
+    const stale = (await Job.fromId(q, 'j'))!;
+    const finished = new Promise<void>((resolve) => worker.on('completed', () => resolve()));
+    void worker.run();
+    await finished;
+    // the race the helper exists for: the state is new, the record read before it is not
+    expect(await stale.getState()).toBe('completed');
+    expect(stale.returnvalue).toBeNull();
+    const { job, state } = await settledSnapshot(q, stale);
+    expect(state).toBe('completed');
+    expect(job.returnvalue).toEqual({ answer: 42 });
+    // a record that is already current comes back as it is
+    const again = await settledSnapshot(q, job);
+    expect(again.job).toBe(job);
+    await worker.close();
+    await conn.quit();
+    await q.obliterate({ force: true });
+    await q.close();
+  });
+});
