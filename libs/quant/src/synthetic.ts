@@ -1,0 +1,71 @@
+// Small ONNX models made of linear layers, for tests and kernel microbenchmarks. Real dllm-farm
+// models come from libs/model; these only need the quantizer's view of a model (MatMul on constant
+// weights) and something onnxruntime can run.
+import { PbMessage } from '@dllm/model';
+import { DataType, type NodeSpec, encodeNode, encodeTensor, encodeValueInfo } from './onnx';
+
+export interface SyntheticLayer {
+  name: string;
+  K: number;
+  N: number;
+  w: Float32Array;
+}
+
+export interface SyntheticModelSpec {
+  /** the first layer's K is the input width. */
+  layers: SyntheticLayer[];
+  /** activation between layers: Relu keeps it a real network rather than one product. */
+  activation?: 'Relu' | 'none';
+  opset?: number;
+  /** name of the graph output (the last layer writes it). */
+  output?: string;
+}
+
+/** x [M, K0] -> MatMul -> (Relu) -> MatMul ... -> output [M, N_last]. */
+export function buildLinearStack(spec: SyntheticModelSpec): Uint8Array {
+  const nodes: Uint8Array[] = [];
+  const inits: Uint8Array[] = [];
+  let cur = 'x';
+  const out = spec.output ?? 'logits';
+  spec.layers.forEach((l, i) => {
+    if (l.w.length !== l.K * l.N) throw new Error(`layer ${l.name}: weight size`);
+    inits.push(encodeTensor(l.name, DataType.FLOAT, [l.K, l.N], l.w));
+    const last = i === spec.layers.length - 1;
+    const y = last ? out : `${l.name}.out`;
+    const mm: NodeSpec = { opType: 'MatMul', inputs: [cur, l.name], outputs: [y], name: `${l.name}.matmul` };
+    nodes.push(encodeNode(mm));
+    cur = y;
+    if (!last && spec.activation !== 'none') {
+      nodes.push(encodeNode({ opType: 'Relu', inputs: [y], outputs: [`${l.name}.act`], name: `${l.name}.relu` }));
+      cur = `${l.name}.act`;
+    }
+  });
+  const g = new PbMessage();
+  for (const n of nodes) g.bytes(1, n);
+  g.string(2, 'synthetic');
+  for (const t of inits) g.bytes(5, t);
+  g.bytes(11, encodeValueInfo('x', DataType.FLOAT, ['M', spec.layers[0].K]));
+  g.bytes(12, encodeValueInfo(out, DataType.FLOAT, ['M', spec.layers[spec.layers.length - 1].N]));
+  const m = new PbMessage();
+  m.int(1, 8); // ir_version
+  m.string(2, 'dllm-farm-quant-synthetic');
+  m.message(7, g);
+  m.message(8, new PbMessage().string(1, '').int(2, spec.opset ?? 17));
+  return m.toBytes();
+}
+
+/** Deterministic pseudo-normal weights (xorshift + Box-Muller), with optional outlier columns. */
+export function randomWeights(K: number, N: number, seed: number, std = 0.05): Float32Array {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  const w = new Float32Array(K * N);
+  for (let i = 0; i < w.length; i++) w[i] = std * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+  return w;
+}

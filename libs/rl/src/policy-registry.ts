@@ -1,0 +1,141 @@
+// Policy versions of a served model, in Redis: every registered version gets a sequence number
+// (registration order), which is what staleness is measured in. Workers subscribe to the channel
+// and hot-swap their engine; each sample carries the version that produced it.
+import type { Redis } from 'ioredis';
+
+export interface PolicyVersion {
+  name: string;
+  version: string;
+  /** 1, 2, 3... in registration order per model. A version served but never registered counts as 0. */
+  seq: number;
+  dir: string;
+  createdAt: number;
+}
+
+export interface SwapAnnouncement {
+  name: string;
+  version: string;
+  dir: string;
+  seq: number;
+}
+
+export class PolicyVersionConflict extends Error {}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+export class PolicyRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private versionsKey(name: string): string {
+    return `${this.prefix}:dllm-models:${name}:versions`;
+  }
+  private seqKey(name: string): string {
+    return `${this.prefix}:dllm-models:${name}:seq`;
+  }
+  private latestKey(name: string): string {
+    return `${this.prefix}:dllm-models:${name}:latest`;
+  }
+  get channel(): string {
+    return `${this.prefix}:dllm-models`;
+  }
+
+  static checkNames(name: string, version: string): void {
+    if (!NAME_RE.test(name)) throw new RangeError(`model name '${name.slice(0, 64)}' must be letters, digits, . _ - (1-64 chars)`);
+    if (!VERSION_RE.test(version)) throw new RangeError(`version '${version.slice(0, 64)}' must be letters, digits, . _ + - (1-128 chars)`);
+  }
+
+  /** Registers a new version (never replaces one: weights under one version must not change) and announces it. */
+  async register(name: string, version: string, dir: string): Promise<PolicyVersion> {
+    PolicyRegistry.checkNames(name, version);
+    if (await this.redis.hexists(this.versionsKey(name), version)) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'; versions are immutable, register a new one`);
+    const seq = await this.redis.incr(this.seqKey(name));
+    const entry: PolicyVersion = { name, version, seq, dir, createdAt: Date.now() };
+    const ok = await this.redis.hsetnx(this.versionsKey(name), version, JSON.stringify(entry));
+    if (!ok) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'`);
+    await this.redis.multi().set(this.latestKey(name), version).publish(this.channel, JSON.stringify({ name, version, dir, seq } satisfies SwapAnnouncement)).exec();
+    return entry;
+  }
+
+  async get(name: string, version: string): Promise<PolicyVersion | null> {
+    const raw = await this.redis.hget(this.versionsKey(name), version);
+    return raw ? (JSON.parse(raw) as PolicyVersion) : null;
+  }
+
+  async latest(name: string): Promise<PolicyVersion | null> {
+    const v = await this.redis.get(this.latestKey(name));
+    return v ? this.get(name, v) : null;
+  }
+
+  async list(name: string): Promise<PolicyVersion[]> {
+    const all = await this.redis.hvals(this.versionsKey(name));
+    return all.map((s) => JSON.parse(s) as PolicyVersion).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Sequence number of a version (0 when it was never registered, e.g. the model a worker booted with). */
+  async seqOf(name: string, version: string): Promise<number> {
+    return (await this.get(name, version))?.seq ?? 0;
+  }
+
+  /** Deletes a model's registry keys (tests, demos). */
+  async drop(name: string): Promise<void> {
+    await this.redis.del(this.versionsKey(name), this.seqKey(name), this.latestKey(name));
+  }
+}
+
+export interface StalenessBound {
+  requiredVersion?: string;
+  maxStaleness?: number;
+}
+
+/**
+ * Whether a sample produced by version seq `sampleSeq` breaks the bound: older than the required
+ * version, or more than maxStaleness registered versions behind the newest.
+ */
+export function isStale(bound: StalenessBound | undefined, sampleSeq: number, latestSeq: number, requiredSeq: number | null): { stale: boolean; why: string | null } {
+  if (!bound) return { stale: false, why: null };
+  if (bound.requiredVersion !== undefined) {
+    if (requiredSeq === null) return { stale: true, why: `required version ${bound.requiredVersion} is not registered` };
+    if (sampleSeq < requiredSeq) return { stale: true, why: `produced by version #${sampleSeq}, older than the required #${requiredSeq}` };
+  }
+  if (bound.maxStaleness !== undefined && latestSeq - sampleSeq > bound.maxStaleness) {
+    return { stale: true, why: `produced by version #${sampleSeq}, ${latestSeq - sampleSeq} behind the newest #${latestSeq} (bound ${bound.maxStaleness})` };
+  }
+  return { stale: false, why: null };
+}
+
+/**
+ * Applies a staleness bound to records in place: `mark` sets stale; `reject` also turns the sample
+ * into status 'failed' with error 'stale_policy: <why>'. Failed/aborted samples are left alone.
+ * `seqOf` gives a version's registry sequence number (0 when never registered).
+ */
+export async function applyStaleness(
+  records: Array<{ policy: { name: string; version: string }; status: string; stale: boolean; correct: boolean; error: string | null }>,
+  bound: (StalenessBound & { onStale: 'mark' | 'reject' }) | undefined,
+  seqOf: (name: string, version: string) => Promise<number> | number,
+  latestSeq: number,
+  requiredSeq: number | null,
+): Promise<number> {
+  if (!bound || (bound.requiredVersion === undefined && bound.maxStaleness === undefined)) return 0;
+  const seqs = new Map<string, number>();
+  let n = 0;
+  for (const r of records) {
+    if (r.status === 'failed' || r.status === 'aborted') continue;
+    const k = `${r.policy.name}@${r.policy.version}`;
+    let seq = seqs.get(k);
+    if (seq === undefined) seqs.set(k, (seq = await seqOf(r.policy.name, r.policy.version)));
+    const s = isStale(bound, seq, latestSeq, requiredSeq);
+    if (!s.stale) continue;
+    n++;
+    r.stale = true;
+    if (bound.onStale === 'reject') {
+      r.status = 'failed';
+      r.correct = false;
+      r.error = `stale_policy: ${s.why}`;
+    }
+  }
+  return n;
+}
