@@ -1,0 +1,148 @@
+// npm run demo: the whole path on one machine. Finds or starts a Redis, starts a gateway and a
+// worker on the bundled model, submits a batch of held-out task-suite prompts through the CLI's
+// submit code path with a live progress bar, verifies the answers, prints accuracy, TPF, tokens/s
+// and where the results are, then stops everything it started.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { GatewayClient, type BatchOutputLine } from '@dllm/contracts';
+import { problems, verifyResponse, type Problem } from '@dllm/tasks';
+import { progressBar, submitBatch, table } from '../../cli/src/commands/submit';
+import { repoRoot, startCluster, tail, type Cluster } from './cluster';
+
+interface RedisHandle {
+  url: string;
+  private: boolean;
+  stop(): void;
+}
+
+const N_PER_FAMILY = Number(process.env.DEMO_PROBLEMS_PER_FAMILY ?? 16);
+const MODEL = process.env.DEMO_MODEL ?? 'tiny-dllm';
+
+async function main(): Promise<number> {
+  const root = repoRoot();
+  const modelDir = path.resolve(root, process.env.DEMO_MODEL_DIR ?? `models/${MODEL}`);
+  if (!fs.existsSync(path.join(modelDir, 'dllm.json'))) {
+    console.error(`demo: no model at ${modelDir} (expected dllm.json there). The bundled models live in models/.`);
+    return 1;
+  }
+  const { ensureRedis } = require(path.join(root, 'scripts/redis.js')) as { ensureRedis(o: { log(m: string): void }): Promise<RedisHandle> };
+  let redis: RedisHandle;
+  try {
+    redis = await ensureRedis({ log: (m) => console.log(`redis: ${m}`) });
+  } catch (e) {
+    console.error((e as Error).message);
+    return 1;
+  }
+  console.log(`redis: ${redis.url}${redis.private ? ' (private, stopped at exit)' : ''}`);
+  const outDir = path.join(root, 'var/demo', new Date().toISOString().replace(/[:.]/g, '-'));
+  fs.mkdirSync(outDir, { recursive: true });
+  let cluster: Cluster | undefined;
+  const cleanup = async () => {
+    await cluster?.stop().catch(() => {});
+    redis.stop();
+  };
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  try {
+    console.log(`starting a gateway and a worker on ${path.relative(root, modelDir)} ...`);
+    const t0 = Date.now();
+    cluster = await startCluster({
+      redisUrl: redis.url,
+      models: [{ name: MODEL, dir: modelDir }],
+      workers: 1,
+      logDir: path.join(outDir, 'logs'),
+      storageDir: path.join(outDir, 'storage'),
+      env: { RATE_LIMIT_REQUESTS: '100000' },
+    });
+    console.log(`gateway ${cluster.gatewayUrl} and worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (logs: ${path.relative(root, cluster.logDir)})`);
+
+    // Held-out prompts from every task family.
+    const probs: Problem[] = [];
+    for (const family of ['arith', 'string']) probs.push(...problems(family, { split: 'test', seed: 2026, n: N_PER_FAMILY, unique: true }));
+    const maxTokens = Math.min(256, Math.max(...probs.map((p) => p.solution.length)) + 16);
+    const input = path.join(outDir, 'input.jsonl');
+    fs.writeFileSync(
+      input,
+      probs
+        .map((p) =>
+          JSON.stringify({
+            custom_id: p.id,
+            method: 'POST',
+            url: '/v1/completions',
+            body: { model: MODEL, prompt: p.prompt, max_tokens: maxTokens, temperature: 0, seed: 0 },
+          }),
+        )
+        .join('\n') + '\n',
+    );
+    console.log(`submitting ${probs.length} held-out problems (${path.relative(root, input)}) ...`);
+    const client = new GatewayClient({ baseUrl: cluster.gatewayUrl, apiKey: cluster.apiKey });
+    const started = Date.now();
+    const tty = process.stdout.isTTY;
+    let lastDone = -1;
+    const outcome = await submitBatch(client, {
+      file: input,
+      endpoint: '/v1/completions',
+      window: '24h',
+      wait: true,
+      outDir,
+      pollMs: 200,
+      onProgress: (b) => {
+        const done = b.request_counts.completed + b.request_counts.failed;
+        if (tty) process.stdout.write(`\r${progressBar(b, started)}\x1b[K`);
+        else if (done !== lastDone && (done % 8 === 0 || done === b.request_counts.total)) process.stdout.write(`${progressBar(b, started)}\n`);
+        lastDone = done;
+      },
+    });
+    if (tty) process.stdout.write('\n');
+    const b = outcome.batch;
+    if (b.status !== 'completed' || !outcome.outputPath) {
+      console.error(`batch ${b.id} ended ${b.status}; errors: ${outcome.errorPath ?? '-'}\nworker log:\n${tail(cluster.workers[0].log)}`);
+      return 1;
+    }
+    const byId = new Map(probs.map((p) => [p.id, p]));
+    let correct = 0;
+    let tokens = 0;
+    let forwards = 0;
+    const perFamily = new Map<string, { n: number; ok: number }>();
+    const lines = fs.readFileSync(outcome.outputPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as BatchOutputLine);
+    for (const l of lines) {
+      const p = byId.get(l.custom_id)!;
+      const body = l.response?.body as { choices: { text: string }[]; usage: { completion_tokens: number }; dllm: { forwards: number } };
+      const v = verifyResponse(p, body.choices[0].text);
+      const f = perFamily.get(p.family) ?? { n: 0, ok: 0 };
+      f.n++;
+      if (v.correct) {
+        f.ok++;
+        correct++;
+      }
+      perFamily.set(p.family, f);
+      tokens += body.usage.completion_tokens;
+      forwards += body.dllm.forwards;
+    }
+    const seconds = outcome.seconds;
+    console.log(
+      '\n' +
+        table([
+          ['batch', `${b.id} (${b.status}, ${b.request_counts.completed}/${b.request_counts.total} answered, ${b.request_counts.failed} failed)`],
+          ['accuracy', `${((100 * correct) / lines.length).toFixed(1)}% (${correct}/${lines.length})`],
+          ...[...perFamily].map(([fam, f]): [string, string] => [`  ${fam}`, `${((100 * f.ok) / f.n).toFixed(1)}% (${f.ok}/${f.n})`]),
+          ['TPF', `${(tokens / Math.max(1, forwards)).toFixed(2)} tokens per forward (${tokens} tokens / ${forwards} forwards)`],
+          ['tokens/s', `${(tokens / seconds).toFixed(1)} (${tokens} completion tokens in ${seconds.toFixed(1)} s, batch wall time)`],
+          ['results', path.relative(root, outcome.outputPath)],
+          ['errors', outcome.errorPath ? path.relative(root, outcome.errorPath) : 'none'],
+          ['input', path.relative(root, input)],
+          ['logs', path.relative(root, cluster.logDir)],
+        ]),
+    );
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    console.error(`demo: ${e.message}`);
+    process.exit(1);
+  },
+);

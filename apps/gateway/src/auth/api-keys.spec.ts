@@ -1,0 +1,29 @@
+import { ApiKeyRing, hashApiKey, presentedKey } from './api-keys';
+
+describe('API keys', () => {
+  const ring = new ApiKeyRing([
+    { name: 'alice', sha256: hashApiKey('sk-alice') },
+    { name: 'bob', sha256: hashApiKey('sk-bob').toUpperCase() },
+  ]);
+
+  it('maps a presented secret to its owner through the hash only', () => {
+    expect(ring.owner('sk-alice')).toBe('alice');
+    expect(ring.owner('sk-bob')).toBe('bob');
+    expect(ring.owner('sk-eve')).toBeUndefined();
+    expect(ring.owner(hashApiKey('sk-alice'))).toBeUndefined(); // the hash itself is not a key
+  });
+
+  it('refuses malformed config with a message naming the entry', () => {
+    expect(() => new ApiKeyRing([{ name: 'x', sha256: 'abc' }])).toThrow(/API key 'x': expected a 64-char hex SHA-256/);
+    expect(() => new ApiKeyRing([{ name: 'a b', sha256: hashApiKey('1') }])).toThrow(/API key name 'a b'/);
+    expect(() => new ApiKeyRing([{ name: 'a', sha256: hashApiKey('1') }, { name: 'b', sha256: hashApiKey('1') }])).toThrow(/same hash as 'a'/);
+  });
+
+  it('reads Bearer and x-api-key headers', () => {
+    expect(presentedKey({ authorization: 'Bearer sk-1' })).toBe('sk-1');
+    expect(presentedKey({ authorization: 'bearer  sk-2 ' })).toBe('sk-2');
+    expect(presentedKey({ authorization: 'Basic abc' })).toBeUndefined();
+    expect(presentedKey({ 'x-api-key': 'sk-3' })).toBe('sk-3');
+    expect(presentedKey({})).toBeUndefined();
+  });
+});

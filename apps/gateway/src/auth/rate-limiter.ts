@@ -1,0 +1,33 @@
+import type { Redis } from 'ioredis';
+
+export interface RateDecision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetMs: number;
+}
+
+const INCR_WITH_TTL = `local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n`;
+
+/**
+ * Per-key fixed-window limit kept in Redis so every gateway replica shares one budget:
+ * one INCR (+ PEXPIRE on the first hit) round trip per request. limit <= 0 disables it.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    readonly limit: number,
+    readonly windowMs: number,
+  ) {}
+
+  async check(owner: string, now = Date.now()): Promise<RateDecision> {
+    if (this.limit <= 0) return { allowed: true, limit: 0, remaining: 0, resetMs: 0 };
+    const window = Math.floor(now / this.windowMs);
+    const key = `${this.prefix}rl:${owner}:${window}`;
+    // One EVALSHA instead of a MULTI pipeline: the cheapest round trip per request.
+    const count = Number(await this.redis.eval(INCR_WITH_TTL, 1, key, this.windowMs * 2));
+    const resetMs = (window + 1) * this.windowMs - now;
+    return { allowed: count <= this.limit, limit: this.limit, remaining: Math.max(0, this.limit - count), resetMs };
+  }
+}

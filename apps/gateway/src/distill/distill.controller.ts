@@ -1,0 +1,39 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { distillRequestSchema } from '@dllm/contracts';
+import type { AuthedRequest } from '../auth/auth.guard';
+import { parseBody } from '../http/zod';
+import { jsonSchema } from '../openapi/zod-openapi';
+import { DistillService } from './distill.service';
+
+/** Self-distillation datasets (dParallel): the teacher decodes questions safely, the job writes a training set. */
+@ApiTags('distill')
+@ApiBearerAuth()
+@Controller('v1/distill')
+export class DistillController {
+  constructor(private readonly distill: DistillService) {}
+
+  @Post()
+  @HttpCode(202)
+  @ApiBody({ schema: jsonSchema(distillRequestSchema) })
+  async create(@Body() raw: unknown, @Req() req: AuthedRequest) {
+    parseBody(distillRequestSchema, raw);
+    const body = this.distill.parse(raw);
+    const { id, total } = await this.distill.submit(req.owner, body);
+    return { id, object: 'distillation', status: 'queued', model: body.model, total };
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string, @Req() req: AuthedRequest) {
+    return this.distill.view(req.owner, id);
+  }
+
+  /** A dataset file: <family>-train.jsonl, tokenizer.json or distill.json. */
+  @Get(':id/files/:name')
+  async file(@Param('id') id: string, @Param('name') name: string, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
+    const f = await this.distill.file(req.owner, id, name);
+    const type = name.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/json';
+    await reply.header('content-type', type).send(f.stream ?? f.buf);
+  }
+}

@@ -1,0 +1,60 @@
+import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { Redis } from 'ioredis';
+import { ApiKeyRing } from './auth/api-keys';
+import { AuthGuard } from './auth/auth.guard';
+import { RateLimiter } from './auth/rate-limiter';
+import { BatchesController } from './batches/batches.controller';
+import { BatchService } from './batches/batch.service';
+import { FileService } from './batches/file.service';
+import { FilesController } from './batches/files.controller';
+import { HealthController } from './health/health.controller';
+import { OpenAiErrorFilter } from './http/error.filter';
+import { GenerationService } from './jobs/generation.service';
+import { JobsController } from './jobs/jobs.controller';
+import { MetricsService } from './metrics/metrics.service';
+import { CompletionsController } from './openai/completions.controller';
+import { ModelsController } from './models/models.controller';
+import { RolloutController } from './rollout/rollout.controller';
+import { RolloutService } from './rollout/rollout.service';
+import { DistillController } from './distill/distill.controller';
+import { DistillService } from './distill/distill.service';
+import type { GatewaySettings } from './settings';
+import { REDIS, SETTINGS } from './tokens';
+
+@Module({})
+export class GatewayModule implements OnApplicationShutdown {
+  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  static forRoot(settings: GatewaySettings): DynamicModule {
+    return {
+      module: GatewayModule,
+      controllers: [HealthController, CompletionsController, JobsController, FilesController, BatchesController, RolloutController, ModelsController, DistillController],
+      providers: [
+        { provide: SETTINGS, useValue: settings },
+        {
+          provide: REDIS,
+          useFactory: () => new Redis(settings.redisUrl, { maxRetriesPerRequest: 3, connectionName: 'dllm-gateway', enableAutoPipelining: true }),
+        },
+        { provide: ApiKeyRing, useFactory: () => new ApiKeyRing(settings.apiKeys) },
+        {
+          provide: RateLimiter,
+          inject: [REDIS],
+          useFactory: (redis: Redis) => new RateLimiter(redis, settings.keyPrefix, settings.rateLimit.requests, settings.rateLimit.windowMs),
+        },
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: OpenAiErrorFilter },
+        MetricsService,
+        GenerationService,
+        FileService,
+        BatchService,
+        RolloutService,
+        DistillService,
+      ],
+    };
+  }
+}

@@ -1,0 +1,131 @@
+// Model registry (policy versions for RL weight sync): POST /v1/models/:name/versions registers a
+// new model directory (on the volume the workers share) as the next version, either by path (JSON
+// {dir}) or by upload (multipart/form-data with parts dllm.json, model.onnx, tokenizer.json and
+// optionally model.onnx.data, written under STORAGE_DIR/models/<name>/<version>/); every worker
+// serving that model hot-swaps to it (pub/sub), in-flight sequences finish on the old weights.
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { AuthedRequest } from '../auth/auth.guard';
+import { parseMultipart } from '../batches/multipart';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { loadModelDir, ModelDirError } from '@dllm/model';
+import { PolicyRegistry, PolicyVersionConflict } from '@dllm/rl';
+import { ApiError } from '../http/api-error';
+import { parseBody } from '../http/zod';
+import { GenerationService } from '../jobs/generation.service';
+import { jsonSchema } from '../openapi/zod-openapi';
+import type { GatewaySettings } from '../settings';
+import { REDIS, SETTINGS } from '../tokens';
+
+export const registerVersionSchema = z
+  .strictObject({
+    /** A model directory (dllm.json, model.onnx, tokenizer.json) readable by the gateway and the workers. */
+    dir: z.string().min(1).max(4096),
+    /** Must equal the manifest's version when given. */
+    version: z.string().min(1).max(128).optional(),
+  })
+  .meta({ id: 'RegisterModelVersion' });
+
+@ApiTags('models')
+@ApiBearerAuth()
+@Controller('v1/models')
+export class ModelsController {
+  private readonly registry: PolicyRegistry;
+
+  constructor(
+    @Inject(REDIS) redis: Redis,
+    @Inject(SETTINGS) private readonly settings: GatewaySettings,
+    private readonly gen: GenerationService,
+  ) {
+    this.registry = new PolicyRegistry(redis, settings.queuePrefix);
+  }
+
+  @Post(':name/versions')
+  @HttpCode(201)
+  @ApiBody({ schema: jsonSchema(registerVersionSchema) })
+  async register(@Param('name') name: string, @Body() raw: unknown, @Req() req: AuthedRequest) {
+    this.gen.checkModel(name);
+    const ct = String(req.headers['content-type'] ?? '');
+    const upload = ct.toLowerCase().startsWith('multipart/form-data');
+    const body = upload ? { dir: await this.saveUpload(name, raw, ct) } : parseBody(registerVersionSchema, raw);
+    try {
+      return await this.registerDir(name, body);
+    } catch (e) {
+      if (upload) fs.rmSync(body.dir, { recursive: true, force: true }); // a rejected upload leaves nothing behind
+      throw e;
+    }
+  }
+
+  private async registerDir(name: string, body: { dir: string; version?: string }) {
+    let manifest;
+    let dir: string;
+    try {
+      const md = await loadModelDir(body.dir);
+      manifest = md.manifest;
+      dir = md.dir;
+    } catch (e) {
+      if (e instanceof ModelDirError) throw new ApiError(422, e.message, 'invalid_model_dir', 'dir');
+      throw e;
+    }
+    if (manifest.name !== name) throw new ApiError(422, `The model directory is '${manifest.name}' (dllm.json name), not '${name}'.`, 'model_name_mismatch', 'dir');
+    if (body.version !== undefined && body.version !== manifest.version) throw new ApiError(422, `version '${body.version}' does not match the manifest's version '${manifest.version}'.`, 'version_mismatch', 'version');
+    try {
+      const v = await this.registry.register(name, manifest.version, dir);
+      return { object: 'model.version', model: name, version: v.version, seq: v.seq, dir: v.dir, created_at: Math.floor(v.createdAt / 1000) };
+    } catch (e) {
+      if (e instanceof PolicyVersionConflict) throw new ApiError(409, e.message, 'version_exists', 'version');
+      if (e instanceof RangeError) throw new ApiError(422, e.message, 'invalid_value');
+      throw e;
+    }
+  }
+
+  /** Writes an uploaded model directory under STORAGE_DIR/models/<name>/<version>/ (atomically) and returns it. */
+  private async saveUpload(name: string, raw: unknown, ct: string): Promise<string> {
+    if (!Buffer.isBuffer(raw)) throw new ApiError(400, 'Empty upload.', 'invalid_multipart');
+    const parts = parseMultipart(raw, ct);
+    const allowed = new Set(['dllm.json', 'model.onnx', 'model.onnx.data', 'tokenizer.json']);
+    const files = new Map<string, Buffer>();
+    for (const p of parts) {
+      const n = p.filename || p.name;
+      if (!allowed.has(n)) throw new ApiError(422, `Unexpected part '${n.slice(0, 64)}': upload dllm.json, model.onnx, tokenizer.json (and model.onnx.data).`, 'invalid_value', 'file');
+      files.set(n, Buffer.from(p.data));
+    }
+    for (const need of ['dllm.json', 'model.onnx', 'tokenizer.json']) if (!files.has(need)) throw new ApiError(422, `Missing part '${need}'.`, 'missing_field', need);
+    let version: string;
+    try {
+      version = String((JSON.parse(files.get('dllm.json')!.toString('utf8')) as { version?: unknown }).version ?? '');
+    } catch {
+      throw new ApiError(422, 'dllm.json is not valid JSON.', 'invalid_model_dir', 'dllm.json');
+    }
+    try {
+      PolicyRegistry.checkNames(name, version);
+    } catch (e) {
+      throw new ApiError(422, `dllm.json: ${(e as Error).message}`, 'invalid_model_dir', 'dllm.json');
+    }
+    const root = path.resolve(this.settings.storageDir, 'models', name);
+    const dir = path.join(root, version);
+    if (fs.existsSync(dir)) throw new ApiError(409, `An upload of ${name} version '${version}' already exists; versions are immutable.`, 'version_exists', 'version');
+    const tmp = path.join(root, `.upload-${randomBytes(6).toString('hex')}`);
+    fs.mkdirSync(tmp, { recursive: true });
+    try {
+      for (const [n, b] of files) fs.writeFileSync(path.join(tmp, n), b);
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return dir;
+  }
+
+  @Get(':name/versions')
+  async list(@Param('name') name: string) {
+    this.gen.checkModel(name);
+    const all = await this.registry.list(name);
+    const latest = await this.registry.latest(name);
+    return { object: 'list', model: name, latest: latest?.version ?? null, data: all.map((v) => ({ version: v.version, seq: v.seq, dir: v.dir, created_at: Math.floor(v.createdAt / 1000) })) };
+  }
+}

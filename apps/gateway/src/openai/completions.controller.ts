@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { Body, Controller, Get, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import {
+  chatCompletionRequestSchema,
+  chatCompletionResponseSchema,
+  completionRequestSchema,
+  completionResponseSchema,
+  modelListSchema,
+  renderChatPrompt,
+  type ChatCompletionResponse,
+  type CompletionResponse,
+  type DllmStats,
+} from '@dllm/contracts';
+import type { AuthedRequest } from '../auth/auth.guard';
+import { toApiError } from '../http/error.filter';
+import { openSse } from '../http/sse';
+import { parseBody } from '../http/zod';
+import { jsonSchema } from '../openapi/zod-openapi';
+import { GenerationService, type Endpoint } from '../jobs/generation.service';
+import type { GenerationResult } from '../jobs/catalogue-bridge';
+import { SETTINGS } from '../tokens';
+import type { GatewaySettings } from '../settings';
+import { engineOptions } from './options';
+
+const now = () => Math.floor(Date.now() / 1000);
+const openAiFinish = (r: GenerationResult): 'stop' | 'length' => (r.finishReason === 'length' ? 'length' : 'stop');
+
+export function dllmStats(jobId: string, r: GenerationResult): DllmStats {
+  return {
+    forwards: r.stats.forwards,
+    tpf: r.stats.tpf,
+    wall_ms: r.stats.wallMs,
+    finish_reason: r.finishReason,
+    job_id: jobId,
+    model_version: r.model?.version,
+    prefix_cache_hit_tokens: r.stats.prefixCacheHitTokens,
+  };
+}
+
+export function usage(r: GenerationResult) {
+  return {
+    prompt_tokens: r.usage.promptTokens,
+    completion_tokens: r.usage.completionTokens,
+    total_tokens: r.usage.promptTokens + r.usage.completionTokens,
+  };
+}
+
+export function completionBody(jobId: string, model: string, r: GenerationResult): CompletionResponse {
+  return {
+    id: `cmpl-${jobId}`,
+    object: 'text_completion',
+    created: now(),
+    model,
+    choices: [{ index: 0, text: r.text, finish_reason: openAiFinish(r), logprobs: null }],
+    usage: usage(r),
+    dllm: dllmStats(jobId, r),
+  };
+}
+
+export function chatBody(jobId: string, model: string, r: GenerationResult): ChatCompletionResponse {
+  return {
+    id: `chatcmpl-${jobId}`,
+    object: 'chat.completion',
+    created: now(),
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: openAiFinish(r), logprobs: null }],
+    usage: usage(r),
+    dllm: dllmStats(jobId, r),
+  };
+}
+
+@ApiTags('openai')
+@ApiBearerAuth()
+@Controller('v1')
+export class CompletionsController {
+  constructor(
+    private readonly gen: GenerationService,
+    @Inject(SETTINGS) private readonly settings: GatewaySettings,
+  ) {}
+
+  @Get('models')
+  @ApiOkResponse({ schema: jsonSchema(modelListSchema) })
+  listModels() {
+    return {
+      object: 'list' as const,
+      data: this.gen.models().map((m) => ({ id: m.name, object: 'model' as const, created: 0, owned_by: 'dllm-farm', dllm: { queue: m.queue } })),
+    };
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  @ApiBody({ schema: jsonSchema(completionRequestSchema) })
+  @ApiOkResponse({ schema: jsonSchema(completionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })
+  async completions(@Body() raw: unknown, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
+    const body = parseBody(completionRequestSchema, raw);
+    const prompt = Array.isArray(body.prompt) ? body.prompt[0] : body.prompt;
+    return this.generate(req.owner, 'completions', body.model, prompt, body as Record<string, unknown>, !!body.stream, reply);
+  }
+
+  @Post('chat/completions')
+  @HttpCode(200)
+  @ApiBody({ schema: jsonSchema(chatCompletionRequestSchema) })
+  @ApiOkResponse({ schema: jsonSchema(chatCompletionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })
+  async chat(@Body() raw: unknown, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
+    const body = parseBody(chatCompletionRequestSchema, raw);
+    return this.generate(req.owner, 'chat.completions', body.model, renderChatPrompt(body.messages), body as Record<string, unknown>, !!body.stream, reply);
+  }
+
+  private async generate(owner: string, endpoint: Endpoint, model: string, prompt: string, body: Record<string, unknown>, stream: boolean, reply: FastifyReply) {
+    const input = { owner, model, prompt, options: engineOptions(body), endpoint, stream };
+    if (!stream) {
+      const { jobId, result } = await this.gen.run(input, { timeoutMs: this.settings.requestTimeoutMs });
+      return reply.send(endpoint === 'completions' ? completionBody(jobId, model, result) : chatBody(jobId, model, result));
+    }
+    this.gen.payload(input); // 4xx before the stream opens
+    const sse = openSse(reply);
+    const chat = endpoint === 'chat.completions';
+    const created = now();
+    let id = '';
+    let sent = '';
+    const chunk = (text: string | null, finish: string | null, extra: Record<string, unknown> = {}) =>
+      chat
+        ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...extra }
+        : { id: `cmpl-${id}`, object: 'text_completion', created, model, choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...extra };
+    const jobId = `gen-${randomUUID()}`;
+    id = jobId;
+    try {
+      const { result } = await this.gen.run(
+        { ...input, jobId },
+        {
+          signal: sse.signal,
+          timeoutMs: this.settings.requestTimeoutMs,
+          onProgress: (p) => {
+            if (!p.text) return;
+            sse.data(chunk(p.text, null));
+            sent += p.text;
+          },
+        },
+      );
+      const rest = result.text.startsWith(sent) ? result.text.slice(sent.length) : '';
+      if (rest) {
+        sse.data(chunk(rest, null));
+        sent += rest;
+      }
+      sse.data(chunk(chat ? null : '', openAiFinish(result), { usage: usage(result), dllm: dllmStats(jobId, result) }));
+      sse.data('[DONE]');
+    } catch (e) {
+      sse.data(toApiError(e).body());
+    } finally {
+      sse.end();
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,51 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { rolloutRequestSchema } from '@dllm/contracts';
+import type { AuthedRequest } from '../auth/auth.guard';
+import { ApiError } from '../http/api-error';
+import { parseBody } from '../http/zod';
+import { jsonSchema } from '../openapi/zod-openapi';
+import { RolloutService } from './rollout.service';
+
+/** RL rollouts: submit a batch of prompts x G samples, poll it, download or stream its trajectories. */
+@ApiTags('rollouts')
+@ApiBearerAuth()
+@Controller('v1/rollouts')
+export class RolloutController {
+  constructor(private readonly rollouts: RolloutService) {}
+
+  @Post()
+  @HttpCode(202)
+  @ApiBody({ schema: jsonSchema(rolloutRequestSchema) })
+  async create(@Body() raw: unknown, @Req() req: AuthedRequest) {
+    parseBody(rolloutRequestSchema, raw); // 400 for a non-object body, 422 with every reason
+    const body = this.rollouts.parse(raw);
+    const { id, targetGroups } = await this.rollouts.submit(req.owner, body);
+    return { id, object: 'rollout', status: 'queued', model: body.model, prompts: body.prompts.length, group_size: body.groupSize, target_groups: targetGroups };
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string, @Req() req: AuthedRequest) {
+    return this.rollouts.view(req.owner, id);
+  }
+
+  /** Every trajectory record as JSONL (one record per line), once the rollout completed. */
+  @Get(':id/trajectories')
+  async trajectories(@Param('id') id: string, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
+    const buf = await this.rollouts.jsonl(req.owner, id);
+    await reply.header('content-type', 'application/x-ndjson').header('content-disposition', `attachment; filename="${id}.jsonl"`).send(buf);
+  }
+
+  /**
+   * The learner's cursor stream: ?group=<consumer group>&cursor=<cursor of the previous page>&count=N.
+   * Passing a cursor acknowledges that page; each record reaches a consumer group once.
+   */
+  @Get(':id/stream')
+  async stream(@Param('id') id: string, @Query() q: Record<string, string | undefined>, @Req() req: AuthedRequest) {
+    if (!q.group) throw new ApiError(400, 'Query parameter group (the consumer group name) is required.', 'missing_group', 'group');
+    const count = q.count === undefined ? 100 : Number(q.count);
+    const page = await this.rollouts.page(req.owner, id, q.group, q.cursor ? q.cursor : null, count, q.consumer);
+    return { object: 'rollout.page', rollout: id, group: q.group, ...page };
+  }
+}

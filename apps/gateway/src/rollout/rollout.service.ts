@@ -1,0 +1,189 @@
+// RL rollouts in the gateway: validates a request, stores it, and creates the BullMQ flow (parent
+// 'aggregate' + the first targetGroups 'group' children) in the model's rollout queue; reads the
+// status, the JSONL and the learner's cursor stream.
+import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { FlowProducer, Queue, type Job } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  queueName,
+  rolloutGroupJob,
+  rolloutGroupJobId,
+  rolloutJob,
+  rolloutRequestSchema,
+  rolloutReturnSchema,
+  rolloutStateKeys,
+  type RolloutGroupPayload,
+  type RolloutPayload,
+  type RolloutRequest,
+  type RolloutResult,
+} from '@dllm/contracts';
+import { createResultStore, retentionOptions, settledSnapshot } from '@dllm/queue';
+import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type StreamPage } from '@dllm/rl';
+import { ApiError, fromZodError } from '../http/api-error';
+import { GenerationService } from '../jobs/generation.service';
+import type { GatewaySettings } from '../settings';
+import { REDIS, SETTINGS } from '../tokens';
+
+export interface RolloutView {
+  id: string;
+  object: 'rollout';
+  model: string;
+  status: 'queued' | 'running' | 'completed' | 'failed';
+  created_at: number;
+  group_size: number;
+  prompts: number;
+  target_groups: number;
+  progress: { launched: number; finished: number; kept: number; full: boolean };
+  failed_reason: string | null;
+  result: RolloutResult | null;
+}
+
+@Injectable()
+export class RolloutService implements OnModuleDestroy {
+  private readonly flows: FlowProducer;
+  private readonly queues = new Map<string, Queue>();
+  readonly store: TrajectoryStore;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(SETTINGS) private readonly settings: GatewaySettings,
+    private readonly gen: GenerationService,
+  ) {
+    this.flows = new FlowProducer({ connection: redis, prefix: settings.queuePrefix });
+    const rs = settings.resultStore;
+    const blobs = createResultStore(redis, {
+      queuePrefix: settings.queuePrefix,
+      dir: rs?.dir ?? settings.storageDir,
+      resultMaxBytes: rs?.resultMaxBytes ?? 262_144,
+      resultTtlSeconds: rs?.resultTtlSeconds ?? 86_400,
+    });
+    this.store = new TrajectoryStore(redis, blobs, settings.queuePrefix);
+  }
+
+  private queue(model: string): Queue {
+    let q = this.queues.get(model);
+    if (!q) {
+      q = new Queue(queueName('rollout', model), { connection: this.redis, prefix: this.settings.queuePrefix });
+      this.queues.set(model, q);
+    }
+    return q;
+  }
+
+  /** 422 with every reason (G < 2, unknown verifier, missing answers, absurd sizes, greedy sampling...). */
+  parse(raw: unknown): RolloutRequest {
+    const r = rolloutRequestSchema.safeParse(raw);
+    if (!r.success) throw fromZodError(r.error);
+    this.gen.checkModel(r.data.model);
+    return r.data;
+  }
+
+  async submit(owner: string, req: RolloutRequest): Promise<{ id: string; targetGroups: number }> {
+    const id = `ro-${randomUUID()}`;
+    const requestKey = rolloutBlobKeys.request(id);
+    await this.store.putJson(requestKey, req);
+    const total = req.prompts.length;
+    const target = req.targetGroups ?? total;
+    const keys = rolloutStateKeys(this.settings.queuePrefix, id);
+    const ttl = this.settings.resultStore?.resultTtlSeconds || 86_400;
+    await this.redis
+      .multi()
+      .hset(keys.state, { target: String(target), total: String(total), launched: String(target), full: '0', owner })
+      .sadd(keys.inflight, ...Array.from({ length: target }, (_, g) => String(g)))
+      .expire(keys.state, ttl)
+      .expire(keys.inflight, ttl)
+      .exec();
+    const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
+    const keep = retentionOptions(r);
+    const qn = queueName('rollout', req.model);
+    const now = Date.now();
+    const parent: RolloutPayload = rolloutJob.parsePayload({ rolloutId: id, owner, model: req.model, requestKey, targetGroups: target, totalPrompts: total, createdAt: now });
+    await this.flows.add({
+      name: rolloutJob.name,
+      queueName: qn,
+      data: parent,
+      // the parent is kept until its result expires: GET /v1/rollouts/:id reads it
+      opts: { ...rolloutJob.defaults, jobId: id, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } },
+      children: Array.from({ length: target }, (_, g) => ({
+        name: rolloutGroupJob.name,
+        queueName: qn,
+        data: { rolloutId: id, model: req.model, requestKey, groupIndex: g, createdAt: now } satisfies RolloutGroupPayload,
+        opts: { ...rolloutGroupJob.defaults, ...keep, jobId: rolloutGroupJobId(id, g), ignoreDependencyOnFailure: true },
+      })),
+    });
+    await this.redis.expire(keys.finished, ttl);
+    return { id, targetGroups: target };
+  }
+
+  private async job(owner: string, id: string): Promise<{ job: Job; payload: RolloutPayload }> {
+    if (!/^ro-[0-9a-f-]{36}$/.test(id)) throw ApiError.notFound('rollout', id.slice(0, 128));
+    for (const m of this.settings.models) {
+      const job = await this.queue(m.name).getJob(id);
+      if (!job) continue;
+      const payload = job.data as RolloutPayload;
+      if (payload.owner !== owner) break;
+      return { job, payload };
+    }
+    throw ApiError.notFound('rollout', id);
+  }
+
+  async view(owner: string, id: string): Promise<RolloutView> {
+    const found = await this.job(owner, id);
+    const payload = found.payload;
+    const keys = rolloutStateKeys(this.settings.queuePrefix, id);
+    const [state, finished] = await Promise.all([this.redis.hgetall(keys.state), this.redis.lrange(keys.finished, 0, -1)]);
+    const { job, state: st } = await settledSnapshot(this.queue(payload.model), found.job);
+    let result: RolloutResult | null = null;
+    if (st === 'completed') {
+      const ref = rolloutReturnSchema.safeParse(job.returnvalue);
+      if (ref.success) result = await this.store.getJson<RolloutResult>(ref.data.resultKey);
+    }
+    const req = await this.store.getJson<RolloutRequest>(payload.requestKey);
+    return {
+      id,
+      object: 'rollout',
+      model: payload.model,
+      status: st === 'completed' ? 'completed' : st === 'failed' ? 'failed' : finished.length > 0 || st === 'active' || (await this.anyGroupActive(payload)) ? 'running' : 'queued',
+      created_at: Math.floor(payload.createdAt / 1000),
+      group_size: req?.groupSize ?? 0,
+      prompts: payload.totalPrompts,
+      target_groups: payload.targetGroups,
+      progress: { launched: Number(state.launched ?? 0), finished: finished.length, kept: finished.filter((f) => f.endsWith(':1')).length, full: state.full === '1' },
+      failed_reason: job.failedReason ?? null,
+      result,
+    };
+  }
+
+  /** Whether a group of this rollout is being generated right now (the parent waits for children meanwhile). */
+  private async anyGroupActive(p: RolloutPayload): Promise<boolean> {
+    const launched = Number((await this.redis.hget(rolloutStateKeys(this.settings.queuePrefix, p.rolloutId).state, 'launched')) ?? 0);
+    const q = this.queue(p.model);
+    for (let g = 0; g < Math.min(launched, 64); g++) {
+      const j = await q.getJob(rolloutGroupJobId(p.rolloutId, g));
+      if (j && (await j.getState()) === 'active') return true;
+    }
+    return false;
+  }
+
+  async jsonl(owner: string, id: string): Promise<Buffer> {
+    const v = await this.view(owner, id);
+    if (v.status !== 'completed') throw new ApiError(409, `Rollout ${id} is ${v.status}; its trajectories are written when it completes.`, 'rollout_not_finished');
+    const buf = await this.store.jsonl(id);
+    if (!buf) throw new ApiError(410, `The trajectories of rollout ${id} have expired.`, 'expired');
+    return buf;
+  }
+
+  async page(owner: string, id: string, group: string, cursor: string | null, count: number, consumer?: string): Promise<StreamPage> {
+    await this.job(owner, id);
+    try {
+      return await this.store.read(id, group, cursor, count, consumer);
+    } catch (e) {
+      if (e instanceof StreamCursorError) throw new ApiError(400, e.message, 'invalid_cursor');
+      throw e;
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.allSettled([this.flows.close(), ...[...this.queues.values()].map((q) => q.close())]);
+  }
+}

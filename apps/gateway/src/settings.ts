@@ -1,0 +1,61 @@
+// What the gateway needs from the environment, in one typed object. Built from @dllm/config's
+// validated env in main.ts; tests and the benchmark build it directly.
+import type { Config } from '@dllm/config';
+import type { ApiKeyEntry } from './auth/api-keys';
+
+export interface GatewaySettings {
+  host: string;
+  port: number;
+  redisUrl: string;
+  /** BullMQ key prefix (QUEUE_PREFIX); gateway and workers must agree. */
+  queuePrefix: string;
+  /** Prefix of every Redis key the gateway writes itself (batches, files index, rate limits). */
+  keyPrefix: string;
+  apiKeys: ApiKeyEntry[];
+  rateLimit: { requests: number; windowMs: number };
+  /** JSON request bodies. */
+  bodyLimitBytes: number;
+  /** Uploads to POST /v1/files. */
+  fileLimitBytes: number;
+  models: { name: string; dir?: string }[];
+  /** Shared volume for uploaded files and assembled batch outputs. */
+  storageDir: string;
+  batch: {
+    maxLines: number;
+    /** How often a gateway sweeps active batches (expiry, finalization). */
+    sweepMs: number;
+    /** Windows shorter than this are refused unless allowShortWindows. */
+    allowShortWindows: boolean;
+  };
+  /** How long a synchronous completion waits for its job before answering 504. */
+  requestTimeoutMs: number;
+  /** How long files and batch records live (seconds). */
+  retentionSeconds: number;
+  /** Job retention (removeOnComplete / removeOnFail) and the result store, shared with workers. */
+  jobRetention?: Config['retention'];
+  resultStore?: Config['storage'];
+}
+
+/** The gateway's part of the validated config. */
+export function settingsFromConfig(c: Config): GatewaySettings {
+  return {
+    host: c.gateway.host,
+    port: c.gateway.port,
+    redisUrl: c.redis.url,
+    queuePrefix: c.redis.queuePrefix,
+    keyPrefix: c.gateway.keyPrefix,
+    apiKeys: c.gateway.apiKeys,
+    rateLimit: c.gateway.rateLimit,
+    bodyLimitBytes: c.gateway.bodyLimitBytes,
+    fileLimitBytes: c.gateway.fileLimitBytes,
+    models: c.models,
+    storageDir: c.storage.dir,
+    batch: c.gateway.batch,
+    requestTimeoutMs: c.gateway.requestTimeoutMs,
+    retentionSeconds: c.retention.seconds,
+    jobRetention: c.retention,
+    resultStore: c.storage,
+  };
+}
+
+export const REQUEST_OWNER = Symbol('owner');

@@ -1,0 +1,69 @@
+// Shared providers of the worker process: config, Redis connections, result store, cancel
+// registry, engine, metrics.
+import { DynamicModule, Global, Inject, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { BlobStore } from '@dllm/storage';
+import type { Redis } from 'ioredis';
+import type { Config } from '@dllm/config';
+import { CancelRegistry, createRedis, createResultStore } from '@dllm/queue';
+import { DiscoveryModule } from '@nestjs/core';
+import { WorkerLifecycle } from '../jobs/lifecycle';
+import { EngineHolder } from './engine-holder';
+import { CONFIG, REDIS, RESULT_STORE, SUBSCRIBER } from './tokens';
+import { WorkerMetrics } from './worker-metrics';
+
+const SWEEP_EVERY_MS = 10 * 60_000;
+
+@Global()
+@Module({})
+export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(SUBSCRIBER) private readonly subscriber: Redis,
+    @Inject(RESULT_STORE) private readonly store: BlobStore,
+  ) {}
+
+  static forRoot(config: Config): DynamicModule {
+    return {
+      module: CoreModule,
+      imports: [DiscoveryModule],
+      providers: [
+        WorkerLifecycle,
+        { provide: CONFIG, useValue: config },
+        { provide: REDIS, useFactory: () => createRedis(config.redis.url, 'dllm-worker') },
+        { provide: SUBSCRIBER, useFactory: () => createRedis(config.redis.url, 'dllm-worker-cancel') },
+        {
+          provide: RESULT_STORE,
+          inject: [REDIS],
+          useFactory: (redis: Redis) =>
+            createResultStore(redis, { queuePrefix: config.redis.queuePrefix, dir: config.storage.dir, resultMaxBytes: config.storage.resultMaxBytes, resultTtlSeconds: config.storage.resultTtlSeconds }),
+        },
+        {
+          provide: CancelRegistry,
+          inject: [SUBSCRIBER, REDIS],
+          useFactory: async (sub: Redis, redis: Redis) => {
+            const reg = new CancelRegistry(sub, redis, config.redis.queuePrefix);
+            await reg.start();
+            return reg;
+          },
+        },
+        EngineHolder,
+        WorkerMetrics,
+      ],
+      exports: [WorkerLifecycle, CONFIG, REDIS, RESULT_STORE, CancelRegistry, EngineHolder, WorkerMetrics],
+    };
+  }
+
+  private sweeper?: NodeJS.Timeout;
+
+  onApplicationBootstrap(): void {
+    // Large results live on the shared volume; their expiry is enforced on read and swept here.
+    // Every worker sweeps; removing an expired file twice is harmless.
+    this.sweeper = setInterval(() => void this.store.sweep?.().catch(() => 0), SWEEP_EVERY_MS);
+    this.sweeper.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
+  }
+}

@@ -1,0 +1,169 @@
+// The distill job kind, without Nest: the teacher decodes every question (safe configuration), the
+// verifier judges it, and accepted rows stream into <family>-train.jsonl files in the store while
+// the job runs (one chunk of `concurrency` questions at a time; progress after each chunk).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { distillBlobKey, distillJob, type DistillPayload, type DistillProgress, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import type { Engine } from '@dllm/engine';
+import { verifiers, type BoundVerifier } from '@dllm/rl';
+import { iterateProblems } from '@dllm/tasks';
+import type { BlobStore } from '@dllm/storage';
+
+export interface DistillRunnerDeps {
+  store: BlobStore;
+  engine: () => Engine;
+  /** Directory of the served model (its tokenizer.json goes with the dataset). */
+  modelDir: string;
+  registerCancel?: (queue: string, jobId: string) => Promise<{ signal: AbortSignal; done: () => void }>;
+  ttlSeconds?: number;
+}
+
+interface Question {
+  id: string;
+  family: string;
+  prompt: string;
+  answer: string | null;
+  verifier: BoundVerifier | null;
+}
+
+function* questionsOf(req: DistillRequest): Generator<Question> {
+  for (const t of req.tasks ?? []) {
+    const v = verifiers.bind(`task:${t.family}`);
+    let i = 0;
+    for (const p of iterateProblems(t.family, { split: t.split, seed: t.seed })) {
+      if (i++ >= t.n) break;
+      yield { id: p.id, family: t.family, prompt: p.prompt, answer: p.answer, verifier: v };
+    }
+  }
+  const v = verifiers.bind(req.verifier);
+  for (const [i, q] of (req.questions ?? []).entries()) {
+    yield { id: q.id ?? `q${i}`, family: q.family ?? 'custom', prompt: q.prompt, answer: q.answer ?? null, verifier: q.answer !== undefined || !v.needsAnswer ? v : null };
+  }
+}
+
+type JobLike = Pick<Job<DistillPayload>, 'id' | 'data' | 'queueName'> & Partial<Pick<Job, 'updateProgress'>>;
+
+export class DistillRunner {
+  constructor(private readonly d: DistillRunnerDeps) {}
+
+  async process(job: JobLike): Promise<DistillReturn> {
+    const parsed = distillJob.safeParsePayload(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid distill payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const p = parsed.data;
+    const t0 = Date.now();
+    const raw = await this.d.store.get(p.requestKey);
+    if (!raw) throw new UnrecoverableError(`distill ${p.distillId}: request ${p.requestKey} is missing from the store`);
+    const req = JSON.parse(raw.toString('utf8')) as DistillRequest;
+    const engine = this.d.engine();
+    const teacher = { name: engine.model.name, version: engine.model.version };
+    const eosId = engine.model.manifest.tokens.eos;
+    const options = { temperature: 0, threshold: 1, ...req.decoding, trajectory: true };
+    const putOpts = this.d.ttlSeconds ? { ttlSeconds: this.d.ttlSeconds } : {};
+
+    // one streaming file per family, opened on first use
+    const files = new Map<string, { stream: PassThrough; done: Promise<number>; key: string }>();
+    const out = (family: string) => {
+      let f = files.get(family);
+      if (!f) {
+        const key = distillBlobKey(p.distillId, `${family}-train.jsonl`);
+        const stream = new PassThrough();
+        if (!this.d.store.putStream) throw new UnrecoverableError(`the ${this.d.store.kind} store cannot take streams`);
+        f = { stream, key, done: this.d.store.putStream(key, stream, putOpts) };
+        f.done.catch(() => undefined);
+        files.set(family, f);
+      }
+      return f;
+    };
+    const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
+    let done = 0;
+    let kept = 0;
+    let tokens = 0;
+    let forwards = 0;
+    const dropped = { incorrect: 0, truncated: 0, failed: 0 };
+    try {
+      const it = questionsOf(req);
+      for (;;) {
+        if (cancel?.signal.aborted) throw new Error('distill job cancelled');
+        const chunk: Question[] = [];
+        while (chunk.length < req.concurrency) {
+          const r = it.next();
+          if (r.done) break;
+          chunk.push(r.value);
+        }
+        if (!chunk.length) break;
+        const results = await Promise.allSettled(chunk.map((q) => engine.generate({ prompt: q.prompt, options }, { signal: cancel?.signal })));
+        results.forEach((res, i) => {
+          const q = chunk[i];
+          if (res.status === 'rejected') {
+            dropped.failed++;
+            return;
+          }
+          const g = res.value;
+          tokens += g.usage.completionTokens;
+          forwards += g.stats.forwards;
+          if (g.finishReason !== 'stop') {
+            dropped.truncated++; // no EOS: the student would learn not to stop
+            return;
+          }
+          const verdict = q.verifier && (q.answer !== null || !q.verifier.needsAnswer) ? q.verifier.verify({ response: g.text, answer: q.answer, prompt: q.prompt }) : null;
+          if (req.onlyCorrect && !verdict?.correct) {
+            dropped.incorrect++;
+            return;
+          }
+          const t = g.trajectory!;
+          const row: Record<string, unknown> = {
+            id: q.id,
+            family: q.family,
+            split: 'train',
+            prompt: q.prompt,
+            solution: g.text,
+            answer: q.answer,
+            teacher: { ...teacher, extracted: verdict?.extracted ?? null, correct: verdict?.correct ?? null, tokenIds: t.tokenIds, endedWithEos: t.tokenIds[t.tokenIds.length - 1] === eosId, forwards: t.forwards, tpf: t.tpf },
+          };
+          if (req.record.stepMap) row.stepMap = t.stepMap;
+          if (req.record.confidence) row.confidence = t.confidence;
+          if (req.record.entropy) row.entropy = t.entropy;
+          out(q.family).stream.write(JSON.stringify(row) + '\n');
+          kept++;
+        });
+        done += chunk.length;
+        const prog: DistillProgress = { done, total: p.total, kept };
+        await job.updateProgress?.(prog).catch(() => undefined);
+      }
+    } catch (e) {
+      for (const f of files.values()) f.stream.destroy(e as Error);
+      throw e;
+    } finally {
+      cancel?.done();
+    }
+    for (const f of files.values()) f.stream.end();
+    const names: Record<string, string> = {};
+    for (const [fam, f] of files) {
+      await f.done;
+      names[`${fam}-train.jsonl`] = f.key;
+    }
+    const tokPath = path.join(this.d.modelDir, 'tokenizer.json');
+    if (fs.existsSync(tokPath)) {
+      const key = distillBlobKey(p.distillId, 'tokenizer.json');
+      await this.d.store.put(key, fs.readFileSync(tokPath), putOpts);
+      names['tokenizer.json'] = key;
+    }
+    const meta = {
+      format: 'dllm-farm/distill-v1',
+      distillId: p.distillId,
+      teacher,
+      decoding: options,
+      counts: { total: p.total, kept, dropped },
+      blockSize: req.trainer.blockSize ?? engine.model.manifest.block_size,
+      certaintyForcing: { ...req.trainer, blockSize: req.trainer.blockSize ?? engine.model.manifest.block_size },
+      files: Object.keys(names),
+      createdAt: new Date().toISOString(),
+    };
+    const metaKey = distillBlobKey(p.distillId, 'distill.json');
+    await this.d.store.put(metaKey, JSON.stringify(meta, null, 2), putOpts);
+    names['distill.json'] = metaKey;
+    return { files: names, total: p.total, kept, dropped, teacher, tokens, meanTpf: forwards ? tokens / forwards : 0, wallMs: Date.now() - t0 };
+  }
+}

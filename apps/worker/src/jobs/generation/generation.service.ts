@@ -1,0 +1,98 @@
+// Runs one generation job on the engine: validates the payload, streams one progress event per
+// committed block, honours remote cancel (partial output, finishReason 'cancelled') and shutdown
+// hand-back, stores the result once and returns a small reference.
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { generationJob, type GenerationPayload, type GenerationProgress, type GenerationResult, type GenerationReturn } from '@dllm/contracts';
+import type { Config } from '@dllm/config';
+import { CancelRegistry, storeGenerationResult } from '@dllm/queue';
+import type { BlobStore } from '@dllm/storage';
+import { EngineHolder } from '../../core/engine-holder';
+import { CONFIG, RESULT_STORE } from '../../core/tokens';
+import { WorkerMetrics } from '../../core/worker-metrics';
+import { WorkerLifecycle } from '../lifecycle';
+
+/** What the service needs from a BullMQ job (a real Job in production). */
+export type GenerationJobLike = Pick<Job<GenerationPayload>, 'id' | 'data' | 'queueName' | 'timestamp' | 'updateProgress' | 'moveToWait'>;
+
+@Injectable()
+export class GenerationService {
+  private readonly logger = new Logger('Generation');
+
+  constructor(
+    private readonly engine: EngineHolder,
+    private readonly cancels: CancelRegistry,
+    private readonly metrics: WorkerMetrics,
+    private readonly lifecycle: WorkerLifecycle,
+    @Inject(RESULT_STORE) private readonly store: BlobStore,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
+
+  async run(job: GenerationJobLike, token?: string): Promise<GenerationReturn> {
+    const parsed = generationJob.safeParsePayload(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid generation payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const payload = parsed.data;
+    const model = this.config.worker.model.name;
+    if (payload.model !== model) throw new UnrecoverableError(`job for model '${payload.model}' reached the worker of '${model}'`);
+    const jobId = String(job.id);
+    const started = Date.now();
+    this.metrics.queueWait.observe({ kind: 'generation', model }, Math.max(0, started - job.timestamp) / 1000);
+    this.metrics.active.inc({ kind: 'generation' });
+    const { signal: cancelSignal, done } = await this.cancels.register(job.queueName, jobId);
+    const signal = AbortSignal.any([cancelSignal, this.lifecycle.handBackSignal]);
+    let progress: Promise<unknown> = Promise.resolve();
+    try {
+      let r;
+      try {
+        r = await this.engine.engine.generate(
+          { prompt: payload.prompt, options: payload.options },
+          {
+            signal,
+            onBlock: (e) => {
+              const p: GenerationProgress = { blocks: e.index + 1, completionTokens: e.completionTokens, forwards: e.forwards, text: e.text };
+              // In order, never blocking the engine; a lost progress event is not worth failing the job.
+              progress = progress.then(() => job.updateProgress(p)).catch(() => undefined);
+            },
+          },
+        );
+      } catch (e) {
+        // Bad options for this model (e.g. a diffusion policy on an AR model) will not get better on retry.
+        if (e instanceof RangeError) throw new UnrecoverableError(e.message);
+        throw e;
+      }
+      await progress;
+      if (r.finishReason === 'cancelled' && !cancelSignal.aborted && this.lifecycle.handBackSignal.aborted) {
+        // Shutdown, not the client: give the job back so another worker runs it.
+        await job.moveToWait(token);
+        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'handed_back' });
+        throw new WaitingError();
+      }
+      const result: GenerationResult = {
+        text: r.text,
+        tokenIds: r.tokenIds,
+        finishReason: r.finishReason,
+        usage: r.usage,
+        stats: r.stats,
+        model: r.model,
+        ...(r.trajectory !== undefined ? { trajectory: r.trajectory } : {}),
+      };
+      const ref = await storeGenerationResult(this.store, job.queueName, jobId, result);
+      this.metrics.jobs.inc({ kind: 'generation', model, outcome: r.finishReason });
+      this.metrics.tokens.inc({ model, type: 'prompt' }, r.usage.promptTokens);
+      this.metrics.tokens.inc({ model, type: 'completion' }, r.usage.completionTokens);
+      this.metrics.forwards.inc({ model }, r.stats.forwards);
+      if (r.stats.forwards > 0) this.metrics.tpf.observe({ model }, r.stats.tpf);
+      this.metrics.latency.observe({ kind: 'generation', model }, (Date.now() - started) / 1000);
+      return ref;
+    } catch (e) {
+      if (!(e instanceof WaitingError)) {
+        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'error' });
+        this.logger.warn(`job ${jobId} failed: ${(e as Error).message}`);
+      }
+      throw e;
+    } finally {
+      done();
+      this.metrics.active.dec({ kind: 'generation' });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// Start paused, resume when ready; drain on shutdown.
+//  - boot: check the handlers (one per job kind), load the model, then start every BullMQ worker
+//    (they are created with autorun: false, so no job is taken before the model is loaded);
+//  - shutdown (SIGTERM): stop taking jobs, let active ones finish for WORKER_DRAIN_TIMEOUT_MS, then
+//    abort the rest and hand them back to the queue (moveToWait) for another worker.
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { DiscoveryService } from '@nestjs/core';
+import { WorkerHost } from '@nestjs/bullmq';
+import type { Worker } from 'bullmq';
+import { JOB_KINDS } from '@dllm/contracts';
+import type { Config } from '@dllm/config';
+import { EngineHolder } from '../core/engine-holder';
+import { CONFIG } from '../core/tokens';
+import { checkHandlers, JOB_HANDLER } from './job-handler';
+
+@Injectable()
+export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Worker');
+  private readonly handBack = new AbortController();
+  private workers: Worker[] = [];
+  /** Resolves once every worker is running (or rejects when the model failed to load). */
+  started?: Promise<void>;
+  draining = false;
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly engine: EngineHolder,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
+
+  /** Aborted when the drain timeout passed: running jobs stop and go back to the queue. */
+  get handBackSignal(): AbortSignal {
+    return this.handBack.signal;
+  }
+
+  get running(): boolean {
+    return this.workers.length > 0 && this.workers.every((w) => w.isRunning());
+  }
+
+  onApplicationBootstrap(): void {
+    const hosts = this.discovery
+      .getProviders()
+      .filter((w) => w.instance instanceof WorkerHost && w.metatype && Reflect.getMetadata(JOB_HANDLER, w.instance.constructor))
+      .map((w) => ({ kind: Reflect.getMetadata(JOB_HANDLER, w.instance.constructor) as string, name: w.instance.constructor.name, host: w.instance as WorkerHost }));
+    checkHandlers(JOB_KINDS, hosts);
+    this.workers = hosts.map((h) => h.host.worker);
+    this.started = this.engine.load().then(() => {
+      if (this.draining) return;
+      for (const w of this.workers) {
+        w.run().catch((e: Error) => this.logger.error(`worker ${w.name} stopped: ${e.message}`));
+        this.logger.log(`taking jobs from ${w.name} (concurrency ${w.opts.concurrency})`);
+      }
+    });
+    this.started.catch(() => undefined);
+  }
+
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
+    this.draining = true;
+    const t = this.config.worker.drainTimeoutMs;
+    this.logger.log(`${signal ?? 'shutdown'}: no new jobs; active jobs have ${t} ms to finish`);
+    const timer = setTimeout(() => {
+      this.logger.warn('drain timeout: handing the remaining jobs back to the queue');
+      this.handBack.abort(new Error('worker shutting down'));
+    }, t);
+    try {
+      await Promise.all(this.workers.map((w) => w.close()));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

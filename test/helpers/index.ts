@@ -1,0 +1,4 @@
+export * from './build';
+export * from './processes';
+export * from './redis';
+export * from './fixture-model';
