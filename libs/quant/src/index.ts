@@ -9,3 +9,5 @@ export * from './model-dir';
 export * from './activations';
 export { HessianAccumulator, gptqBlockwise, cholesky, inverseCholeskyUpper } from './gptq';
 export type { GptqOptions } from './gptq';
+export { exportCheckpoint } from './export-checkpoint';
+export type { ExportResult } from './export-checkpoint';
