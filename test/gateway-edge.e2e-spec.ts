@@ -82,6 +82,19 @@ describe('gateway HTTP edge', () => {
     expect(m.status).toBe(200);
     expect(m.body).toContain(`dllm_queue_jobs{queue="dllm.generation.${model}",state="waiting"} 0`);
     expect(m.body).toContain('dllm_tokens_total');
+    for (const kind of ['generation', 'rollout', 'distill']) {
+      expect(m.body).toContain(`dllm_pending_forward_passes{queue="dllm.${kind}.${model}",model="${model}"} 0`);
+    }
+  });
+
+  it('reports queued work in expected forward passes (no worker here, no completed job: TPF 1)', async () => {
+    const created = await call('POST', '/v1/jobs', { headers: { ...alice, ...json }, body: JSON.stringify({ model, prompt: 'hi', options: { policy: 'ar', maxNewTokens: 99 } }) });
+    expect(created.status).toBe(202);
+    const m = await call('GET', '/metrics');
+    expect(m.body).toContain(`dllm_pending_forward_passes{queue="dllm.generation.${model}",model="${model}"} 100`);
+    expect(m.body).toContain(`dllm_queue_jobs{queue="dllm.generation.${model}",state="waiting"} 1`);
+    expect((await call('POST', `/v1/jobs/${created.body.id}/cancel`, { headers: alice })).status).toBe(200);
+    expect((await call('GET', '/metrics')).body).toContain(`dllm_pending_forward_passes{queue="dllm.generation.${model}",model="${model}"} 0`);
   });
 
   it('401 without or with a wrong key', async () => {

@@ -5,3 +5,4 @@ export * from './catalogue';
 export * from './jobs/generation';
 export * from './jobs/rollout';
 export * from './jobs/distill';
+export * from './work';

@@ -8,3 +8,5 @@ export { createResultStore, readGenerationResult, storeGenerationResult, ResultU
 export type { ResultStoreConfig } from './results';
 export { createQueue, destroyQueue } from './queue-factory';
 export { settledSnapshot } from './snapshot';
+export { PendingWorkEstimator, PENDING_STATES } from './pending-work';
+export type { PendingQueue, PendingWorkReading, PendingState } from './pending-work';

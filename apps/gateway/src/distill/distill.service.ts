@@ -5,7 +5,7 @@ import { Queue, type Job } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
-import { distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, queueName, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import { workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, queueName, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
 import { createResultStore, retentionOptions, settledSnapshot } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
@@ -45,7 +45,7 @@ export class DistillService implements OnModuleDestroy {
     const requestKey = distillBlobKey(id, 'request.json');
     await this.blobs.put(requestKey, JSON.stringify(req));
     const total = (req.tasks ?? []).reduce((a, t) => a + t.n, 0) + (req.questions?.length ?? 0);
-    const payload: DistillPayload = distillJob.parsePayload({ distillId: id, owner, model: req.model, requestKey, total, createdAt: Date.now() });
+    const payload: DistillPayload = distillJob.parsePayload({ distillId: id, owner, model: req.model, requestKey, total, createdAt: Date.now(), work: workOf(req.decoding, total) });
     const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
     const ttl = this.settings.resultStore?.resultTtlSeconds || 86_400;
     await this.queue(req.model).add(distillJob.name, payload, { ...distillJob.defaults, ...retentionOptions(r), removeOnComplete: { age: ttl }, jobId: id });

@@ -4,7 +4,8 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ENGINE_TO_WIRE } from '@dllm/contracts';
+import { ENGINE_TO_WIRE, JOB_KINDS, queueName, workOf } from '@dllm/contracts';
+import { PendingWorkEstimator } from '@dllm/queue';
 import { ApiError, fromZodError } from '../http/api-error';
 import { MetricsService } from '../metrics/metrics.service';
 import { REDIS, SETTINGS } from '../tokens';
@@ -65,6 +66,8 @@ export interface JobView {
 export class GenerationService implements OnModuleDestroy {
   private readonly logger = new Logger('Generation');
   private readonly queues = new Map<string, Queue>();
+  /** rollout / distill queues, only read here (their producers are the rollout and distill services). */
+  private readonly metricQueues = new Map<string, Queue>();
   private readonly watchers = new Map<string, JobWatcher>();
   private readonly watcherReady = new Map<string, Promise<void>>();
   /** Hook for batch accounting: every finished job of every queue this gateway watches. */
@@ -76,6 +79,7 @@ export class GenerationService implements OnModuleDestroy {
     private readonly metrics: MetricsService,
   ) {
     metrics.setDepthSource({ depths: () => this.depths() });
+    metrics.setPendingWork(new PendingWorkEstimator(() => this.farmQueues()));
     const rs = settings.resultStore;
     this.results = createResultStore(redis, {
       queuePrefix: settings.queuePrefix,
@@ -141,6 +145,7 @@ export class GenerationService implements OnModuleDestroy {
       stream: input.stream,
       endpoint: input.endpoint,
       createdAt: Date.now(),
+      work: workOf(input.options, 1),
       ...(input.batch ? { batch: input.batch } : {}),
     };
     const r = validateGenerationPayload(candidate);
@@ -324,17 +329,34 @@ export class GenerationService implements OnModuleDestroy {
     return readGenerationResult(this.results, jobId, returnvalue);
   }
 
+  /** Every queue of every served model (generation, rollout, distill), for the metrics. */
+  farmQueues(): { queue: Queue; model: string }[] {
+    return this.settings.models.flatMap((m) =>
+      JOB_KINDS.map((kind) => {
+        if (kind === 'generation') return { queue: this.queue(m.name), model: m.name };
+        const name = queueName(kind, m.name);
+        let q = this.metricQueues.get(name);
+        if (!q) {
+          q = new Queue(name, { connection: this.redis, prefix: this.settings.queuePrefix });
+          q.on('error', (e) => this.logger.warn(`queue ${name}: ${e.message}`));
+          this.metricQueues.set(name, q);
+        }
+        return { queue: q, model: m.name };
+      }),
+    );
+  }
+
   async depths(): Promise<Record<string, Record<string, number>>> {
     const out: Record<string, Record<string, number>> = {};
-    for (const m of this.settings.models) {
-      out[generationQueueName(m.name)] = await this.queue(m.name).getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
+    for (const { queue } of this.farmQueues()) {
+      out[queue.name] = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
     }
     return out;
   }
 
   async onModuleDestroy(): Promise<void> {
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    await Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close()));
   }
 }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PendingWorkReading } from '@dllm/queue';
 
 export interface QueueDepthSource {
   /** name -> BullMQ job counts (waiting, active, delayed, prioritized, completed, failed...). */
@@ -11,6 +12,7 @@ export interface QueueDepthSource {
 export class MetricsService {
   readonly registry = new Registry();
   private depthSource?: QueueDepthSource;
+  private pendingSource?: { read(): Promise<PendingWorkReading[]> };
 
   readonly requests = new Counter({
     name: 'dllm_gateway_requests_total',
@@ -67,6 +69,22 @@ export class MetricsService {
         }
       },
     });
+    // What queue-driven autoscaling follows (deploy/k8s: KEDA prometheus trigger). Redis-wide: every
+    // replica reports the same value, so queries take max() over replicas.
+    new Gauge({
+      name: 'dllm_pending_forward_passes',
+      help: 'Expected forward passes (per sequence) of waiting + prioritized + delayed + active jobs, by queue; TPF measured from recently completed jobs',
+      labelNames: ['queue', 'model'] as const,
+      registers: [this.registry],
+      async collect() {
+        if (!self.pendingSource) return;
+        for (const r of await self.pendingSource.read()) this.set({ queue: r.queue, model: r.model }, r.forwards);
+      },
+    });
+  }
+
+  setPendingWork(src: { read(): Promise<PendingWorkReading[]> }): void {
+    this.pendingSource = src;
   }
 
   setDepthSource(src: QueueDepthSource): void {

@@ -17,6 +17,7 @@ import {
   type RolloutPayload,
   type RolloutRequest,
   type RolloutResult,
+  workOf,
 } from '@dllm/contracts';
 import { createResultStore, retentionOptions, settledSnapshot } from '@dllm/queue';
 import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type StreamPage } from '@dllm/rl';
@@ -97,6 +98,7 @@ export class RolloutService implements OnModuleDestroy {
     const keep = retentionOptions(r);
     const qn = queueName('rollout', req.model);
     const now = Date.now();
+    const work = workOf(req.decoding, req.groupSize);
     const parent: RolloutPayload = rolloutJob.parsePayload({ rolloutId: id, owner, model: req.model, requestKey, targetGroups: target, totalPrompts: total, createdAt: now });
     await this.flows.add({
       name: rolloutJob.name,
@@ -107,7 +109,7 @@ export class RolloutService implements OnModuleDestroy {
       children: Array.from({ length: target }, (_, g) => ({
         name: rolloutGroupJob.name,
         queueName: qn,
-        data: { rolloutId: id, model: req.model, requestKey, groupIndex: g, createdAt: now } satisfies RolloutGroupPayload,
+        data: { rolloutId: id, model: req.model, requestKey, groupIndex: g, createdAt: now, work } satisfies RolloutGroupPayload,
         opts: { ...rolloutGroupJob.defaults, ...keep, jobId: rolloutGroupJobId(id, g), ignoreDependencyOnFailure: true },
       })),
     });

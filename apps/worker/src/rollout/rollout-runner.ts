@@ -175,7 +175,8 @@ export class RolloutRunner {
       conn.disconnect();
     }
     for (const g of launch) {
-      const payload: RolloutGroupPayload = { rolloutId: p.rolloutId, model: p.model, requestKey: p.requestKey, groupIndex: g, createdAt: Date.now() };
+      // every group of a request costs the same: the refill carries the finishing group's work
+      const payload: RolloutGroupPayload = { rolloutId: p.rolloutId, model: p.model, requestKey: p.requestKey, groupIndex: g, createdAt: Date.now(), ...(p.work ? { work: p.work } : {}) };
       await this.d.queue.add(rolloutGroupJob.name, payload, {
         ...rolloutGroupJob.defaults,
         ...(this.d.childOptions ?? {}),

@@ -10,6 +10,7 @@ import { verifierSpecSchema, verifiers, VerifierError } from '@dllm/rl';
 import { familyNames } from '@dllm/tasks';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
+import { jobWorkSchema } from '../work';
 
 export const DISTILL_LIMITS = Object.freeze({ maxQuestions: 100_000, maxInline: 10_000, maxPromptChars: 20_000 });
 
@@ -93,6 +94,8 @@ export const distillPayloadSchema = z.strictObject({
   requestKey: z.string().min(1),
   total: z.number().int().min(1),
   createdAt: z.number().int().min(0),
+  /** Every question once, for the pending-work gauge (progress.done tells how much is left). */
+  work: jobWorkSchema.optional(),
 });
 export type DistillPayload = z.output<typeof distillPayloadSchema>;
 

@@ -4,6 +4,7 @@
 import { decodeOptionsSchema } from '@dllm/engine';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
+import { jobWorkSchema } from '../work';
 
 /** The decoding options as the client set them: validated with the engine's schema, kept as sent. */
 export const generationOptionsSchema = z.record(z.string(), z.unknown()).superRefine((opts, ctx) => {
@@ -22,6 +23,8 @@ export const generationPayloadSchema = z.strictObject({
   endpoint: z.enum(['completions', 'chat.completions', 'native']),
   /** ms since epoch, set by the gateway. */
   createdAt: z.number().int().min(0),
+  /** What the job costs, for the pending-work gauge (set by the gateway). */
+  work: jobWorkSchema.optional(),
 });
 
 export const finishReasonSchema = z.enum(['stop', 'length', 'cancelled']);

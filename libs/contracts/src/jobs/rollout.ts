@@ -9,6 +9,7 @@ import { decodeOptionsSchema } from '@dllm/engine';
 import { rewardConfigSchema, verifierSpecSchema, verifiers, VerifierError } from '@dllm/rl';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
+import { jobWorkSchema } from '../work';
 
 export const ROLLOUT_LIMITS = Object.freeze({
   maxPrompts: 1024,
@@ -121,6 +122,8 @@ export const rolloutGroupPayloadSchema = z.strictObject({
   requestKey: z.string().min(1),
   groupIndex: z.number().int().min(0),
   createdAt: z.number().int().min(0),
+  /** G samples of this group, for the pending-work gauge. */
+  work: jobWorkSchema.optional(),
 });
 export type RolloutGroupPayload = z.output<typeof rolloutGroupPayloadSchema>;
 
