@@ -20,6 +20,8 @@ let storage: string;
 
 const alice = { authorization: 'Bearer sk-alice-edge' };
 const bob = { authorization: 'Bearer sk-bob-edge' };
+const dave = { authorization: 'Bearer sk-dave-edge' };
+const erin = { authorization: 'Bearer sk-erin-edge' };
 const json = { 'content-type': 'application/json' };
 
 async function call(method: string, p: string, opts: { headers?: Record<string, string>; body?: string | FormData } = {}) {
@@ -51,7 +53,9 @@ beforeAll(async () => {
   app = await startGateway(
     {
       host: '127.0.0.1', port: 0, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', queuePrefix: tag, keyPrefix: prefix,
-      apiKeys: [{ name: 'alice', sha256: hashApiKey('sk-alice-edge') }, { name: 'bob', sha256: hashApiKey('sk-bob-edge') }, { name: 'carol', sha256: hashApiKey('sk-carol-edge') }],
+      apiKeys: [{ name: 'alice', sha256: hashApiKey('sk-alice-edge') }, { name: 'bob', sha256: hashApiKey('sk-bob-edge') }, { name: 'carol', sha256: hashApiKey('sk-carol-edge') },
+        // Limited keys: dave may only use files and batches, erin only generate.
+        { name: 'dave', sha256: hashApiKey('sk-dave-edge'), scopes: ['batch'] }, { name: 'erin', sha256: hashApiKey('sk-erin-edge'), scopes: ['generate'] }],
       rateLimit: { requests: 100, windowMs: 60_000 }, bodyLimitBytes: 8 * 1024, fileLimitBytes: 64 * 1024,
       models: [{ name: model }], storageDir: storage, batch: { maxLines: 5, sweepMs: 0, allowShortWindows: false },
       requestTimeoutMs: 5000, retentionSeconds: 600,
@@ -101,6 +105,45 @@ describe('gateway HTTP edge', () => {
     expectApiError(await call('GET', '/v1/models'), 401, /Missing API key/);
     expectApiError(await call('GET', '/v1/models', { headers: { authorization: 'Bearer nope' } }), 401, /Incorrect API key/);
     expect((await call('GET', '/v1/models', { headers: alice })).body.data[0].id).toBe(model);
+  });
+
+  it('403 insufficient_scope for a key without the route family\'s scope; 2xx where it has it; ownership stays 404', async () => {
+    const forbidden = (r: { status: number; body: any }, scope: string) => {
+      expectApiError(r, 403, new RegExp(`lacks the scope '${scope.replace('+', '\\+')}'`));
+      expect(r.body.error).toMatchObject({ type: 'permission_error', code: 'insufficient_scope', param: null });
+    };
+    const post = (p: string, headers: Record<string, string>, body: unknown = {}) => call('POST', p, { headers: { ...headers, ...json }, body: JSON.stringify(body) });
+    // dave: batch only. Refused before the body is even looked at (an empty body is a 403, not a 422).
+    forbidden(await post('/v1/completions', dave, { model, prompt: 'x' }), 'generate');
+    forbidden(await post('/v1/chat/completions', dave), 'generate');
+    forbidden(await post('/v1/jobs', dave), 'generate');
+    forbidden(await call('GET', '/v1/jobs/gen-missing', { headers: dave }), 'generate');
+    forbidden(await post('/v1/rollouts', dave), 'rollout');
+    forbidden(await call('GET', '/v1/rollouts/ro-missing', { headers: dave }), 'rollout');
+    forbidden(await post('/v1/distill', dave), 'distill');
+    forbidden(await post(`/v1/models/${model}/versions`, dave, { dir: '/tmp' }), 'models:write');
+    const r = await post(`/v1/models/${model}/versions`, dave);
+    expect(r.body.error.message).toMatch(/POST \/v1\/models\/:name\/versions \(its scopes: batch\)/);
+    expect((await call('GET', '/v1/models', { headers: dave })).status).toBe(200); // any key
+    expect((await call('GET', `/v1/models/${model}/versions`, { headers: dave })).status).toBe(200);
+    const d = new GatewayClient({ baseUrl: base, apiKey: 'sk-dave-edge' });
+    const f = await d.uploadFile(`${line('a')}\n`, 'd.jsonl');
+    expect((await call('GET', `/v1/files/${f.id}`, { headers: dave })).status).toBe(200);
+    expect((await call('GET', '/v1/batches', { headers: dave })).status).toBe(200);
+    // erin: generate only.
+    forbidden(await call('GET', '/v1/files', { headers: erin }), 'batch');
+    forbidden(await call('GET', `/v1/files/${f.id}/content`, { headers: erin }), 'batch');
+    forbidden(await post('/v1/batches', erin, { input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' }), 'batch');
+    forbidden(await call('DELETE', `/v1/files/${f.id}`, { headers: erin }), 'batch');
+    const job = await post('/v1/jobs', erin, { model, prompt: 'hi', options: { maxNewTokens: 4 } });
+    expect(job.status).toBe(202);
+    expect((await call('GET', `/v1/jobs/${job.body.id}`, { headers: erin })).status).toBe(200);
+    // A scope never widens ownership: alice (every scope) still gets 404 for erin's job, dave's file.
+    expectApiError(await call('GET', `/v1/jobs/${job.body.id}`, { headers: alice }), 404, /No job/);
+    expectApiError(await call('GET', `/v1/files/${f.id}`, { headers: alice }), 404);
+    expect((await call('POST', `/v1/jobs/${job.body.id}/cancel`, { headers: erin })).status).toBe(200);
+    // Unknown keys are still 401, not 403.
+    expectApiError(await post('/v1/rollouts', { authorization: 'Bearer sk-nobody' }), 401);
   });
 
   it('malformed completions get 4xx with a message, never a 5xx', async () => {

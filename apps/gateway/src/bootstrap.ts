@@ -23,7 +23,7 @@ export function createAdapter(settings: Pick<GatewaySettings, 'bodyLimitBytes'>)
 export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('dllm-farm gateway')
-    .setDescription('OpenAI-compatible completions, batches and files, plus native jobs, for block-diffusion LMs. Errors use OpenAI\'s shape {error:{message,type,param,code}}.')
+    .setDescription('OpenAI-compatible completions, batches and files, plus native jobs, for block-diffusion LMs. Errors use OpenAI\'s shape {error:{message,type,param,code}}. A key that lacks one of an operation\'s x-required-scopes gets 403 (code insufficient_scope).')
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key' })
     .build();

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, configMarkdown, ENV, loadConfig } from './index';
+import { ALL_API_SCOPES, ConfigError, configMarkdown, ENV, loadConfig, parseApiKeys } from './index';
 
 const DOC = path.join(__dirname, '../../../docs/CONFIG.md');
 
@@ -42,7 +42,10 @@ describe('config', () => {
     );
     expect(c.models.map((m) => m.dir)).toEqual(['/srv/models/tiny-dllm', '/m/ar']);
     expect(c.worker.model).toEqual({ name: 'tiny-ar', dir: '/m/ar' });
-    expect(c.gateway.apiKeys).toEqual([{ name: 'alice', sha256: h }, { name: 'bob', sha256: 'b'.repeat(64) }]);
+    expect(c.gateway.apiKeys).toEqual([
+      { name: 'alice', sha256: h, scopes: ALL_API_SCOPES },
+      { name: 'bob', sha256: 'b'.repeat(64), scopes: ALL_API_SCOPES },
+    ]);
     expect(c.gateway.batch.allowShortWindows).toBe(true);
     expect(c.worker.concurrency).toBe(4);
     expect(c.worker.maxBatchSize).toBe(4);
@@ -70,6 +73,47 @@ describe('config', () => {
     expect(p.API_KEYS).not.toContain('sk-raw-secret-key');
     expect(p.MODELS).toMatch(/name=dir/);
     expect(p.MODELS).toMatch(/a:b/);
+  });
+
+  describe('API_KEYS scopes', () => {
+    const h = 'c'.repeat(64);
+    const parse = (s: string) => {
+      const issues: string[] = [];
+      const keys = parseApiKeys(s, (m) => issues.push(m));
+      return { keys, issues };
+    };
+
+    it('gives every scope to an entry without a list (old configs keep working) or with *', () => {
+      expect(ALL_API_SCOPES).toEqual(['generate', 'batch', 'rollout', 'distill', 'models:write']);
+      expect(parse(`a:${h}`)).toEqual({ keys: [{ name: 'a', sha256: h, scopes: ALL_API_SCOPES }], issues: [] });
+      expect(parse(`a:${h}:*`).keys[0].scopes).toEqual(ALL_API_SCOPES);
+    });
+
+    it("reads 'scope+scope' lists, including scopes with ':' in them, in canonical order", () => {
+      const { keys, issues } = parse(`a:${h}:batch+generate, b:${'D'.repeat(64)}:models:write , c:${'e'.repeat(64)}:rollout+distill+rollout`);
+      expect(issues).toEqual([]);
+      expect(keys).toEqual([
+        { name: 'a', sha256: h, scopes: ['generate', 'batch'] },
+        { name: 'b', sha256: 'd'.repeat(64), scopes: ['models:write'] },
+        { name: 'c', sha256: 'e'.repeat(64), scopes: ['rollout', 'distill'] },
+      ]);
+    });
+
+    it('refuses unknown or empty scope lists, naming the key and the known scopes', () => {
+      expect(parse(`a:${h}:generate+admin`).issues).toEqual([expect.stringMatching(/key 'a': unknown scope 'admin' \(known: generate, batch, rollout, distill, models:write, or '\*'\)/)]);
+      expect(parse(`a:${h}:`).issues).toEqual([expect.stringMatching(/key 'a': empty scope list/)]);
+      expect(parse(`a:${h}:generate+`).issues).toEqual([expect.stringMatching(/unknown scope ''/)]);
+      expect(parse(`a:${h}:models`).issues[0]).toMatch(/unknown scope 'models'/);
+      expect(parse(`a:${h}:batch,a:${'f'.repeat(64)}`).issues).toEqual([expect.stringMatching(/'a' is listed twice/)]);
+    });
+
+    it('never echoes a malformed entry (it may be a raw key)', () => {
+      const { issues } = parse('alice:sk-raw-secret:generate');
+      expect(issues).toHaveLength(1);
+      expect(issues[0]).toMatch(/entry 1: expected 'name:sha256hex' or 'name:sha256hex:scope\+scope'/);
+      expect(issues[0]).not.toContain('sk-raw-secret');
+      expect(problems({ API_KEYS: `a:${h}:nope` }).API_KEYS).toMatch(/unknown scope 'nope'/);
+    });
   });
 
   it('refuses a worker model that is not served', () => {

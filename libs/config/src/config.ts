@@ -2,7 +2,7 @@
 // (ConfigError), and shapes the values into one typed object; each app reads its part.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ENV, type EnvName, type EnvValues } from './env';
+import { ENV, type ApiKeyConfig, type EnvName, type EnvValues } from './env';
 
 export class ConfigError extends Error {
   constructor(readonly problems: { name: string; message: string }[]) {
@@ -23,7 +23,8 @@ export interface Config {
     host: string;
     port: number;
     keyPrefix: string;
-    apiKeys: { name: string; sha256: string }[];
+    /** Scopes are always listed (an entry without a list has every scope). */
+    apiKeys: ApiKeyConfig[];
     rateLimit: { requests: number; windowMs: number };
     bodyLimitBytes: number;
     fileLimitBytes: number;

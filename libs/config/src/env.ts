@@ -64,23 +64,69 @@ const modelList = z
     return out;
   });
 
+/**
+ * What an API key may do. A key without a scope list has every scope (configs written before
+ * scopes existed keep working). Routes that only read shared facts (GET /v1/models, a model's
+ * versions) need no scope; the gateway answers 403 when a key lacks a route's scope.
+ */
+export const API_SCOPES = {
+  generate: 'completions, chat completions and native jobs (/v1/completions, /v1/chat/completions, /v1/jobs)',
+  batch: 'files and batches (/v1/files, /v1/batches)',
+  rollout: 'RL rollouts (/v1/rollouts)',
+  distill: 'distillation jobs (/v1/distill)',
+  'models:write': 'registering model versions (POST /v1/models/:name/versions)',
+} as const;
+export type ApiScope = keyof typeof API_SCOPES;
+export const ALL_API_SCOPES = Object.keys(API_SCOPES) as ApiScope[];
+const isScope = (s: string): s is ApiScope => Object.prototype.hasOwnProperty.call(API_SCOPES, s);
+
+export interface ApiKeyConfig {
+  name: string;
+  sha256: string;
+  scopes: ApiScope[];
+}
+
+/**
+ * `name:sha256hex[:scope+scope...]`, comma separated. No scope list (or `*`) = every scope.
+ * Scope names may contain ':' (`models:write`): everything after the hash is the list.
+ */
+export function parseApiKeys(s: string, addIssue: (message: string) => void): ApiKeyConfig[] {
+  const out: ApiKeyConfig[] = [];
+  const entries = s.split(',').map((e) => e.trim()).filter(Boolean);
+  entries.forEach((entry, i) => {
+    const m = /^([A-Za-z0-9._-]{1,64}):([0-9a-fA-F]{64})(?::(.*))?$/.exec(entry);
+    if (!m) {
+      // Never echo the entry: it may be a raw key pasted by mistake.
+      addIssue(`entry ${i + 1}: expected 'name:sha256hex' or 'name:sha256hex:scope+scope' (64 hex digits of the SHA-256 of the key, not the key itself)`);
+      return;
+    }
+    const [, name, hash, list] = m;
+    if (out.some((k) => k.name === name)) addIssue(`key name '${name}' is listed twice`);
+    let scopes: ApiScope[] = [...ALL_API_SCOPES];
+    if (list !== undefined) {
+      const asked = list.split('+').map((x) => x.trim());
+      if (asked.length === 1 && asked[0] === '*') scopes = [...ALL_API_SCOPES];
+      else if (asked.length === 1 && asked[0] === '') {
+        addIssue(`key '${name}': empty scope list after the hash (leave out ':' for every scope, or list some of ${ALL_API_SCOPES.join(', ')})`);
+        return;
+      } else {
+        const bad = asked.filter((x) => !isScope(x));
+        if (bad.length) {
+          addIssue(`key '${name}': unknown scope${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')} (known: ${ALL_API_SCOPES.join(', ')}, or '*')`);
+          return;
+        }
+        scopes = ALL_API_SCOPES.filter((x) => asked.includes(x));
+      }
+    }
+    out.push({ name, sha256: hash.toLowerCase(), scopes });
+  });
+  return out;
+}
+
 const apiKeyList = z
   .string()
   .trim()
-  .transform((s, ctx) => {
-    const out: { name: string; sha256: string }[] = [];
-    for (const entry of s.split(',').map((e) => e.trim()).filter(Boolean)) {
-      const m = /^([A-Za-z0-9._-]{1,64}):([0-9a-fA-F]{64})$/.exec(entry);
-      if (!m) {
-        // Never echo the entry: it may be a raw key pasted by mistake.
-        ctx.addIssue({ code: 'custom', message: `entry ${out.length + 1}: expected 'name:sha256hex' (64 hex digits of the SHA-256 of the key, not the key itself)` });
-        continue;
-      }
-      if (out.some((k) => k.name === m[1])) ctx.addIssue({ code: 'custom', message: `key name '${m[1]}' is listed twice` });
-      out.push({ name: m[1], sha256: m[2].toLowerCase() });
-    }
-    return out;
-  });
+  .transform((s, ctx) => parseApiKeys(s, (message) => ctx.addIssue({ code: 'custom', message })));
 
 const host = z.string().trim().min(1, 'expected a host name or address');
 const prefix = z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only (no ":"; BullMQ adds its own separators)');
@@ -96,7 +142,7 @@ export const ENV = {
   API_KEYS: {
     section: 'gateway',
     description:
-      "Comma-separated 'name:sha256hex' entries; the hash is the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`. Each name sees only its own jobs, batches and files.",
+      "Comma-separated 'name:sha256hex[:scope+scope]' entries; the hash is the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`. Each name sees only its own jobs, batches and files. Scopes: `generate` (completions, chat, /v1/jobs), `batch` (files, batches), `rollout`, `distill`, `models:write` (POST /v1/models/:name/versions); no list (or `*`) = all of them; a key lacking a route's scope gets 403.",
     default: '',
     schema: apiKeyList,
   },

@@ -19,6 +19,19 @@ describe('API keys', () => {
     expect(() => new ApiKeyRing([{ name: 'a', sha256: hashApiKey('1') }, { name: 'b', sha256: hashApiKey('1') }])).toThrow(/same hash as 'a'/);
   });
 
+  it('knows each key\'s scopes (none listed = every scope)', () => {
+    const r = new ApiKeyRing([
+      { name: 'full', sha256: hashApiKey('sk-full') },
+      { name: 'batcher', sha256: hashApiKey('sk-batch'), scopes: ['batch'] },
+      { name: 'nothing', sha256: hashApiKey('sk-none'), scopes: [] },
+    ]);
+    expect([...r.identify('sk-full')!.scopes]).toEqual(['generate', 'batch', 'rollout', 'distill', 'models:write']);
+    expect(r.identify('sk-batch')).toEqual({ name: 'batcher', scopes: new Set(['batch']) });
+    expect(r.identify('sk-none')!.scopes.size).toBe(0);
+    expect(r.identify('sk-eve')).toBeUndefined();
+    expect(() => new ApiKeyRing([{ name: 'x', sha256: hashApiKey('2'), scopes: ['root' as never] }])).toThrow(/unknown scope 'root'/);
+  });
+
   it('reads Bearer and x-api-key headers', () => {
     expect(presentedKey({ authorization: 'Bearer sk-1' })).toBe('sk-1');
     expect(presentedKey({ authorization: 'bearer  sk-2 ' })).toBe('sk-2');

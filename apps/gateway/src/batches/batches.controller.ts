@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { batchSchema, createBatchRequestSchema } from '@dllm/contracts';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
 import { checkId, parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
@@ -9,6 +9,7 @@ import { BatchService } from './batch.service';
 
 @ApiTags('batches')
 @ApiBearerAuth()
+@Scopes('batch')
 @Controller('v1/batches')
 export class BatchesController {
   constructor(private readonly batches: BatchService) {}

@@ -2,7 +2,7 @@ import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from 
 import { ApiBearerAuth, ApiConsumes, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { fileObjectSchema, FILE_PURPOSES } from '@dllm/contracts';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
 import { checkId } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
@@ -13,6 +13,7 @@ const publicFile = ({ owner: _owner, ...f }: StoredFile) => f;
 
 @ApiTags('files')
 @ApiBearerAuth()
+@Scopes('batch')
 @Controller('v1/files')
 export class FilesController {
   constructor(private readonly files: FileService) {}

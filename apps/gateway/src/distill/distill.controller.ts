@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { distillRequestSchema } from '@dllm/contracts';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
 import { DistillService } from './distill.service';
@@ -10,6 +10,7 @@ import { DistillService } from './distill.service';
 /** Self-distillation datasets (dParallel): the teacher decodes questions safely, the job writes a training set. */
 @ApiTags('distill')
 @ApiBearerAuth()
+@Scopes('distill')
 @Controller('v1/distill')
 export class DistillController {
   constructor(private readonly distill: DistillService) {}

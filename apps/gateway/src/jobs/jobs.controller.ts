@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
 import { toApiError } from '../http/error.filter';
 import { openSse } from '../http/sse';
@@ -22,6 +22,7 @@ export const createJobRequestSchema = z
 /** Native job API: one generation job, polled or followed over SSE (used by the RL tools too). */
 @ApiTags('jobs')
 @ApiBearerAuth()
+@Scopes('generate')
 @Controller('v1/jobs')
 export class JobsController {
   constructor(private readonly gen: GenerationService) {}

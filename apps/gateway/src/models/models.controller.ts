@@ -7,7 +7,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nest
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { parseMultipart } from '../batches/multipart';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { Redis } from 'ioredis';
@@ -45,6 +45,7 @@ export class ModelsController {
   }
 
   @Post(':name/versions')
+  @Scopes('models:write')
   @HttpCode(201)
   @ApiBody({ schema: jsonSchema(registerVersionSchema) })
   async register(@Param('name') name: string, @Body() raw: unknown, @Req() req: AuthedRequest) {
@@ -122,6 +123,7 @@ export class ModelsController {
   }
 
   @Get(':name/versions')
+  @Scopes()
   async list(@Param('name') name: string) {
     this.gen.checkModel(name);
     const all = await this.registry.list(name);

@@ -13,7 +13,7 @@ import {
   type CompletionResponse,
   type DllmStats,
 } from '@dllm/contracts';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { toApiError } from '../http/error.filter';
 import { openSse } from '../http/sse';
 import { parseBody } from '../http/zod';
@@ -81,6 +81,7 @@ export class CompletionsController {
   ) {}
 
   @Get('models')
+  @Scopes()
   @ApiOkResponse({ schema: jsonSchema(modelListSchema) })
   listModels() {
     return {
@@ -90,6 +91,7 @@ export class CompletionsController {
   }
 
   @Post('completions')
+  @Scopes('generate')
   @HttpCode(200)
   @ApiBody({ schema: jsonSchema(completionRequestSchema) })
   @ApiOkResponse({ schema: jsonSchema(completionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })
@@ -100,6 +102,7 @@ export class CompletionsController {
   }
 
   @Post('chat/completions')
+  @Scopes('generate')
   @HttpCode(200)
   @ApiBody({ schema: jsonSchema(chatCompletionRequestSchema) })
   @ApiOkResponse({ schema: jsonSchema(chatCompletionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })

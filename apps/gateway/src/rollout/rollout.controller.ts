@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { rolloutRequestSchema } from '@dllm/contracts';
-import type { AuthedRequest } from '../auth/auth.guard';
+import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
 import { parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
@@ -11,6 +11,7 @@ import { RolloutService } from './rollout.service';
 /** RL rollouts: submit a batch of prompts x G samples, poll it, download or stream its trajectories. */
 @ApiTags('rollouts')
 @ApiBearerAuth()
+@Scopes('rollout')
 @Controller('v1/rollouts')
 export class RolloutController {
   constructor(private readonly rollouts: RolloutService) {}
