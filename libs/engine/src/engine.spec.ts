@@ -120,6 +120,20 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
+  it.each([
+    ['hi', 'fg'], // spans blocks 0 ('fgh') and 1: 'h' must be held back, never streamed
+    ['ja', 'fghi'], // inside block 1
+    ['fgh', ''], // the whole first block
+    ['hx', 'fghijabcdefghijabcde'], // a prefix seen at a block end that never completes: released later
+  ])('streamed block text never shows a stop string or anything after it (stop %j)', async (stop, want) => {
+    const { e } = engine();
+    const streamed: string[] = [];
+    const r = await e.generate({ prompt: prompt5, options: { ...base, maxNewTokens: 20, stop: [stop] } }, { onBlock: (ev) => streamed.push(ev.text) });
+    expect(r.text).toBe(want);
+    expect(streamed.join('')).toBe(want);
+    await e.close();
+  });
+
   it('adablock ends the block right after the most confident predicted delimiter', async () => {
     const table = [...letters.slice(0, 9), 10]; // c % 10 == 9 -> '.'
     const margins = [LO, LO, HI, LO]; // position 11 is predicted by output 10 (10 % 4 == 2): the confident one

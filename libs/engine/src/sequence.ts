@@ -604,19 +604,43 @@ export class Sequence {
     if (this.blocks.length > 0 && this.blocks[this.blocks.length - 1][1] > a) return;
     this.blocks.push([a, b]);
     if (!this.hooks.onBlock) return;
-    const toks = this.outputTokens(b);
+    let toks = this.outputTokens(b);
+    if (this.stopCut) toks = toks.slice(0, this.stopCut.tokens);
+    this.emitText(toks, this.visibleText(toks, this.phase === 'done'));
+  }
+
+  /**
+   * The text a listener may see so far: never a stop string or what follows it, and while decoding
+   * goes on, not the tail that could still grow into a stop string (it is released once it cannot).
+   */
+  private visibleText(toks: readonly number[], final: boolean): string {
+    if (this.stopCut) return this.stopCut.text;
     const text = this.textOf(toks);
+    if (final || this.opts.stop.length === 0) return text;
+    let hold = 0;
+    for (const s of this.opts.stop) {
+      for (let k = Math.min(s.length - 1, text.length); k > hold; k--) {
+        if (text.endsWith(s.slice(0, k))) {
+          hold = k;
+          break;
+        }
+      }
+    }
+    return text.slice(0, text.length - hold);
+  }
+
+  private emitText(toks: readonly number[], visible: string): void {
     const e: BlockEvent = {
       index: this.blockEvents++,
       tokenIds: toks.slice(this.emittedTokens),
-      text: text.slice(this.emittedText.length),
+      text: visible.slice(this.emittedText.length),
       completionTokens: toks.length,
       forwards: this.forwards,
     };
     this.emittedTokens = toks.length;
-    this.emittedText = text;
+    this.emittedText = visible;
     try {
-      this.hooks.onBlock(e);
+      this.hooks.onBlock!(e);
     } catch {
       /* a listener's error must not break decoding */
     }
@@ -674,6 +698,8 @@ export class Sequence {
     }
     const lastEmitted = this.blocks.length ? this.blocks[this.blocks.length - 1][1] : 0;
     if (lastEmitted < toks.length) this.emitBlock(this.promptLen + lastEmitted, this.promptLen + toks.length);
+    // text held back as a possible stop-string prefix that never completed: release it
+    else if (this.hooks.onBlock && this.emittedText.length < text.length) this.emitText(toks, text);
     const tpf = this.forwards > 0 ? toks.length / this.forwards : 0;
     const res: GenerationResult = {
       text,
