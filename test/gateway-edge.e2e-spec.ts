@@ -178,6 +178,15 @@ describe('gateway HTTP edge', () => {
     expectApiError(await call('GET', `/v1/files/${f.id}/content`, { headers: bob }), 404);
     const list = await call('GET', '/v1/files', { headers: bob });
     expect(list.body.data).toEqual([]);
+    // The bytes live in the file store (STORAGE_DIR/files) with the retention as expiry; DELETE drops them.
+    const onDisk = path.join(storage, 'files', f.id.slice(-2), f.id);
+    expect(fs.readFileSync(onDisk, 'utf8')).toBe(`${line('a')}\n${line('b')}\n`);
+    expect(Number(fs.readFileSync(`${onDisk}.expires`, 'utf8'))).toBeGreaterThan(Date.now() + 590_000);
+    const content = await call('GET', `/v1/files/${f.id}/content`, { headers: alice });
+    expect(content.headers.get('content-length')).toBe(String(f.bytes));
+    expect((await call('DELETE', `/v1/files/${f.id}`, { headers: alice })).body).toEqual({ id: f.id, object: 'file', deleted: true });
+    expect(fs.existsSync(onDisk)).toBe(false);
+    expectApiError(await call('GET', `/v1/files/${f.id}/content`, { headers: alice }), 404);
     const form = new FormData();
     form.set('purpose', 'fine-tune');
     form.set('file', new Blob(['x']), 'x.jsonl');

@@ -2,3 +2,5 @@
 export const REDIS = Symbol('REDIS');
 export const SETTINGS = Symbol('SETTINGS');
 export const BLOBS = Symbol('BLOBS');
+/** The BlobStore of /v1/files bytes (batch inputs and outputs). */
+export const FILE_STORE = Symbol('FILE_STORE');

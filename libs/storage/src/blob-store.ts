@@ -1,7 +1,7 @@
 // One interface for stored bytes (job results, batch files, batch outputs): Redis with a TTL and a
 // byte bound for small values, a shared filesystem volume for large ones, or both behind a tiered
 // store. Every gateway replica and worker reads the same store.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface PutOptions {
   /** Expiry; omitted = the store's default TTL (0 = keep until deleted). */
@@ -59,4 +59,29 @@ export async function putJson(store: BlobStore, key: string, value: unknown, opt
 export async function getJson<T = unknown>(store: BlobStore, key: string): Promise<T | null> {
   const b = await store.get(key);
   return b ? (JSON.parse(b.toString('utf8')) as T) : null;
+}
+
+/** The value as a stream: the store's own getStream when it has one, else its bytes (null when missing). */
+export async function streamBlob(store: BlobStore, key: string): Promise<Readable | null> {
+  if (store.getStream) return store.getStream(key);
+  const b = await store.get(key);
+  return b ? Readable.from([b]) : null;
+}
+
+/** Stores a stream: the store's own putStream when it has one, else buffered (bounded by maxBytes). */
+export async function putBlobStream(store: BlobStore, key: string, data: Readable, opts?: PutOptions): Promise<number> {
+  if (store.putStream) return store.putStream(key, data, opts);
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const c of data) {
+    const b = toBuffer(c as Buffer | string);
+    bytes += b.length;
+    if (bytes > store.maxBytes) {
+      data.destroy();
+      throw new BlobTooLargeError(key, bytes, store.maxBytes, store.kind);
+    }
+    parts.push(b);
+  }
+  await store.put(key, Buffer.concat(parts), opts);
+  return bytes;
 }

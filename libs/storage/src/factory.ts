@@ -23,3 +23,19 @@ export function createBlobStore(c: StoreConfig): BlobStore {
   const large = new FsBlobStore({ dir: path.join(c.dir, 'blobs'), defaultTtlSeconds: c.defaultTtlSeconds });
   return new TieredBlobStore(small, large);
 }
+
+export interface FileStoreConfig {
+  /** Shared volume; files go under <dir>/files. */
+  dir: string;
+  /** Files expire this long after they were written (TTL, and the sweep's age bound). */
+  retentionSeconds: number;
+}
+
+/**
+ * Where batch input and output files (OpenAI /v1/files) live: large, written and read as streams,
+ * gone after the retention. The shared volume today; an object store can stand behind the same
+ * BlobStore interface (putStream/getStream, TTL, sweep) without the gateway changing.
+ */
+export function createFileStore(c: FileStoreConfig): BlobStore {
+  return new FsBlobStore({ dir: path.join(c.dir, 'files'), defaultTtlSeconds: c.retentionSeconds, maxAgeSeconds: c.retentionSeconds });
+}

@@ -1,6 +1,7 @@
 // Large values on a shared volume (every replica mounts the same directory). Writes are atomic
 // (temp file + rename), so a reader never sees half a file. Expiry is kept in a small sidecar file
-// and enforced on read; sweep() removes what expired.
+// and enforced on read; sweep() removes what expired (and, with maxAgeSeconds, anything older:
+// values written without an expiry, temp files of writers that died mid-write).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -15,6 +16,11 @@ export interface FsBlobStoreOptions {
   maxBytes?: number;
   /** 0 = keep until deleted. */
   defaultTtlSeconds?: number;
+  /**
+   * sweep() also removes every file last written longer ago than this, expiry or not (like an S3
+   * lifecycle rule): values stored without a TTL, abandoned temp files. 0/undefined = off.
+   */
+  maxAgeSeconds?: number;
 }
 
 const META = '.expires';
@@ -125,9 +131,10 @@ export class FsBlobStore implements BlobStore {
     return had;
   }
 
-  /** Removes every expired value under the directory; returns how many. */
-  async sweep(): Promise<number> {
+  /** Removes every expired value under the directory (and, with maxAgeSeconds, every older one); returns how many. */
+  async sweep(now = Date.now()): Promise<number> {
     let n = 0;
+    const maxAgeMs = (this.o.maxAgeSeconds ?? 0) * 1000;
     const walk = async (d: string): Promise<void> => {
       let entries: fs.Dirent[];
       try {
@@ -138,7 +145,14 @@ export class FsBlobStore implements BlobStore {
       for (const e of entries) {
         const p = path.join(d, e.name);
         if (e.isDirectory()) await walk(p);
-        else if (e.name.endsWith(META) && (await this.expired(p.slice(0, -META.length)))) n++;
+        else if (e.name.endsWith(META)) {
+          if (await this.expired(p.slice(0, -META.length))) n++;
+        } else if (maxAgeMs > 0) {
+          const st = await fsp.stat(p).catch(() => undefined);
+          if (!st || now - st.mtimeMs <= maxAgeMs) continue;
+          await Promise.all([fsp.rm(p, { force: true }), fsp.rm(p + META, { force: true })]);
+          if (!e.name.endsWith('.tmp')) n++;
+        }
       }
     };
     await walk(this.dir);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobTooLargeError, FsBlobStore, getJson, putJson, TieredBlobStore } from './index';
+import { BlobTooLargeError, createFileStore, FsBlobStore, getJson, putBlobStream, putJson, streamBlob, TieredBlobStore, type BlobStore } from './index';
 
 let dir: string;
 beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-store-'))));
@@ -51,6 +51,51 @@ describe('FsBlobStore', () => {
     expect((await s.get('b'))!.toString()).toBe('y');
   });
 
+  it('with maxAgeSeconds, sweeps values older than that even without an expiry, and dead temp files', async () => {
+    const s = new FsBlobStore({ dir, maxAgeSeconds: 60 });
+    await s.put('aa/old', 'x'); // no TTL: only the age bound removes it
+    await s.put('aa/new', 'y');
+    await s.put('aa/ttl', 'z', { ttlSeconds: 3600 });
+    const tmp = `${s.pathOf('aa/dead')}.abc123.tmp`;
+    fs.writeFileSync(tmp, 'half');
+    const past = new Date(Date.now() - 120_000);
+    for (const f of [s.pathOf('aa/old'), s.pathOf('aa/ttl'), tmp]) fs.utimesSync(f, past, past);
+    expect(await s.sweep()).toBe(2); // old and ttl (older than the bound); the temp file is not a value
+    expect(await s.get('aa/old')).toBeNull();
+    expect(await s.get('aa/ttl')).toBeNull();
+    expect(fs.existsSync(s.pathOf('aa/ttl') + '.expires')).toBe(false);
+    expect(fs.existsSync(tmp)).toBe(false);
+    expect((await s.get('aa/new'))!.toString()).toBe('y');
+    expect(await new FsBlobStore({ dir }).sweep(Date.now() + 3600_000)).toBe(0); // no bound: no-TTL values stay
+    expect((await s.get('aa/new'))!.toString()).toBe('y');
+  });
+
+  it('streams a value in and out in chunks, never whole', async () => {
+    const s = new FsBlobStore({ dir });
+    const chunk = Buffer.alloc(64 * 1024, 97);
+    const n = 40; // 2.5 MiB
+    async function* gen() {
+      for (let i = 0; i < n; i++) yield chunk;
+    }
+    expect(await s.putStream('big/f', Readable.from(gen()), { ttlSeconds: 60 })).toBe(n * chunk.length);
+    let bytes = 0;
+    let biggest = 0;
+    for await (const c of (await s.getStream('big/f'))!) {
+      bytes += (c as Buffer).length;
+      biggest = Math.max(biggest, (c as Buffer).length);
+    }
+    expect(bytes).toBe(n * chunk.length);
+    expect(biggest).toBeLessThanOrEqual(64 * 1024);
+    // a failing source leaves nothing behind, not even the temp file
+    async function* broken() {
+      yield chunk;
+      throw new Error('client went away');
+    }
+    await expect(s.putStream('big/g', Readable.from(broken()))).rejects.toThrow(/went away/);
+    expect(await s.exists('big/g')).toBe(false);
+    expect(fs.readdirSync(path.join(dir, 'big')).sort()).toEqual(['f', 'f.expires']);
+  });
+
   it('stores streams and JSON', async () => {
     const s = new FsBlobStore({ dir });
     expect(await s.putStream('f', Readable.from([Buffer.from('ab'), Buffer.from('cd')]))).toBe(4);
@@ -84,5 +129,52 @@ describe('TieredBlobStore', () => {
     expect(await large.exists('k3')).toBe(false);
     expect(await t.delete('k2')).toBe(true);
     expect(await t.get('k2')).toBeNull();
+  });
+});
+
+describe('stream helpers and the file store', () => {
+  /** A store with only the required methods (no getStream/putStream), bounded at 8 bytes. */
+  function plainStore(): BlobStore & { data: Map<string, Buffer> } {
+    const data = new Map<string, Buffer>();
+    return {
+      kind: 'plain',
+      maxBytes: 8,
+      data,
+      put: async (k, v) => void data.set(k, Buffer.from(v)),
+      get: async (k) => data.get(k) ?? null,
+      exists: async (k) => data.has(k),
+      delete: async (k) => data.delete(k),
+    };
+  }
+
+  it('fall back to buffered get/put for stores without streaming, within maxBytes', async () => {
+    const p = plainStore();
+    expect(await putBlobStream(p, 'k', Readable.from([Buffer.from('ab'), 'cd']))).toBe(4);
+    expect(p.data.get('k')!.toString()).toBe('abcd');
+    expect(await text(await streamBlob(p, 'k'))).toBe('abcd');
+    expect(await streamBlob(p, 'nope')).toBeNull();
+    await expect(putBlobStream(p, 'big', Readable.from([Buffer.alloc(5), Buffer.alloc(5)]))).rejects.toBeInstanceOf(BlobTooLargeError);
+    expect(p.data.has('big')).toBe(false);
+  });
+
+  it('use the store\'s own streaming when it has it', async () => {
+    const s = new FsBlobStore({ dir });
+    expect(await putBlobStream(s, 'x/y', Readable.from(['12', '34']))).toBe(4);
+    expect(await text(await streamBlob(s, 'x/y'))).toBe('1234');
+  });
+
+  it('createFileStore keeps files under <dir>/files with the retention as TTL and age bound', async () => {
+    const f = createFileStore({ dir, retentionSeconds: 60 });
+    await f.put('ab/file-00ab', 'line\n');
+    expect(fs.readFileSync(path.join(dir, 'files', 'ab', 'file-00ab'), 'utf8')).toBe('line\n');
+    const expires = Number(fs.readFileSync(path.join(dir, 'files', 'ab', 'file-00ab.expires'), 'utf8'));
+    expect(Math.abs(expires - (Date.now() + 60_000))).toBeLessThan(5000);
+    // a file written before files had expiry sidecars is still swept by age
+    fs.writeFileSync(path.join(dir, 'files', 'ab', 'file-legacy'), 'old');
+    const past = new Date(Date.now() - 61_000);
+    fs.utimesSync(path.join(dir, 'files', 'ab', 'file-legacy'), past, past);
+    expect(await f.sweep!()).toBe(1);
+    expect(await f.exists('ab/file-legacy')).toBe(false);
+    expect(await f.exists('ab/file-00ab')).toBe(true);
   });
 });

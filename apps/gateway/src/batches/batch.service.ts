@@ -8,8 +8,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Redis } from 'ioredis';
 import {
   batchInputLineSchema,
@@ -29,7 +27,7 @@ import { chatBody, completionBody } from '../openai/completions.controller';
 import { engineOptions } from '../openai/options';
 import type { GatewaySettings } from '../settings';
 import { REDIS, SETTINGS } from '../tokens';
-import { FileService } from './file.service';
+import { FileService, type FileWriter } from './file.service';
 
 const LINE_JOB = /^(batch_[0-9a-f]+)-(\d+)$/;
 const CHUNK = 500;
@@ -427,62 +425,60 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     const done = await this.redis.hgetall(this.done(id));
     const outId = this.files.newId();
     const errId = this.files.newId();
-    const outPath = this.files.pathOf(outId);
-    const errPath = this.files.pathOf(errId);
-    await fs.promises.mkdir(path.dirname(outPath), { recursive: true });
-    await fs.promises.mkdir(path.dirname(errPath), { recursive: true });
-    const out = fs.createWriteStream(outPath);
-    const err = fs.createWriteStream(errPath);
-    let outBytes = 0;
-    let errBytes = 0;
-    const write = (s: fs.WriteStream, line: BatchOutputLine) => {
-      const text = `${JSON.stringify(line)}\n`;
-      const n = Buffer.byteLength(text);
-      if (s === out) outBytes += n;
-      else errBytes += n;
-      return new Promise<void>((res) => (s.write(text) ? res() : s.once('drain', res)));
-    };
-    const chat = h.endpoint === '/v1/chat/completions';
-    for (let s = 0; s < customIds.length; s += 64) {
-      const idx = customIds.slice(s, s + 64).map((_, j) => s + j);
-      const lines = await Promise.all(
-        idx.map(async (i): Promise<[boolean, BatchOutputLine]> => {
-          const jobId = `${id}-${i}`;
-          const v = done[String(i)];
-          const base = { id: `batch_req_${jobId}`, custom_id: customIds[i] };
-          if (v?.startsWith('o')) {
-            try {
-              const r = await this.gen.readResult(jobId, JSON.parse(v.slice(1)));
-              const m = r.model?.name ?? models[i];
-              const body = chat ? chatBody(jobId, m, r) : completionBody(jobId, m, r);
-              return [true, { ...base, response: { status_code: 200, request_id: jobId, body }, error: null }];
-            } catch (e) {
-              return [false, { ...base, response: null, error: { code: 'result_unavailable', message: (e as Error).message } }];
+    // Both files are streamed into the file store line by line (large batches never sit in memory).
+    const out = this.files.writer(outId);
+    const err = this.files.writer(errId);
+    const write = (s: FileWriter, line: BatchOutputLine) => s.write(`${JSON.stringify(line)}\n`);
+    let outBytes: number;
+    let errBytes: number;
+    try {
+      const chat = h.endpoint === '/v1/chat/completions';
+      for (let s = 0; s < customIds.length; s += 64) {
+        const idx = customIds.slice(s, s + 64).map((_, j) => s + j);
+        const lines = await Promise.all(
+          idx.map(async (i): Promise<[boolean, BatchOutputLine]> => {
+            const jobId = `${id}-${i}`;
+            const v = done[String(i)];
+            const base = { id: `batch_req_${jobId}`, custom_id: customIds[i] };
+            if (v?.startsWith('o')) {
+              try {
+                const r = await this.gen.readResult(jobId, JSON.parse(v.slice(1)));
+                const m = r.model?.name ?? models[i];
+                const body = chat ? chatBody(jobId, m, r) : completionBody(jobId, m, r);
+                return [true, { ...base, response: { status_code: 200, request_id: jobId, body }, error: null }];
+              } catch (e) {
+                return [false, { ...base, response: null, error: { code: 'result_unavailable', message: (e as Error).message } }];
+              }
             }
-          }
-          if (v?.startsWith('f')) return [false, { ...base, response: { status_code: 500, request_id: jobId, body: { error: { message: v.slice(1), type: 'server_error', param: null, code: 'generation_failed' } } }, error: null }];
-          const code = v?.startsWith('x') ? v.slice(1) : target === 'expired' ? 'batch_expired' : 'batch_cancelled';
-          const message =
-            code === 'batch_expired'
-              ? 'This request could not be executed before the completion window expired.'
-              : code === 'job_lost'
-                ? 'The job for this request disappeared from the queue (retention or manual removal).'
-                : 'The batch was cancelled before this request ran.';
-          return [false, { ...base, response: null, error: { code, message } }];
-        }),
-      );
-      for (const [ok, line] of lines) await write(ok ? out : err, line);
+            if (v?.startsWith('f')) return [false, { ...base, response: { status_code: 500, request_id: jobId, body: { error: { message: v.slice(1), type: 'server_error', param: null, code: 'generation_failed' } } }, error: null }];
+            const code = v?.startsWith('x') ? v.slice(1) : target === 'expired' ? 'batch_expired' : 'batch_cancelled';
+            const message =
+              code === 'batch_expired'
+                ? 'This request could not be executed before the completion window expired.'
+                : code === 'job_lost'
+                  ? 'The job for this request disappeared from the queue (retention or manual removal).'
+                  : 'The batch was cancelled before this request ran.';
+            return [false, { ...base, response: null, error: { code, message } }];
+          }),
+        );
+        for (const [ok, line] of lines) await write(ok ? out : err, line);
+      }
+      [outBytes, errBytes] = await Promise.all([out.end(), err.end()]);
+    } catch (e) {
+      // Nothing half-written stays in the store (a file that did finish goes too: it is not registered).
+      await Promise.all([out.abort(e as Error), err.abort(e as Error)]);
+      await Promise.all([this.files.discard(outId), this.files.discard(errId)]).catch(() => undefined);
+      throw e;
     }
-    await Promise.all([new Promise((r) => out.end(r)), new Promise((r) => err.end(r))]);
     const fields: string[] = [];
     if (outBytes > 0) {
       await this.files.register(owner, outId, `${id}_output.jsonl`, 'batch_output', outBytes);
       fields.push('output_file_id', outId);
-    } else await fs.promises.rm(outPath, { force: true });
+    } else await this.files.discard(outId);
     if (errBytes > 0) {
       await this.files.register(owner, errId, `${id}_error.jsonl`, 'batch_output', errBytes);
       fields.push('error_file_id', errId);
-    } else await fs.promises.rm(errPath, { force: true });
+    } else await this.files.discard(errId);
     const now = String(Math.floor(Date.now() / 1000));
     const ttl = this.settings.retentionSeconds;
     await this.redis
@@ -524,7 +520,7 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
           }
         }
       }
-      await this.files.sweepDisk();
+      await this.files.sweep();
     } finally {
       if ((await this.redis.get(lock)) === this.instance) await this.redis.del(lock);
     }

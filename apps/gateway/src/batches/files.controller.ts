@@ -57,8 +57,8 @@ export class FilesController {
   @Get(':id/content')
   async content(@Param('id') id: string, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
     const f = await this.files.get(req.owner, checkId(id, 'file'));
-    // Streamed from the shared volume: output files of large batches never sit in memory whole.
-    const { size, stream } = await this.files.open(f.id);
+    // Streamed from the file store: output files of large batches never sit in memory whole.
+    const { size, stream } = await this.files.open(f);
     return reply.header('content-type', 'application/jsonl; charset=utf-8').header('content-length', String(size)).send(stream);
   }
 
