@@ -5,5 +5,7 @@ export type { RedisBlobStoreOptions } from './redis-store';
 export { FsBlobStore } from './fs-store';
 export type { FsBlobStoreOptions } from './fs-store';
 export { TieredBlobStore } from './tiered-store';
+export { S3BlobStore, S3Error } from './s3-store';
+export type { S3BlobStoreOptions } from './s3-store';
 export { createBlobStore, createFileStore } from './factory';
 export type { FileStoreConfig, StoreConfig } from './factory';
