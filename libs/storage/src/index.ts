@@ -7,5 +7,5 @@ export type { FsBlobStoreOptions } from './fs-store';
 export { TieredBlobStore } from './tiered-store';
 export { S3BlobStore, S3Error } from './s3-store';
 export type { S3BlobStoreOptions } from './s3-store';
-export { createBlobStore, createFileStore } from './factory';
-export type { FileStoreConfig, StoreConfig } from './factory';
+export { createBlobStore, createFileStore, createLargeStore, LARGE_STORE_FOLDERS } from './factory';
+export type { FileStoreConfig, LargeStoreOptions, LargeStoreSettings, LargeStoreUse, S3Settings, StoreConfig } from './factory';

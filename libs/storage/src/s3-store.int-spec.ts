@@ -1,30 +1,20 @@
 // S3BlobStore against a real S3-compatible server (s3rver: an S3 API over a local directory, with
 // access-key checking; it does not verify V4 signatures, see s3-store.spec.ts), in-process on a
-// free port. No Redis, no network beyond localhost.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+// free port (test/helpers/s3rver.ts). No Redis, no network beyond localhost.
 import { Readable } from 'node:stream';
+import { startS3rver, type TestS3 } from '../../../test/helpers/s3rver';
 import { BlobTooLargeError, S3BlobStore, S3Error, streamBlob, type S3BlobStoreOptions } from './index';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const S3rver = require('s3rver') as new (o: Record<string, unknown>) => { run(): Promise<{ port: number }>; close(): Promise<void> };
-
-let server: InstanceType<typeof S3rver>;
-let dir: string;
+let server: TestS3;
 let opts: S3BlobStoreOptions;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-s3rver-'));
-  server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'dllm' }] });
-  const { port } = await server.run();
-  // s3rver's built-in account.
-  opts = { endpoint: `http://127.0.0.1:${port}`, bucket: 'dllm', region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', prefix: `t${process.pid}/` };
+  server = await startS3rver(['dllm']);
+  opts = { endpoint: server.endpoint, bucket: 'dllm', region: server.region, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, prefix: `t${process.pid}/` };
 });
 
 afterAll(async () => {
   await server?.close();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 async function text(s: Readable | null): Promise<string | null> {

@@ -1,15 +1,16 @@
 // Values in an S3-compatible object store (AWS S3, MinIO, Ceph RGW, R2...), path-style requests
-// signed with AWS Signature V4 by hand (node:crypto + fetch, no SDK). Streams go up as a multipart
-// upload, one part in memory at a time; downloads stream. S3 has no per-object TTL, so the expiry is
-// object metadata (x-amz-meta-dllm-expires) enforced on read and by sweep(); in production add a
-// bucket lifecycle rule for the prefix as well (sweep() lists and HEADs every object).
+// (virtual-hosted with forcePathStyle: false) signed with AWS Signature V4 by hand (node:crypto +
+// fetch, no SDK). Streams go up as a multipart upload, one part in memory at a time; downloads
+// stream. S3 has no per-object TTL, so the expiry is object metadata (x-amz-meta-dllm-expires)
+// enforced on read and by sweep(); in production add a bucket lifecycle rule for the prefix as well
+// (sweep() lists and HEADs every object).
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { BlobTooLargeError, checkKey, toBuffer, type BlobStore, type PutOptions } from './blob-store';
 
 export interface S3BlobStoreOptions {
-  /** e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000 (requests are path-style). */
+  /** e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000. */
   endpoint: string;
   bucket: string;
   region: string;
@@ -23,6 +24,11 @@ export interface S3BlobStoreOptions {
   defaultTtlSeconds?: number;
   /** Like FsBlobStore's: sweep() removes objects last written longer ago than this. 0 = off. */
   maxAgeSeconds?: number;
+  /**
+   * true (default): requests go to <endpoint>/<bucket>/<key> (MinIO, Ceph, s3rver, any endpoint
+   * that is an IP); false: to <bucket>.<endpoint host>/<key> (virtual-hosted, AWS's preferred form).
+   */
+  forcePathStyle?: boolean;
   /** Multipart part size for putStream (S3's minimum is 5 MiB for every part but the last). */
   partBytes?: number;
 }
@@ -95,8 +101,14 @@ export class S3BlobStore implements BlobStore {
   readonly maxBytes: number;
   private readonly base: URL;
   private readonly partBytes: number;
+  private readonly o: Omit<S3BlobStoreOptions, 'secretAccessKey'>;
+  /** Kept out of `o` so that logging or inspecting the store never shows it. */
+  readonly #secret: string;
 
-  constructor(private readonly o: S3BlobStoreOptions) {
+  constructor(o: S3BlobStoreOptions) {
+    const { secretAccessKey, ...rest } = o;
+    this.o = rest;
+    this.#secret = secretAccessKey;
     this.base = new URL(o.endpoint);
     this.maxBytes = o.maxBytes ?? Number.MAX_SAFE_INTEGER;
     this.partBytes = Math.max(1, o.partBytes ?? 8 << 20);
@@ -110,15 +122,18 @@ export class S3BlobStore implements BlobStore {
   private async send(r: Req): Promise<Response> {
     const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
     const basePath = this.base.pathname.replace(/\/$/, '');
-    const path = `${basePath}/${enc(this.o.bucket)}${r.key !== undefined ? `/${r.key.split('/').map(enc).join('/')}` : ''}`;
+    const pathStyle = this.o.forcePathStyle ?? true;
+    const host = pathStyle ? this.base.host : `${this.o.bucket}.${this.base.host}`;
+    const keyPath = r.key !== undefined ? `/${r.key.split('/').map(enc).join('/')}` : '';
+    const path = pathStyle ? `${basePath}/${enc(this.o.bucket)}${keyPath}` : `${basePath}${keyPath || '/'}`;
     const query = canonicalQuery(r.query ?? {});
     const payloadHash = r.body ? sha256(r.body) : EMPTY_SHA256;
-    const headers: Record<string, string> = { ...(r.headers ?? {}), host: this.base.host, 'x-amz-date': amzDate, 'x-amz-content-sha256': payloadHash };
+    const headers: Record<string, string> = { ...(r.headers ?? {}), host, 'x-amz-date': amzDate, 'x-amz-content-sha256': payloadHash };
     if (this.o.sessionToken) headers['x-amz-security-token'] = this.o.sessionToken;
-    const authorization = signV4({ method: r.method, path, query, headers, payloadHash, amzDate, region: this.o.region, accessKeyId: this.o.accessKeyId, secretAccessKey: this.o.secretAccessKey });
+    const authorization = signV4({ method: r.method, path, query, headers, payloadHash, amzDate, region: this.o.region, accessKeyId: this.o.accessKeyId, secretAccessKey: this.#secret });
     const { host: _host, ...sent } = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])); // fetch sets Host itself (same value)
     sent.authorization = authorization;
-    const url = `${this.base.protocol}//${this.base.host}${path}${query ? `?${query}` : ''}`;
+    const url = `${this.base.protocol}//${host}${path}${query ? `?${query}` : ''}`;
     return fetch(url, { method: r.method, headers: sent, body: r.body });
   }
 

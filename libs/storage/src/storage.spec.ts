@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobTooLargeError, createFileStore, FsBlobStore, getJson, putBlobStream, putJson, streamBlob, TieredBlobStore, type BlobStore } from './index';
+import { inspect } from 'node:util';
+import { BlobTooLargeError, createFileStore, createLargeStore, FsBlobStore, getJson, LARGE_STORE_FOLDERS, putBlobStream, putJson, S3BlobStore, streamBlob, TieredBlobStore, type BlobStore, type S3Settings } from './index';
 
 let dir: string;
 beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-store-'))));
@@ -176,5 +177,57 @@ describe('stream helpers and the file store', () => {
     expect(await f.sweep!()).toBe(1);
     expect(await f.exists('ab/file-legacy')).toBe(false);
     expect(await f.exists('ab/file-00ab')).toBe(true);
+  });
+});
+
+describe('createLargeStore (one switch for every large-object use)', () => {
+  const s3: S3Settings = { endpoint: 'http://s3.test:9000', region: 'us-east-1', bucket: 'dllm', prefix: 'farm/', accessKeyId: 'AKID', secretAccessKey: 'very-secret-key', forcePathStyle: true };
+
+  /** The URLs the store's requests go to (fetch replaced by a fake that answers 200). */
+  async function urlsOf(store: BlobStore, act: (s: BlobStore) => Promise<unknown>): Promise<string[]> {
+    const urls: string[] = [];
+    const spy = jest.spyOn(globalThis, 'fetch').mockImplementation(async (u) => {
+      urls.push(String(u));
+      return new Response('', { status: 200 });
+    });
+    try {
+      await act(store);
+    } finally {
+      spy.mockRestore();
+    }
+    return urls;
+  }
+
+  it('keeps the existing on-disk layout with the fs backend (default): results in blobs/, files in files/', async () => {
+    expect(LARGE_STORE_FOLDERS).toEqual({ results: 'blobs', files: 'files' });
+    const r = createLargeStore({ dir }, 'results', { defaultTtlSeconds: 0 });
+    const f = createLargeStore({ backend: 'fs', dir, s3 }, 'files', { defaultTtlSeconds: 0 });
+    expect([r.kind, f.kind]).toEqual(['fs', 'fs']);
+    await r.put('rollouts/r1/trajectories.jsonl', 'a');
+    await f.put('ab/file-1', 'b');
+    expect(fs.readFileSync(path.join(dir, 'blobs', 'rollouts', 'r1', 'trajectories.jsonl'), 'utf8')).toBe('a');
+    expect(fs.readFileSync(path.join(dir, 'files', 'ab', 'file-1'), 'utf8')).toBe('b');
+  });
+
+  it('puts every use under <S3_PREFIX><folder>/ in the bucket with the s3 backend', async () => {
+    const r = createLargeStore({ backend: 's3', dir, s3 }, 'results', { defaultTtlSeconds: 60 });
+    const f = createFileStore({ backend: 's3', dir, s3, retentionSeconds: 600 });
+    expect(r).toBeInstanceOf(S3BlobStore);
+    expect(f).toBeInstanceOf(S3BlobStore);
+    expect(await urlsOf(r, (s) => s.put('distill/d1/meta.json', '{}'))).toEqual(['http://s3.test:9000/dllm/farm/blobs/distill/d1/meta.json']);
+    expect(await urlsOf(f, (s) => s.put('ab/file-1', 'x'))).toEqual(['http://s3.test:9000/dllm/farm/files/ab/file-1']);
+    const root = createLargeStore({ backend: 's3', dir, s3: { ...s3, prefix: '', forcePathStyle: false } }, 'files', { defaultTtlSeconds: 0 });
+    expect(await urlsOf(root, (s) => s.put('k', 'x'))).toEqual(['http://dllm.s3.test:9000/files/k']);
+    expect(fs.existsSync(path.join(dir, 'blobs'))).toBe(false); // nothing on the volume
+  });
+
+  it('never shows the secret key when a store is inspected or serialized', () => {
+    const r = createLargeStore({ backend: 's3', dir, s3 }, 'results', { defaultTtlSeconds: 60 });
+    expect(inspect(r, { depth: 5, showHidden: true })).not.toContain('very-secret-key');
+    expect(JSON.stringify(r)).not.toContain('very-secret-key');
+  });
+
+  it('refuses an s3 backend without S3 settings, naming the variables', () => {
+    expect(() => createLargeStore({ backend: 's3', dir }, 'files', { defaultTtlSeconds: 0 })).toThrow(/S3_ENDPOINT, S3_REGION, S3_BUCKET/);
   });
 });
