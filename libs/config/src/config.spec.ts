@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ALL_API_SCOPES, ConfigError, configMarkdown, ENV, loadConfig, parseApiKeys } from './index';
+import { inspect } from 'node:util';
+import { ALL_API_SCOPES, ConfigError, configMarkdown, ENV, loadConfig, parseApiKeys, S3_REQUIRED } from './index';
 
 const DOC = path.join(__dirname, '../../../docs/CONFIG.md');
 
@@ -24,6 +25,8 @@ describe('config', () => {
     expect(c.worker.maxBatchSize).toBe(16);
     expect(c.gateway.apiKeys).toEqual([]);
     expect(c.storage.dir).toBe('/srv/var/storage');
+    expect(c.storage.backend).toBe('fs');
+    expect(c.storage.s3).toBeUndefined();
     expect(c.retention.completed).toEqual({ count: 10000, ageSeconds: 3600 });
   });
 
@@ -113,6 +116,78 @@ describe('config', () => {
       expect(issues[0]).toMatch(/entry 1: expected 'name:sha256hex' or 'name:sha256hex:scope\+scope'/);
       expect(issues[0]).not.toContain('sk-raw-secret');
       expect(problems({ API_KEYS: `a:${h}:nope` }).API_KEYS).toMatch(/unknown scope 'nope'/);
+    });
+  });
+
+  describe('STORAGE_BACKEND and S3_*', () => {
+    const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+    const s3env = {
+      STORAGE_BACKEND: 's3',
+      S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com',
+      S3_REGION: 'eu-west-1',
+      S3_BUCKET: 'dllm-farm-prod',
+      S3_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+      S3_SECRET_ACCESS_KEY: SECRET,
+    };
+
+    it('shapes the s3 settings (prefix gets its slash, path style by default)', () => {
+      const c = loadConfig({ ...s3env, S3_PREFIX: 'farm/prod' }, '/srv');
+      expect(c.storage.backend).toBe('s3');
+      expect(c.storage.dir).toBe('/srv/var/storage');
+      expect(c.storage.s3).toEqual({ endpoint: 'https://s3.eu-west-1.amazonaws.com', region: 'eu-west-1', bucket: 'dllm-farm-prod', prefix: 'farm/prod/', accessKeyId: 'AKIAIOSFODNN7EXAMPLE', forcePathStyle: true });
+      expect(c.storage.s3!.secretAccessKey).toBe(SECRET);
+      expect(loadConfig({ ...s3env, S3_FORCE_PATH_STYLE: 'false' }).storage.s3!.forcePathStyle).toBe(false);
+      expect(loadConfig(s3env).storage.s3!.prefix).toBe('');
+      expect(loadConfig({ ...s3env, S3_PREFIX: 'a/' }).storage.s3!.prefix).toBe('a/');
+    });
+
+    it('keeps the secret key out of JSON and console output of the config', () => {
+      const c = loadConfig(s3env, '/srv');
+      expect(JSON.stringify(c)).not.toContain(SECRET);
+      expect(inspect(c, { depth: 10 })).not.toContain(SECRET);
+      // spreading config.storage (what the worker does) keeps it reachable
+      expect({ ...c.storage }.s3!.secretAccessKey).toBe(SECRET);
+    });
+
+    it('names every S3 variable s3 cannot do without, and ignores S3_* with fs', () => {
+      expect(S3_REQUIRED).toEqual(['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']);
+      const p = problems({ STORAGE_BACKEND: 's3' });
+      expect(Object.keys(p).sort()).toEqual([...S3_REQUIRED].sort());
+      for (const name of S3_REQUIRED) expect(p[name]).toBe('required when STORAGE_BACKEND=s3');
+      const { S3_BUCKET: _b, S3_SECRET_ACCESS_KEY: _s, ...partial } = s3env;
+      expect(Object.keys(problems(partial)).sort()).toEqual(['S3_BUCKET', 'S3_SECRET_ACCESS_KEY']);
+      expect(problems({ ...s3env, S3_REGION: '  ' }).S3_REGION).toBe('required when STORAGE_BACKEND=s3');
+      const fsConfig = loadConfig({ S3_BUCKET: 'dllm' }, '/srv');
+      expect(fsConfig.storage.backend).toBe('fs');
+      expect(fsConfig.storage.s3).toBeUndefined();
+    });
+
+    it('refuses bad values with a message each, never echoing credentials', () => {
+      const p = problems({
+        ...s3env,
+        STORAGE_BACKEND: 'gcs',
+        S3_ENDPOINT: `https://AKID:${SECRET}@minio:9000`,
+        S3_BUCKET: 'My_Bucket',
+        S3_REGION: 'EU West',
+        S3_PREFIX: '/abs/../x',
+        S3_FORCE_PATH_STYLE: 'sometimes',
+      });
+      expect(Object.keys(p).sort()).toEqual(['S3_BUCKET', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'S3_PREFIX', 'S3_REGION', 'STORAGE_BACKEND']);
+      expect(p.STORAGE_BACKEND).toMatch(/'fs' or 's3'.*got 'gcs'/);
+      expect(p.S3_ENDPOINT).toMatch(/http\(s\) URL.*without credentials/);
+      expect(p.S3_ENDPOINT).not.toContain(SECRET);
+      expect(p.S3_BUCKET).toMatch(/bucket name/);
+      expect(p.S3_REGION).toMatch(/us-east-1/);
+      expect(p.S3_PREFIX).toMatch(/no leading/);
+      expect(p.S3_FORCE_PATH_STYLE).toMatch(/true\/false/);
+      expect(problems({ ...s3env, S3_ENDPOINT: 'ftp://x' }).S3_ENDPOINT).not.toContain('ftp://x');
+      // the error text of the whole config never carries a secret given in any S3 variable
+      try {
+        loadConfig({ ...s3env, STORAGE_BACKEND: 'nope' });
+      } catch (e) {
+        expect((e as Error).message).not.toContain(SECRET);
+        expect((e as Error).message).not.toContain('AKIAIOSFODNN7EXAMPLE');
+      }
     });
   });
 

@@ -17,6 +17,20 @@ export interface ModelEntry {
   dir: string;
 }
 
+export interface S3Config {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  /** '' or ending in '/'. */
+  prefix: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  forcePathStyle: boolean;
+}
+
+/** Every S3_* variable STORAGE_BACKEND=s3 cannot do without. */
+export const S3_REQUIRED: readonly EnvName[] = ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'];
+
 export interface Config {
   redis: { url: string; queuePrefix: string };
   gateway: {
@@ -49,7 +63,16 @@ export interface Config {
     stalledIntervalMs: number;
     maxStalledCount: number;
   };
-  storage: { dir: string; resultTtlSeconds: number; resultMaxBytes: number };
+  storage: {
+    /** Where large objects live (STORAGE_BACKEND); libs/storage createLargeStore takes this object. */
+    backend: 'fs' | 's3';
+    /** Absolute STORAGE_DIR (the large-object store when backend is 'fs'; model uploads always). */
+    dir: string;
+    /** Set when backend is 's3'. Its secretAccessKey is not enumerable: JSON.stringify and console.log leave it out. */
+    s3?: S3Config;
+    resultTtlSeconds: number;
+    resultMaxBytes: number;
+  };
   retention: {
     completed: { count: number; ageSeconds: number };
     failed: { count: number; ageSeconds: number };
@@ -68,7 +91,7 @@ export function parseEnv(env: NodeJS.ProcessEnv | Record<string, string | undefi
     const r = spec.schema.safeParse(value);
     if (r.success) out[name] = r.data;
     else {
-      const shown = name === 'API_KEYS' || name === 'REDIS_URL' ? '' : ` (got '${String(raw).slice(0, 80)}')`;
+      const shown = (spec as { secret?: boolean }).secret ? '' : ` (got '${String(raw).slice(0, 80)}')`;
       problems.push({ name, message: r.error.issues.map((i) => i.message).join('; ') + shown });
     }
   }
@@ -85,6 +108,20 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     const m = models.find((x) => x.name === v.WORKER_MODEL);
     if (!m) problems.push({ name: 'WORKER_MODEL', message: `'${v.WORKER_MODEL}' is not one of MODELS (${models.map((x) => x.name).join(', ')})` });
     else workerModel = m;
+  }
+  let s3: S3Config | undefined;
+  if (v.STORAGE_BACKEND === 's3') {
+    for (const name of S3_REQUIRED) if (v[name] === '') problems.push({ name, message: 'required when STORAGE_BACKEND=s3' });
+    s3 = {
+      endpoint: v.S3_ENDPOINT,
+      region: v.S3_REGION,
+      bucket: v.S3_BUCKET,
+      prefix: v.S3_PREFIX,
+      accessKeyId: v.S3_ACCESS_KEY_ID,
+      secretAccessKey: '',
+      forcePathStyle: v.S3_FORCE_PATH_STYLE,
+    };
+    Object.defineProperty(s3, 'secretAccessKey', { value: v.S3_SECRET_ACCESS_KEY, enumerable: false });
   }
   if (problems.length) throw new ConfigError(problems);
   return {
@@ -116,7 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       stalledIntervalMs: v.WORKER_STALLED_INTERVAL_MS,
       maxStalledCount: v.WORKER_MAX_STALLED_COUNT,
     },
-    storage: { dir: path.resolve(cwd, v.STORAGE_DIR), resultTtlSeconds: v.RESULT_TTL_SECONDS, resultMaxBytes: v.RESULT_MAX_BYTES },
+    storage: { backend: v.STORAGE_BACKEND, dir: path.resolve(cwd, v.STORAGE_DIR), ...(s3 ? { s3 } : {}), resultTtlSeconds: v.RESULT_TTL_SECONDS, resultMaxBytes: v.RESULT_MAX_BYTES },
     retention: {
       completed: { count: v.RETENTION_COMPLETED_COUNT, ageSeconds: v.RETENTION_COMPLETED_AGE_SECONDS },
       failed: { count: v.RETENTION_FAILED_COUNT, ageSeconds: v.RETENTION_FAILED_AGE_SECONDS },

@@ -11,6 +11,8 @@ export interface VarSpec<T = unknown> {
   /** Default as written in the environment ('' = empty/unset means the default). */
   default?: string;
   schema: z.ZodType<T>;
+  /** Never echoed in config errors (credentials, or values that may embed them). */
+  secret?: boolean;
 }
 
 const intIn = (min: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -129,11 +131,46 @@ const apiKeyList = z
   .transform((s, ctx) => parseApiKeys(s, (message) => ctx.addIssue({ code: 'custom', message })));
 
 const host = z.string().trim().min(1, 'expected a host name or address');
+
+/**
+ * '' (unset) or a value `t` accepts, with t's own messages (a union would only say 'Invalid input').
+ * Cross-checks (required when STORAGE_BACKEND=s3) are in loadConfig.
+ */
+const optional = (t: z.ZodType<string, string>) =>
+  z.string().transform((s, ctx): string => {
+    if (s.trim() === '') return '';
+    const r = t.safeParse(s);
+    if (r.success) return r.data;
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.message });
+    return z.NEVER;
+  });
+
+const s3Endpoint = z
+  .string()
+  .trim()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  }, 'expected an http(s) URL like https://s3.eu-west-1.amazonaws.com or http://minio.storage.svc:9000, without credentials, query or fragment (keys go in S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY)');
+
+// S3 bucket naming rules (lowercase letters, digits, '.', '-'; 3-63; starts and ends alnum).
+const s3Bucket = z.string().trim().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "expected an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'");
+const s3Region = z.string().trim().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected a region name like 'us-east-1' (MinIO and most S3-compatible servers accept us-east-1)");
+const s3Prefix = z
+  .string()
+  .trim()
+  .regex(/^(?!\/)(?!.*\.\.)(?!.*\/\/)[A-Za-z0-9._/-]{1,200}$/, "letters, digits, . _ - / only, no leading '/', no '..' or '//'")
+  .transform((s) => (s.endsWith('/') ? s : `${s}/`));
+const nonEmpty = z.string().trim().min(1);
 const prefix = z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only (no ":"; BullMQ adds its own separators)');
 const keyPrefix = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'letters, digits, . _ : - only');
 
 export const ENV = {
-  REDIS_URL: { section: 'redis', description: 'Redis used by queues, results, rate limits and cancellation.', default: 'redis://127.0.0.1:6379', schema: redisUrl },
+  REDIS_URL: { section: 'redis', description: 'Redis used by queues, results, rate limits and cancellation.', default: 'redis://127.0.0.1:6379', schema: redisUrl, secret: true },
   QUEUE_PREFIX: { section: 'redis', description: 'BullMQ key prefix. Gateway and workers of one deployment must agree; changing it strands queued jobs.', default: 'bull', schema: prefix },
 
   GATEWAY_HOST: { section: 'gateway', description: 'Address the gateway listens on.', default: '0.0.0.0', schema: host },
@@ -141,6 +178,7 @@ export const ENV = {
   GATEWAY_KEY_PREFIX: { section: 'gateway', description: 'Prefix of the Redis keys the gateway writes itself (batches, file index, rate limits).', default: 'dllm:gw:', schema: keyPrefix },
   API_KEYS: {
     section: 'gateway',
+    secret: true,
     description:
       "Comma-separated 'name:sha256hex[:scope+scope]' entries; the hash is the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`. Each name sees only its own jobs, batches and files. Scopes: `generate` (completions, chat, /v1/jobs), `batch` (files, batches), `rollout`, `distill`, `models:write` (POST /v1/models/:name/versions); no list (or `*`) = all of them; a key lacking a route's scope gets 403.",
     default: '',
@@ -171,9 +209,23 @@ export const ENV = {
   WORKER_STALLED_INTERVAL_MS: { section: 'worker', description: 'How often workers look for stalled jobs (jobs of dead workers) and put them back.', default: '30000', schema: intIn(1000) },
   WORKER_MAX_STALLED_COUNT: { section: 'worker', description: 'How many times a job may stall (its worker died) before it fails.', default: '2', schema: intIn(0, 100) },
 
-  STORAGE_DIR: { section: 'storage', description: 'Shared volume for batch files and large results (every gateway replica and worker must see the same one).', default: 'var/storage', schema: z.string().trim().min(1) },
+  STORAGE_BACKEND: {
+    section: 'storage',
+    description:
+      "Where large objects live (batch files, results above RESULT_MAX_BYTES, rollout trajectories, distillation datasets), for every gateway replica and worker alike: `fs` = the shared volume STORAGE_DIR (ReadWriteMany in Kubernetes), `s3` = an S3-compatible bucket (S3_* below; AWS S3, MinIO, Ceph RGW, R2...). Both use the folders `files/` and `blobs/` (on the volume, or under S3_PREFIX in the bucket).",
+    default: 'fs',
+    schema: z.enum(['fs', 's3'], { error: "expected 'fs' or 's3'" }),
+  },
+  STORAGE_DIR: { section: 'storage', description: 'Shared volume for batch files and large results when STORAGE_BACKEND=fs (every gateway replica and worker must see the same one); with s3 only uploaded model versions (POST /v1/models/:name/versions, multipart) are written here.', default: 'var/storage', schema: z.string().trim().min(1) },
+  S3_ENDPOINT: { section: 'storage', description: 'STORAGE_BACKEND=s3: the S3 API endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio.storage.svc:9000`. Required with s3.', default: '', schema: optional(s3Endpoint), secret: true },
+  S3_REGION: { section: 'storage', description: 'STORAGE_BACKEND=s3: the region requests are signed for (SigV4), e.g. `eu-west-1`; `us-east-1` for MinIO and most S3-compatible servers. Required with s3.', default: '', schema: optional(s3Region) },
+  S3_BUCKET: { section: 'storage', description: 'STORAGE_BACKEND=s3: the bucket (it must exist; dllm-farm does not create it). Required with s3.', default: '', schema: optional(s3Bucket) },
+  S3_PREFIX: { section: 'storage', description: "STORAGE_BACKEND=s3: key prefix inside the bucket (a '/' is added if missing), e.g. `dllm-farm/prod/`; objects go under `<prefix>files/` and `<prefix>blobs/`. Empty = the bucket's root.", default: '', schema: optional(s3Prefix) },
+  S3_ACCESS_KEY_ID: { section: 'storage', description: 'STORAGE_BACKEND=s3: access key id. Required with s3; put it in a Secret, not the ConfigMap.', default: '', schema: optional(nonEmpty), secret: true },
+  S3_SECRET_ACCESS_KEY: { section: 'storage', description: 'STORAGE_BACKEND=s3: secret access key (never printed). Required with s3; put it in a Secret, not the ConfigMap.', default: '', schema: optional(nonEmpty), secret: true },
+  S3_FORCE_PATH_STYLE: { section: 'storage', description: 'STORAGE_BACKEND=s3: `true` = requests go to `<endpoint>/<bucket>/<key>` (MinIO, Ceph, IP endpoints); `false` = to `<bucket>.<endpoint host>/<key>` (virtual-hosted style, what AWS S3 prefers).', default: 'true', schema: bool },
   RESULT_TTL_SECONDS: { section: 'storage', description: 'How long a job result is kept.', default: '86400', schema: intIn(1) },
-  RESULT_MAX_BYTES: { section: 'storage', description: 'Largest result kept in Redis; larger ones go to STORAGE_DIR.', default: '262144', schema: intIn(256, 512 * 1024 * 1024) },
+  RESULT_MAX_BYTES: { section: 'storage', description: 'Largest result kept in Redis; larger ones go to the large-object store (STORAGE_BACKEND).', default: '262144', schema: intIn(256, 512 * 1024 * 1024) },
 
   RETENTION_COMPLETED_COUNT: { section: 'retention', description: 'Completed jobs kept per queue (older ones are removed).', default: '10000', schema: intIn(0) },
   RETENTION_COMPLETED_AGE_SECONDS: { section: 'retention', description: 'Completed jobs older than this are removed.', default: '3600', schema: intIn(1) },
