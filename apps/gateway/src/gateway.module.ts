@@ -1,7 +1,6 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { createFileStore } from '@dllm/storage';
 import { ApiKeyRing } from './auth/api-keys';
 import { AuthGuard } from './auth/auth.guard';
 import { RateLimiter } from './auth/rate-limiter';
@@ -21,6 +20,7 @@ import { RolloutService } from './rollout/rollout.service';
 import { DistillController } from './distill/distill.controller';
 import { DistillService } from './distill/distill.service';
 import type { GatewaySettings } from './settings';
+import { gatewayFileStore } from './storage';
 import { FILE_STORE, REDIS, SETTINGS } from './tokens';
 
 @Module({})
@@ -41,7 +41,7 @@ export class GatewayModule implements OnApplicationShutdown {
           provide: REDIS,
           useFactory: () => new Redis(settings.redisUrl, { maxRetriesPerRequest: 3, connectionName: 'dllm-gateway', enableAutoPipelining: true }),
         },
-        { provide: FILE_STORE, useFactory: () => createFileStore({ dir: settings.storageDir, retentionSeconds: settings.retentionSeconds }) },
+        { provide: FILE_STORE, useFactory: () => gatewayFileStore(settings) },
         { provide: ApiKeyRing, useFactory: () => new ApiKeyRing(settings.apiKeys) },
         {
           provide: RateLimiter,

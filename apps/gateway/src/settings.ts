@@ -18,7 +18,10 @@ export interface GatewaySettings {
   /** Uploads to POST /v1/files. */
   fileLimitBytes: number;
   models: { name: string; dir?: string }[];
-  /** Shared volume for uploaded files and assembled batch outputs. */
+  /**
+   * STORAGE_DIR: uploaded model versions, and (backend 'fs', or no `resultStore`) the shared volume for
+   * files, batch outputs and large results. Where large objects go is `resultStore.backend` (src/storage.ts).
+   */
   storageDir: string;
   batch: {
     maxLines: number;
@@ -31,7 +34,7 @@ export interface GatewaySettings {
   requestTimeoutMs: number;
   /** How long files and batch records live (seconds). */
   retentionSeconds: number;
-  /** Job retention (removeOnComplete / removeOnFail) and the result store, shared with workers. */
+  /** Job retention (removeOnComplete / removeOnFail) and the stores (backend, TTL, Redis bound), shared with workers. */
   jobRetention?: Config['retention'];
   resultStore?: Config['storage'];
 }

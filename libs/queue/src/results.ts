@@ -1,21 +1,21 @@
-// Generation results live once in the result store (small in Redis with a TTL, large on the shared
-// volume); the job's BullMQ return value is only a reference plus a summary.
+// Generation results live once in the result store (small in Redis with a TTL, large in the
+// large-object store: the shared volume or an S3 bucket, STORAGE_BACKEND); the job's BullMQ return
+// value is only a reference plus a summary.
 import type { Redis } from 'ioredis';
 import { generationJob, generationReturnSchema, type GenerationResult, type GenerationReturn } from '@dllm/contracts';
-import { createBlobStore, type BlobStore } from '@dllm/storage';
+import { createBlobStore, type BlobStore, type LargeStoreSettings } from '@dllm/storage';
 import { resultBlobKey, resultStorePrefix } from './keys';
 
-export interface ResultStoreConfig {
+/** `{ queuePrefix, ...config.storage }` (libs/config); `{ queuePrefix, dir, ... }` alone = the fs backend. */
+export interface ResultStoreConfig extends LargeStoreSettings {
   queuePrefix: string;
-  /** Shared volume (STORAGE_DIR). */
-  dir: string;
   resultMaxBytes: number;
   resultTtlSeconds: number;
 }
 
 /** The result store every gateway replica and worker uses (same keys for the same config). */
 export function createResultStore(redis: Redis, c: ResultStoreConfig): BlobStore {
-  return createBlobStore({ redis, prefix: resultStorePrefix(c.queuePrefix), dir: c.dir, maxRedisBytes: c.resultMaxBytes, defaultTtlSeconds: c.resultTtlSeconds });
+  return createBlobStore({ redis, prefix: resultStorePrefix(c.queuePrefix), backend: c.backend, dir: c.dir, s3: c.s3, maxRedisBytes: c.resultMaxBytes, defaultTtlSeconds: c.resultTtlSeconds });
 }
 
 export async function storeGenerationResult(store: BlobStore, queue: string, jobId: string, result: GenerationResult, ttlSeconds?: number): Promise<GenerationReturn> {

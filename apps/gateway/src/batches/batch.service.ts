@@ -2,7 +2,7 @@
 // each input line is one generation job (jobId `<batchId>-<line>`, added with addBulk in chunks);
 // each finished line is recorded once in a `done` hash (HSETNX, so every gateway replica can see
 // the same QueueEvents and count each line once) with the job's small result reference; the output
-// and error files are assembled on the shared volume when the batch finalizes. A sweeper (one
+// and error files are assembled in the file store (volume or bucket) when the batch finalizes. A sweeper (one
 // replica at a time, via a Redis lock) handles expiry, stuck cancels and events missed while no
 // gateway was listening.
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';

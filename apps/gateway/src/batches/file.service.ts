@@ -1,5 +1,5 @@
-// Files (OpenAI /v1/files): bytes in the file store (libs/storage BlobStore; today the shared
-// volume STORAGE_DIR/files that every replica mounts, an object store can take its place),
+// Files (OpenAI /v1/files): bytes in the file store (libs/storage BlobStore, STORAGE_BACKEND: the
+// shared volume's STORAGE_DIR/files that every replica mounts, or an S3 bucket's <S3_PREFIX>files/),
 // metadata in a small Redis hash with the retention TTL, plus a per-owner index for listing.
 import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';

@@ -6,11 +6,12 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, queueName, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
-import { createResultStore, retentionOptions, settledSnapshot } from '@dllm/queue';
+import { retentionOptions, settledSnapshot } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
 import { GenerationService } from '../jobs/generation.service';
 import type { GatewaySettings } from '../settings';
+import { gatewayResultStore } from '../storage';
 import { REDIS, SETTINGS } from '../tokens';
 
 @Injectable()
@@ -23,8 +24,7 @@ export class DistillService implements OnModuleDestroy {
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly gen: GenerationService,
   ) {
-    const rs = settings.resultStore;
-    this.blobs = createResultStore(redis, { queuePrefix: settings.queuePrefix, dir: rs?.dir ?? settings.storageDir, resultMaxBytes: rs?.resultMaxBytes ?? 262_144, resultTtlSeconds: rs?.resultTtlSeconds ?? 86_400 });
+    this.blobs = gatewayResultStore(redis, settings);
   }
 
   private queue(model: string): Queue {

@@ -10,6 +10,7 @@ import { ApiError, fromZodError } from '../http/api-error';
 import { MetricsService } from '../metrics/metrics.service';
 import { REDIS, SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
+import { gatewayResultStore } from '../storage';
 import { JobWatcher } from './job-watcher';
 import {
   GenerationPayload,
@@ -17,7 +18,6 @@ import {
   ProgressEvent,
   generationJob,
   generationQueueName,
-  createResultStore,
   jobOptions,
   readGenerationResult,
   requestCancel,
@@ -80,13 +80,7 @@ export class GenerationService implements OnModuleDestroy {
   ) {
     metrics.setDepthSource({ depths: () => this.depths() });
     metrics.setPendingWork(new PendingWorkEstimator(() => this.farmQueues()));
-    const rs = settings.resultStore;
-    this.results = createResultStore(redis, {
-      queuePrefix: settings.queuePrefix,
-      dir: rs?.dir ?? settings.storageDir,
-      resultMaxBytes: rs?.resultMaxBytes ?? 262_144,
-      resultTtlSeconds: rs?.resultTtlSeconds ?? 86_400,
-    });
+    this.results = gatewayResultStore(redis, settings);
   }
 
   /** The shared result store (job results by reference). */

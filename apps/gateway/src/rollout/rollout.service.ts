@@ -19,11 +19,12 @@ import {
   type RolloutResult,
   workOf,
 } from '@dllm/contracts';
-import { createResultStore, retentionOptions, settledSnapshot } from '@dllm/queue';
+import { retentionOptions, settledSnapshot } from '@dllm/queue';
 import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type StreamPage } from '@dllm/rl';
 import { ApiError, fromZodError } from '../http/api-error';
 import { GenerationService } from '../jobs/generation.service';
 import type { GatewaySettings } from '../settings';
+import { gatewayResultStore } from '../storage';
 import { REDIS, SETTINGS } from '../tokens';
 
 export interface RolloutView {
@@ -52,14 +53,7 @@ export class RolloutService implements OnModuleDestroy {
     private readonly gen: GenerationService,
   ) {
     this.flows = new FlowProducer({ connection: redis, prefix: settings.queuePrefix });
-    const rs = settings.resultStore;
-    const blobs = createResultStore(redis, {
-      queuePrefix: settings.queuePrefix,
-      dir: rs?.dir ?? settings.storageDir,
-      resultMaxBytes: rs?.resultMaxBytes ?? 262_144,
-      resultTtlSeconds: rs?.resultTtlSeconds ?? 86_400,
-    });
-    this.store = new TrajectoryStore(redis, blobs, settings.queuePrefix);
+    this.store = new TrajectoryStore(redis, gatewayResultStore(redis, settings), settings.queuePrefix);
   }
 
   private queue(model: string): Queue {

@@ -35,7 +35,8 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
           provide: RESULT_STORE,
           inject: [REDIS],
           useFactory: (redis: Redis) =>
-            createResultStore(redis, { queuePrefix: config.redis.queuePrefix, dir: config.storage.dir, resultMaxBytes: config.storage.resultMaxBytes, resultTtlSeconds: config.storage.resultTtlSeconds }),
+            // STORAGE_BACKEND decides where large results, trajectories and distill datasets go.
+            createResultStore(redis, { queuePrefix: config.redis.queuePrefix, ...config.storage }),
         },
         {
           provide: CancelRegistry,
@@ -56,8 +57,8 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
   private sweeper?: NodeJS.Timeout;
 
   onApplicationBootstrap(): void {
-    // Large results live on the shared volume; their expiry is enforced on read and swept here.
-    // Every worker sweeps; removing an expired file twice is harmless.
+    // Large results live in the large-object store (volume or bucket); their expiry is enforced on
+    // read and swept here. Every worker sweeps; removing an expired object twice is harmless.
     this.sweeper = setInterval(() => void this.store.sweep?.().catch(() => 0), SWEEP_EVERY_MS);
     this.sweeper.unref();
   }
