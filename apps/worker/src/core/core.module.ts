@@ -4,10 +4,11 @@ import { DynamicModule, Global, Inject, Module, OnApplicationBootstrap, OnApplic
 import type { BlobStore } from '@dllm/storage';
 import type { Redis } from 'ioredis';
 import type { Config } from '@dllm/config';
-import { CancelRegistry, createRedis, createResultStore } from '@dllm/queue';
+import { CancelRegistry, createRedis } from '@dllm/queue';
 import { DiscoveryModule } from '@nestjs/core';
 import { WorkerLifecycle } from '../jobs/lifecycle';
 import { EngineHolder } from './engine-holder';
+import { workerResultStore } from './result-store';
 import { CONFIG, REDIS, RESULT_STORE, SUBSCRIBER } from './tokens';
 import { WorkerMetrics } from './worker-metrics';
 
@@ -34,9 +35,7 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
         {
           provide: RESULT_STORE,
           inject: [REDIS],
-          useFactory: (redis: Redis) =>
-            // STORAGE_BACKEND decides where large results, trajectories and distill datasets go.
-            createResultStore(redis, { queuePrefix: config.redis.queuePrefix, ...config.storage }),
+          useFactory: (redis: Redis) => workerResultStore(config, redis),
         },
         {
           provide: CancelRegistry,
