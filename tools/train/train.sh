@@ -10,9 +10,11 @@
 # (default 1: on the shared 2-core CI box one thread was 2.5x faster than two, because OpenMP threads
 # spin against other processes; on a free machine set it to the core count), SEED (default 1),
 # AR_STEPS (3000: the length of the lr schedule), AR_STOP_AT (1000: where the bundled AR model stopped;
-# set it to 3000 for the full schedule), AR2_STEPS (1200), AR2_STOP_AT (700), DLLM_STEPS (400),
-# DEVICE (cuda when available).
-# The defaults reproduce the bundled models/tiny-ar and models/tiny-dllm (see their TRAINING.md).
+# set it to 3000 for the full schedule), AR2_STEPS (1200), AR2_STOP_AT (700), DLLM_STEPS (2000),
+# DEVICE (cuda when available), AR_FROM (a dllm-farm model directory, e.g. models/tiny-ar: export it
+# with `dllm-farm export` as the AR checkpoint and skip AR pre-training).
+# The defaults reproduce the bundled models/tiny-ar and models/tiny-dllm (see their TRAINING.md);
+# `AR_FROM=models/tiny-ar tools/train/train.sh` reproduces tiny-dllm alone (~80 min on one core).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-train-out}
@@ -21,7 +23,7 @@ AR_STEPS=${AR_STEPS:-3000}
 AR_STOP_AT=${AR_STOP_AT:-1000}
 AR2_STEPS=${AR2_STEPS:-1200}
 AR2_STOP_AT=${AR2_STOP_AT:-700}
-DLLM_STEPS=${DLLM_STEPS:-400}
+DLLM_STEPS=${DLLM_STEPS:-2000}
 SIZE=${SIZE:-small}
 export TRAIN_THREADS=${TRAIN_THREADS:-1}
 if [ -z "${PYTHON:-}" ]; then
@@ -46,19 +48,22 @@ $CLI tasks --family string --split train --n 200000 --seed "$SEED" --jsonl "$OUT
 $CLI tasks tokenizer --out "$OUT/data/tokenizer.json"
 stamp "data written"
 
-# The bundled models were made in three runs because CPU time on the shared machine came in bursts:
-# AR (schedule 3000 steps, stopped at 1000) -> continued AR (fresh optimizer, 1200-step schedule,
-# stopped at 700) = tiny-ar; the dLLM adaptation from the run-1 AR weights (step 1000) = tiny-dllm.
-# (Adapting the better step-1700 weights for 300 steps gave a worse dLLM, 24% arith: the adaptation,
-# not the AR start, is the bottleneck. On a free machine raise DLLM_STEPS and use --init "$OUT/ar".)
-$PYTHON tools/train/train.py ar --data "$OUT/data" --out "$OUT/ar1" --size "$SIZE" --steps "$AR_STEPS" --stop-at "$AR_STOP_AT" \
-  --batch 64 --lr 2e-3 --warmup 100 --seed "$SEED" "${DEV[@]}"
-stamp "AR pre-training done"
-$PYTHON tools/train/train.py ar --init "$OUT/ar1" --data "$OUT/data" --out "$OUT/ar" --steps "$AR2_STEPS" --stop-at "$AR2_STOP_AT" \
-  --batch 64 --lr 1e-3 --warmup 20 --save-every 100 --eval-every 100000 --eval-n 50 --seed $((SEED + 1)) "${DEV[@]}"
-stamp "AR continuation done"
-$PYTHON tools/train/train.py dllm --data "$OUT/data" --init "$OUT/ar1" --out "$OUT/dllm" --steps "$DLLM_STEPS" \
-  --batch 16 --lr 1e-3 --warmup 30 --save-every 25 --eval-every 100000 --eval-n 50 --seed "$SEED" "${DEV[@]}"
+# tiny-ar was made in two runs because CPU time on the shared machine came in bursts: AR (schedule
+# 3000 steps, stopped at 1000) -> continued AR (fresh optimizer, 1200-step schedule, stopped at 700).
+# tiny-dllm is the Fast-dLLM v2 adaptation of tiny-ar's weights (2000 steps).
+if [ -n "${AR_FROM:-}" ]; then
+  $CLI export "$AR_FROM" "$OUT/ar"
+  stamp "AR checkpoint exported from $AR_FROM"
+else
+  $PYTHON tools/train/train.py ar --data "$OUT/data" --out "$OUT/ar1" --size "$SIZE" --steps "$AR_STEPS" --stop-at "$AR_STOP_AT" \
+    --batch 64 --lr 2e-3 --warmup 100 --seed "$SEED" "${DEV[@]}"
+  stamp "AR pre-training done"
+  $PYTHON tools/train/train.py ar --init "$OUT/ar1" --data "$OUT/data" --out "$OUT/ar" --steps "$AR2_STEPS" --stop-at "$AR2_STOP_AT" \
+    --batch 64 --lr 1e-3 --warmup 20 --save-every 100 --eval-every 100000 --eval-n 50 --seed $((SEED + 1)) "${DEV[@]}"
+  stamp "AR continuation done"
+fi
+$PYTHON tools/train/train.py dllm --data "$OUT/data" --init "$OUT/ar" --out "$OUT/dllm" --steps "$DLLM_STEPS" \
+  --batch 16 --lr 1e-3 --warmup 30 --save-every 250 --eval-every 100000 --eval-n 50 --seed "$SEED" "${DEV[@]}"
 stamp "block-diffusion adaptation done"
 $PYTHON tools/train/train.py eval --data "$OUT/data" --model "$OUT/ar" --mode ar --n 200 --json "$OUT/ar/eval.json" "${DEV[@]}"
 $PYTHON tools/train/train.py eval --data "$OUT/data" --model "$OUT/dllm" --mode dllm-ar --mode dllm-threshold --n 200 --json "$OUT/dllm/eval.json" "${DEV[@]}"
@@ -66,6 +71,6 @@ stamp "evaluation done"
 
 if [ -f dist/apps/cli/src/commands/convert.js ]; then
   $CLI convert "$OUT/ar" "$OUT/tiny-ar" --name tiny-ar --version "1.1.0" --kind autoregressive || echo "[train.sh] convert failed for the AR model"
-  $CLI convert "$OUT/dllm" "$OUT/tiny-dllm" --name tiny-dllm --version "1.0.0" --kind block-diffusion || echo "[train.sh] convert failed for the dLLM model"
+  $CLI convert "$OUT/dllm" "$OUT/tiny-dllm" --name tiny-dllm --version "1.1.0" --kind block-diffusion || echo "[train.sh] convert failed for the dLLM model"
 fi
 stamp "all done"
