@@ -19,14 +19,20 @@ export class RateLimiter {
     private readonly prefix: string,
     readonly limit: number,
     readonly windowMs: number,
-  ) {}
+  ) {
+    // ioredis sends a defined command as EVALSHA (script text only once per connection, on NOSCRIPT)
+    if (typeof (redis as unknown as Record<string, unknown>).dllmIncrWithTtl !== 'function') {
+      redis.defineCommand('dllmIncrWithTtl', { numberOfKeys: 1, lua: INCR_WITH_TTL });
+    }
+  }
 
   async check(owner: string, now = Date.now()): Promise<RateDecision> {
     if (this.limit <= 0) return { allowed: true, limit: 0, remaining: 0, resetMs: 0 };
     const window = Math.floor(now / this.windowMs);
     const key = `${this.prefix}rl:${owner}:${window}`;
     // One EVALSHA instead of a MULTI pipeline: the cheapest round trip per request.
-    const count = Number(await this.redis.eval(INCR_WITH_TTL, 1, key, this.windowMs * 2));
+    const incr = (this.redis as unknown as { dllmIncrWithTtl(key: string, ttlMs: number): Promise<number> }).dllmIncrWithTtl;
+    const count = Number(await incr.call(this.redis, key, this.windowMs * 2));
     const resetMs = (window + 1) * this.windowMs - now;
     return { allowed: count <= this.limit, limit: this.limit, remaining: Math.max(0, this.limit - count), resetMs };
   }
