@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
+import { Tokenizer } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
 
 interface Row {
@@ -166,11 +167,17 @@ async function main() {
     console.log(table(['policy', 'x'], Object.entries(batchScaling).map(([k, v]) => [k, f2(v)])));
   }
 
-  // Prefix sharing: 8 samples of one long few-shot prompt.
-  const shots = problems(fams[0], { split: 'train', seed: 1, n: 6 })
-    .map((p) => `${p.prompt} ${p.solution}`)
-    .join('\n');
-  const longPrompt = `${shots}\n${items[0].prompt}`;
+  // Prefix sharing: 8 samples of one long few-shot prompt, as many shots as the model's positions
+  // leave room for after maxNew generated tokens (the engine refuses prompts that cannot fit).
+  const tok = Tokenizer.fromFile(path.join(values.dllm!, 'tokenizer.json'));
+  const manifest = JSON.parse(fs.readFileSync(path.join(values.dllm!, 'dllm.json'), 'utf8')) as { architecture: { max_position_embeddings: number } };
+  const room = manifest.architecture.max_position_embeddings - maxNew - 2;
+  let longPrompt = items[0].prompt;
+  for (const p of problems(fams[0], { split: 'train', seed: 1, n: 6 })) {
+    const next = `${p.prompt} ${p.solution}\n${longPrompt}`;
+    if (tok.encode(next).length > room) break;
+    longPrompt = next;
+  }
   const group = async (sharing: boolean) => {
     const e = await mk(values.dllm!, { prefixSharing: sharing });
     await e.generate({ prompt: items[1].prompt, options: { maxNewTokens: 8 } }); // warm-up on another prompt
