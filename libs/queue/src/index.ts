@@ -10,3 +10,4 @@ export { createQueue, destroyQueue } from './queue-factory';
 export { settledSnapshot } from './snapshot';
 export { PendingWorkEstimator, PENDING_STATES } from './pending-work';
 export type { PendingQueue, PendingWorkReading, PendingState } from './pending-work';
+export { withLease } from './lease';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, Queue, Worker } from 'bullmq';
-import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult } from './index';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease } from './index';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `tq${process.pid}${Date.now().toString(36)}`;
@@ -90,5 +90,19 @@ describe('settledSnapshot', () => {
     await conn.quit();
     await q.obliterate({ force: true });
     await q.close();
+  });
+});
+
+describe('withLease', () => {
+  it('lets one of many concurrent callers run per period', async () => {
+    let runs = 0;
+    const key = `${prefix}:lease`;
+    const won = await Promise.all(Array.from({ length: 5 }, () => withLease(redis, key, 200, async () => void runs++)));
+    expect(won.filter(Boolean)).toHaveLength(1);
+    expect(runs).toBe(1);
+    expect(await withLease(redis, key, 200, async () => void runs++)).toBe(false);
+    await new Promise((r) => setTimeout(r, 250)); // the lease expires: the next period's caller runs
+    expect(await withLease(redis, key, 200, async () => void runs++)).toBe(true);
+    expect(runs).toBe(2);
   });
 });

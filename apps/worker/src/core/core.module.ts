@@ -4,7 +4,7 @@ import { DynamicModule, Global, Inject, Module, OnApplicationBootstrap, OnApplic
 import type { BlobStore } from '@dllm/storage';
 import type { Redis } from 'ioredis';
 import type { Config } from '@dllm/config';
-import { CancelRegistry, createRedis } from '@dllm/queue';
+import { CancelRegistry, createRedis, withLease } from '@dllm/queue';
 import { DiscoveryModule } from '@nestjs/core';
 import { WorkerLifecycle } from '../jobs/lifecycle';
 import { EngineHolder } from './engine-holder';
@@ -21,6 +21,7 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SUBSCRIBER) private readonly subscriber: Redis,
     @Inject(RESULT_STORE) private readonly store: BlobStore,
+    @Inject(CONFIG) private readonly config: Config,
   ) {}
 
   static forRoot(config: Config): DynamicModule {
@@ -57,9 +58,12 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
 
   onApplicationBootstrap(): void {
     // Large results live in the large-object store (volume or bucket); their expiry is enforced on
-    // read and swept here. Every worker sweeps; removing an expired object twice is harmless.
-    this.sweeper = setInterval(() => void this.store.sweep?.().catch(() => 0), SWEEP_EVERY_MS);
-    this.sweeper.unref();
+    // read and swept here. Every worker schedules the sweep, one per period does it (a bucket sweep
+    // lists every object): the lease expires just before the next period.
+    const sweep = this.store.sweep?.bind(this.store);
+    const lease = `${this.config.redis.queuePrefix}:housekeeping:results-sweep`;
+    if (sweep) this.sweeper = setInterval(() => void withLease(this.redis, lease, SWEEP_EVERY_MS * 0.9, sweep).catch(() => false), SWEEP_EVERY_MS);
+    this.sweeper?.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
