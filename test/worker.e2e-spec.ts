@@ -39,6 +39,7 @@ beforeAll(async () => {
   storageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-wk-store-'));
   const connection = redisOptionsFromUrl(redisUrl());
   queue = new Queue(QUEUE, { connection, prefix });
+  queue.setMaxListeners(64); // job.waitUntilFinished() adds a 'closing' listener per waiting job; tests wait on 16 at once
   events = new QueueEvents(QUEUE, { connection, prefix });
   await events.waitUntilReady();
   redis = new Redis(redisUrl());
