@@ -1,5 +1,5 @@
-import { parseFlags, UsageError, type CliCommand } from '../command';
-import { clientFrom, GATEWAY_FLAGS, GATEWAY_HELP, table } from './submit';
+import type { CliCommand } from '../command';
+import { GATEWAY_HELP, oneIdCommand, table } from './submit';
 
 const HELP = `Usage: dllm-farm cancel <batch_id | job_id> [options]
 
@@ -10,15 +10,9 @@ ${GATEWAY_HELP}`;
 export const command: CliCommand = {
   name: 'cancel',
   async run(argv) {
-    const parsed = parseFlags({ args: argv, allowPositionals: true, options: GATEWAY_FLAGS });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new UsageError(`expected one batch or job id\n\n${HELP}`);
-    const id = positionals[0];
-    const client = clientFrom(values);
+    const args = oneIdCommand(argv, HELP);
+    if (!args) return 0;
+    const { values, id, client } = args;
     if (id.startsWith('batch_')) {
       const b = await client.cancelBatch(id);
       if (values.json) console.log(JSON.stringify(b));

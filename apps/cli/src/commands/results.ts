@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import { parseFlags, UsageError, type CliCommand } from '../command';
-import { clientFrom, GATEWAY_FLAGS, GATEWAY_HELP, saveResults, table } from './submit';
+import type { CliCommand } from '../command';
+import { GATEWAY_HELP, oneIdCommand, saveResults, table } from './submit';
 
 const HELP = `Usage: dllm-farm results <batch_id | job_id> [options]
 
@@ -14,15 +14,9 @@ ${GATEWAY_HELP}`;
 export const command: CliCommand = {
   name: 'results',
   async run(argv) {
-    const parsed = parseFlags({ args: argv, allowPositionals: true, options: { ...GATEWAY_FLAGS, out: { type: 'string', default: '.' }, print: { type: 'boolean', default: false } } });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new UsageError(`expected one batch or job id\n\n${HELP}`);
-    const id = positionals[0];
-    const client = clientFrom(values);
+    const args = oneIdCommand(argv, HELP, { out: { type: 'string', default: '.' }, print: { type: 'boolean', default: false } });
+    if (!args) return 0;
+    const { values, id, client } = args;
     if (!id.startsWith('batch_')) {
       const r = await client.request<Record<string, unknown>>('GET', `/v1/jobs/${encodeURIComponent(id)}/result`);
       console.log(values.json ? JSON.stringify(r) : String(r.text ?? ''));

@@ -1,20 +1,14 @@
-import { parseFlags, UsageError, type CliCommand } from '../command';
-import { clientFrom, GATEWAY_FLAGS, GATEWAY_HELP, iso, progressBar, table } from './submit';
+import type { CliCommand } from '../command';
+import { GATEWAY_HELP, oneIdCommand, iso, progressBar, table } from './submit';
 
 const HELP = `Usage: dllm-farm status <batch_id | job_id> [options]\n\n${GATEWAY_HELP}`;
 
 export const command: CliCommand = {
   name: 'status',
   async run(argv) {
-    const parsed = parseFlags({ args: argv, allowPositionals: true, options: GATEWAY_FLAGS });
-    const { values, positionals } = parsed;
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new UsageError(`expected one batch or job id\n\n${HELP}`);
-    const id = positionals[0];
-    const client = clientFrom(values);
+    const args = oneIdCommand(argv, HELP);
+    if (!args) return 0;
+    const { values, id, client } = args;
     if (id.startsWith('batch_')) {
       const b = await client.getBatch(id);
       if (values.json) console.log(JSON.stringify(b));

@@ -1,6 +1,7 @@
 // dllm-farm submit <file.jsonl>: upload a JSONL file, create a batch, follow it with a live
 // progress bar, then save the output and error files. The demo calls submitBatch() directly.
 import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { GatewayClient, type Batch } from '@dllm/contracts';
 import { parseFlags, UsageError, type CliCommand } from '../command';
@@ -22,6 +23,24 @@ export function clientFrom(values: { url?: string; 'api-key'?: string }): Gatewa
   const baseUrl = values.url ?? process.env.DLLM_GATEWAY_URL ?? 'http://127.0.0.1:8080';
   if (!/^https?:\/\//.test(baseUrl)) throw new UsageError(`--url must start with http:// or https:// (got '${baseUrl}')`);
   return new GatewayClient({ baseUrl, apiKey });
+}
+
+type FlagSpec = { type: 'string' | 'boolean'; short?: string; default?: string | boolean };
+
+/**
+ * The common start of the commands that act on one batch or job (status, cancel, results): the
+ * gateway flags plus `extra`, --help, exactly one id, a client. Null when the help was printed.
+ */
+export function oneIdCommand<E extends Record<string, FlagSpec> = Record<never, FlagSpec>>(argv: string[], help: string, extra?: E) {
+  type Values = ReturnType<typeof parseArgs<{ options: typeof GATEWAY_FLAGS & E; allowPositionals: true }>>['values'];
+  const { values: raw, positionals } = parseFlags({ args: argv, allowPositionals: true, options: { ...GATEWAY_FLAGS, ...extra } });
+  const values = raw as unknown as Values & { help: boolean; url?: string; 'api-key'?: string };
+  if (values.help) {
+    console.log(help);
+    return null;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one batch or job id\n\n${help}`);
+  return { values, id: positionals[0], client: clientFrom(values) };
 }
 
 export function progressBar(b: Batch, startedMs: number, width = 30): string {
