@@ -15,11 +15,22 @@ export const jobWorkSchema = z.strictObject({
 });
 export type JobWork = z.output<typeof jobWorkSchema>;
 
-/** The work of `sequences` decodes with these (client-set, unvalidated or validated) decode options. */
+const { maxNewTokens: maxNewTokensField, policy: policyField } = decodeOptionsSchema.shape;
+
+/**
+ * The work of `sequences` decodes with these client-set decode options. Reads only the two fields
+ * it needs (the payload schema validates the whole object once); an invalid value costs like the
+ * default. On every submission, so no full parse here.
+ */
 export function workOf(options: unknown, sequences: number): JobWork {
-  const o = decodeOptionsSchema.safeParse(options ?? {});
-  const d = o.success ? o.data : decodeOptionsSchema.parse({});
-  return { sequences, maxNewTokens: d.maxNewTokens, policy: d.policy ?? 'default' };
+  const o = (options ?? {}) as { maxNewTokens?: unknown; policy?: unknown };
+  const maxNewTokens = maxNewTokensField.safeParse(o.maxNewTokens);
+  const policy = policyField.safeParse(o.policy);
+  return {
+    sequences,
+    maxNewTokens: maxNewTokens.success ? maxNewTokens.data : maxNewTokensField.parse(undefined),
+    policy: (policy.success ? policy.data : undefined) ?? 'default',
+  };
 }
 
 /**
