@@ -36,8 +36,9 @@ export function exportCheckpoint(modelDir: string, outDir: string): ExportResult
   let parameters = 0;
   for (const w of expectedWeights(m.architecture, m.vocab_size)) {
     let value: Float32Array;
-    if (onnx.initializers.has(`${w.name.replace(/\.weight$/, '')}.weight_t`) && w.name.endsWith('.weight')) {
-      const t = floatTensor(onnx, `${w.name.replace(/\.weight$/, '')}.weight_t`);
+    const transposed = `${w.name}_t`; // the builder stores a linear's <name>.weight as <name>.weight_t
+    if (w.shape.length === 2 && onnx.initializers.has(transposed)) {
+      const t = floatTensor(onnx, transposed);
       const [outF, inF] = w.shape;
       if (t.dims.length !== 2 || t.dims[0] !== inF || t.dims[1] !== outF) {
         throw new Error(`${w.name}: stored as [${t.dims.join(',')}], expected [${inF},${outF}] for the manifest's architecture`);
