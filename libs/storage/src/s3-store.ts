@@ -216,7 +216,8 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async get(key: string): Promise<Buffer | null> {
+  /** GET of a live object, body not yet read; null when missing or expired (an expired one is deleted). */
+  private async open(key: string): Promise<Response | null> {
     const res = await this.send({ method: 'GET', key: this.objectKey(key) });
     if (res.status === 404) return (await res.arrayBuffer().catch(() => undefined), null);
     if (!res.ok) await this.fail(res, `GET ${key}`);
@@ -225,18 +226,17 @@ export class S3BlobStore implements BlobStore {
       await this.delete(key);
       return null;
     }
-    return Buffer.from(await res.arrayBuffer());
+    return res;
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    const res = await this.open(key);
+    return res && Buffer.from(await res.arrayBuffer());
   }
 
   async getStream(key: string): Promise<Readable | null> {
-    const res = await this.send({ method: 'GET', key: this.objectKey(key) });
-    if (res.status === 404) return (await res.arrayBuffer().catch(() => undefined), null);
-    if (!res.ok) await this.fail(res, `GET ${key}`);
-    if (this.isExpired(res)) {
-      await res.body?.cancel().catch(() => undefined);
-      await this.delete(key);
-      return null;
-    }
+    const res = await this.open(key);
+    if (!res) return null;
     return res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream) : Readable.from([]);
   }
 
