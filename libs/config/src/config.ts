@@ -2,6 +2,7 @@
 // (ConfigError), and shapes the values into one typed object; each app reads its part.
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { S3Settings } from '@dllm/storage';
 import { ENV, type ApiKeyConfig, type EnvName, type EnvValues } from './env';
 
 export class ConfigError extends Error {
@@ -17,16 +18,8 @@ export interface ModelEntry {
   dir: string;
 }
 
-export interface S3Config {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  /** '' or ending in '/'. */
-  prefix: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  forcePathStyle: boolean;
-}
+/** The bucket settings libs/storage's S3 store takes, from the S3_* variables. */
+export type S3Config = S3Settings;
 
 /** Every S3_* variable STORAGE_BACKEND=s3 cannot do without. */
 export const S3_REQUIRED: readonly EnvName[] = ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'];
