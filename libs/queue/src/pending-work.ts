@@ -16,6 +16,8 @@ export type PendingState = (typeof PENDING_STATES)[number];
 export interface PendingQueue {
   queue: Queue;
   model: string;
+  /** Whether its completed jobs report tokens and forwards (generation does; rollout / distill parents do not). Default true. */
+  measuresTpf?: boolean;
 }
 
 export interface PendingWorkReading {
@@ -81,15 +83,15 @@ export class PendingWorkEstimator {
     const out: PendingWorkReading[] = [];
     const tpfByModel = new Map<string, Map<string, number>>();
     const targets = this.queues();
-    // TPF per model comes from the generation queue first (it has token counts), then any queue.
-    for (const { queue, model } of targets) {
+    // TPF per model, from the queues whose completed jobs report tokens and forwards.
+    for (const { queue, model } of targets.filter((t) => t.measuresTpf !== false)) {
       const m = await this.measuredTpf(queue);
       const prev = tpfByModel.get(model) ?? new Map<string, number>();
       for (const [k, v] of m) if (!prev.has(k)) prev.set(k, v);
       tpfByModel.set(model, prev);
     }
     for (const { queue, model } of targets) {
-      const tpfs = tpfByModel.get(model)!;
+      const tpfs = tpfByModel.get(model) ?? new Map<string, number>();
       const tpfFor = (policy: string) => tpfs.get(policy) ?? tpfs.get('*') ?? 1;
       const counts = await queue.getJobCounts(...PENDING_STATES);
       let forwards = 0;

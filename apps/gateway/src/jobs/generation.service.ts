@@ -324,10 +324,10 @@ export class GenerationService implements OnModuleDestroy {
   }
 
   /** Every queue of every served model (generation, rollout, distill), for the metrics. */
-  farmQueues(): { queue: Queue; model: string }[] {
+  farmQueues(): { queue: Queue; model: string; measuresTpf: boolean }[] {
     return this.settings.models.flatMap((m) =>
       JOB_KINDS.map((kind) => {
-        if (kind === 'generation') return { queue: this.queue(m.name), model: m.name };
+        if (kind === 'generation') return { queue: this.queue(m.name), model: m.name, measuresTpf: true };
         const name = queueName(kind, m.name);
         let q = this.metricQueues.get(name);
         if (!q) {
@@ -335,7 +335,7 @@ export class GenerationService implements OnModuleDestroy {
           q.on('error', (e) => this.logger.warn(`queue ${name}: ${e.message}`));
           this.metricQueues.set(name, q);
         }
-        return { queue: q, model: m.name };
+        return { queue: q, model: m.name, measuresTpf: false };
       }),
     );
   }
