@@ -4,7 +4,7 @@
 //
 // Per queue and scrape: BullMQ's job counts, plus a sample of at most `sampleSize` jobs per state
 // whose mean cost scales the count (exact for queues up to the sample size). The TPF that turns
-// tokens into forwards is measured, not assumed: tokens / forwards over the queue's most recently
+// tokens into forwards is measured, not assumed: tokens / forwards over the model's TPF-reporting (generation) queues' most recently
 // completed jobs, per decoding policy, falling back to the model-wide figure and then to 1 (AR,
 // the most work a sequence can cost).
 import type { Job, Queue } from 'bullmq';
