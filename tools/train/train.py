@@ -358,7 +358,29 @@ def train(args, stage):
     kind = "block-diffusion" if stage == "dllm" else "autoregressive"
     allowed_cache = {}
     stop_at = min(args.steps, args.stop_at or args.steps)
-    for step in range(stop_at):
+    ckpt_path = os.path.join(args.out, "checkpoint.pt")
+    first = 0
+    if args.resume and os.path.exists(ckpt_path):
+        state = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.setstate(state["python_rng"])
+        grng.set_state(state["mask_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        history, run, first = state["history"], state["ema_loss"], state["step"]
+        t0 -= history.get("train_seconds", 0.0)
+        log(f"{stage}: resumed from {ckpt_path} at step {first}")
+
+    def checkpoint(step_done):
+        """Full training state (weights, AdamW moments, the three RNG streams, loss EMA, log) so that
+        --resume continues the same run bit for bit; written to a temp file and renamed (atomic)."""
+        os.makedirs(args.out, exist_ok=True)
+        tmp = ckpt_path + ".tmp"
+        torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), python_rng=rng.getstate(), mask_rng=grng.get_state(),
+                        torch_rng=torch.get_rng_state(), history=history, ema_loss=run, step=step_done), tmp)
+        os.replace(tmp, ckpt_path)
+
+    for step in range(first, stop_at):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         pairs = data.sample(rng, args.batch)
@@ -394,6 +416,7 @@ def train(args, stage):
             history["train_seconds"] = round(time.time() - t0, 1)
             history["steps_done"] = step + 1
             save_model(model, vocab, args.out, os.path.join(args.data, "tokenizer.json"), kind, history)
+            checkpoint(step + 1)
         if (step + 1) % args.eval_every == 0 or step + 1 == stop_at:
             mode = "ar" if stage == "ar" else "dllm-ar"
             res = evaluate(model, vocab, args.data, mode, n=args.eval_n, device=device)
@@ -402,6 +425,10 @@ def train(args, stage):
             history["train_seconds"] = round(time.time() - t0, 1)
             history["steps_done"] = step + 1
             save_model(model, vocab, args.out, os.path.join(args.data, "tokenizer.json"), kind, history)
+            checkpoint(step + 1)
+        if args.snapshot_every and (step + 1) % args.snapshot_every == 0:
+            # keep a copy of the weights at this step (checkpoint dirs to convert and evaluate later)
+            save_model(model, vocab, os.path.join(args.out, f"step-{step + 1}"), os.path.join(args.data, "tokenizer.json"), kind, history)
     history["train_seconds"] = round(time.time() - t0, 1)
     save_model(model, vocab, args.out, os.path.join(args.data, "tokenizer.json"), kind, history)
     log(f"{stage}: done in {history['train_seconds']:.0f}s -> {args.out}")
@@ -426,6 +453,8 @@ def main():
         p.add_argument("--eval-n", type=int, default=100)
         p.add_argument("--save-every", type=int, default=0, help="also save a checkpoint every N steps (no eval)")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (written at every --save-every) if it exists")
+        p.add_argument("--snapshot-every", type=int, default=0, help="also keep the weights every N steps in OUT/step-N")
         if name == "ar":
             p.add_argument("--size", choices=list(SIZES), default="tiny")
             p.add_argument("--init", help="continue from this AR checkpoint dir (fresh optimizer and schedule)")
