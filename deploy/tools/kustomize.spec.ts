@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KustomizeError, applyJson6902, render, splitImage, strategicMerge } from './kustomize';
+import { KustomizeError, applyJson6902, render, splitImage } from './kustomize';
 
 let tmp: string;
 beforeEach(() => {
@@ -170,15 +170,6 @@ patches:
 });
 
 describe('helpers', () => {
-  it('strategicMerge replaces plain lists and merges keyed ones', () => {
-    expect(strategicMerge({ args: ['a'], ports: [{ containerPort: 1, name: 'x' }] }, { args: ['b'], ports: [{ containerPort: 1, name: 'y' }, { containerPort: 2 }] }, '')).toEqual({
-      args: ['b'],
-      ports: [{ containerPort: 1, name: 'y' }, { containerPort: 2 }],
-    });
-    expect(strategicMerge({ a: 1, b: 2 }, { b: null }, '')).toEqual({ a: 1 });
-    expect(strategicMerge({ ports: [{ containerPort: 1, name: 'x' }] }, { ports: [{ containerPort: 2 }] }, '')).toEqual({ ports: [{ containerPort: 2 }, { containerPort: 1, name: 'x' }] });
-  });
-
   it('JSON6902 add/replace/remove, and errors on missing paths', () => {
     const o: any = { spec: { list: [1, 2], n: 1 } };
     applyJson6902(o, [{ op: 'add', path: '/spec/list/-', value: 3 }, { op: 'replace', path: '/spec/n', value: 2 }, { op: 'remove', path: '/spec/list/0' }], 't');

@@ -3,7 +3,8 @@
 //   resources           files (multi-document YAML) and directories holding a kustomization.yaml
 //   namespace           set on every namespaced object (cluster-scoped kinds are left alone)
 //   labels              [{pairs, includeSelectors?, includeTemplates?}]
-//   patches             [{path | patch, target?}]: strategic merge (a YAML object) or JSON6902 (a YAML list)
+//   patches             [{path | patch, target?}]: strategic merge (a YAML object; ./strategic-merge.ts,
+//                       list merge keys per field path as Kubernetes declares them) or JSON6902 (a YAML list)
 //   images              [{name, newName?, newTag?, digest?}]
 //   replicas            [{name, count}]
 //   configMapGenerator / secretGenerator  [{name, behavior?, literals?, envs?, files?}]
@@ -17,6 +18,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { rootType, strategicMerge, StrategicMergeError } from './strategic-merge';
 
 export type K8sObject = {
   apiVersion: string;
@@ -237,7 +239,14 @@ function applyPatchEntry(dir: string, kfile: string, p: any, objects: K8sObject[
         objects.splice(objects.indexOf(t), 1);
         continue;
       }
-      const merged = strategicMerge(t, { ...doc, metadata: { ...(doc.metadata ?? {}), name: t.metadata.name, namespace: t.metadata.namespace } }, '');
+      const patch = { ...doc, metadata: { ...(doc.metadata ?? {}), name: t.metadata.name, namespace: t.metadata.namespace } };
+      let merged: unknown;
+      try {
+        merged = strategicMerge(t, patch, rootType(t.apiVersion, t.kind));
+      } catch (e) {
+        if (e instanceof StrategicMergeError) throw new KustomizeError(`${where}: ${objectId(t)}${e.message}`);
+        throw e;
+      }
       for (const key of Object.keys(t)) delete (t as any)[key];
       Object.assign(t, merged);
     }
@@ -254,55 +263,6 @@ function matchesTarget(o: K8sObject, t: any): boolean {
     }
   }
   return true;
-}
-
-/** List fields merged by a key (Kubernetes' patchMergeKey) instead of replaced. */
-const MERGE_KEYS: Record<string, string> = {
-  containers: 'name',
-  initContainers: 'name',
-  env: 'name',
-  volumes: 'name',
-  volumeMounts: 'mountPath',
-  ports: 'containerPort',
-  imagePullSecrets: 'name',
-  volumeClaimTemplates: 'metadata.name',
-};
-
-function keyOf(item: any, key: string): unknown {
-  return key.split('.').reduce((v, k) => (v == null ? v : v[k]), item);
-}
-
-/** Strategic merge of patch into base (new object; base untouched). Supports `$patch: delete` on list items and maps. */
-export function strategicMerge(base: any, patch: any, field: string): any {
-  if (patch === null) return undefined;
-  if (Array.isArray(patch)) {
-    const mk = MERGE_KEYS[field];
-    if (!mk || !Array.isArray(base)) return patch.filter((x) => !(x && x.$patch === 'delete'));
-    // kustomize's order: the patch's items first (in patch order, merged into the originals they
-    // name), then the original items the patch does not mention (in original order).
-    const rest = base.map((x) => x);
-    const head: any[] = [];
-    for (const item of patch) {
-      const idx = rest.findIndex((x) => keyOf(x, mk) === keyOf(item, mk));
-      if (item && item.$patch === 'delete') {
-        if (idx < 0) throw new KustomizeError(`$patch: delete of ${field} item ${String(keyOf(item, mk))}: no such item`);
-        rest.splice(idx, 1);
-      } else if (idx >= 0) head.push(strategicMerge(rest.splice(idx, 1)[0], item, ''));
-      else head.push(item);
-    }
-    return [...head, ...rest];
-  }
-  if (patch && typeof patch === 'object') {
-    if (patch.$patch === 'delete') return undefined;
-    const out: any = base && typeof base === 'object' && !Array.isArray(base) ? { ...base } : {};
-    for (const [k, v] of Object.entries(patch)) {
-      const m = strategicMerge(out[k], v, k);
-      if (m === undefined) delete out[k];
-      else out[k] = m;
-    }
-    return out;
-  }
-  return patch;
 }
 
 function decodePointer(p: string): string[] {
