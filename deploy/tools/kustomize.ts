@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { applyPatch, JsonPatchError, type Operation } from 'fast-json-patch';
 import { parseAllDocuments } from 'yaml';
 import { rootType, strategicMerge, StrategicMergeError } from './strategic-merge';
 
@@ -265,40 +266,20 @@ function matchesTarget(o: K8sObject, t: any): boolean {
   return true;
 }
 
-function decodePointer(p: string): string[] {
-  if (!p.startsWith('/')) throw new KustomizeError(`JSON pointer '${p}' must start with /`);
-  return p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-export function applyJson6902(obj: any, ops: any[], where: string): void {
-  for (const op of ops) {
-    const parts = decodePointer(op.path);
-    const last = parts.pop()!;
-    let parent = obj;
-    for (const part of parts) {
-      parent = Array.isArray(parent) ? parent[Number(part)] : parent?.[part];
-      if (parent === undefined) throw new KustomizeError(`${where}: path ${op.path} does not exist`);
-    }
-    const isArr = Array.isArray(parent);
-    const idx = last === '-' ? parent.length : Number(last);
-    switch (op.op) {
-      case 'add':
-        if (isArr) parent.splice(idx, 0, op.value);
-        else parent[last] = op.value;
-        break;
-      case 'replace':
-        if (isArr ? idx >= parent.length : !(last in parent)) throw new KustomizeError(`${where}: replace of missing ${op.path}`);
-        if (isArr) parent[idx] = op.value;
-        else parent[last] = op.value;
-        break;
-      case 'remove':
-        if (isArr ? idx >= parent.length : !(last in parent)) throw new KustomizeError(`${where}: remove of missing ${op.path}`);
-        if (isArr) parent.splice(idx, 1);
-        else delete parent[last];
-        break;
-      default:
-        throw new KustomizeError(`${where}: JSON6902 op '${op.op}' is not supported (add, replace, remove)`);
-    }
+/**
+ * Applies a JSON6902 patch (RFC 6902: add, remove, replace, move, copy, test) to `obj` in place,
+ * with fast-json-patch, validating every operation first (a missing path or a failed `test` is an
+ * error, as in kustomize).
+ * @throws KustomizeError naming `where`, the operation's index, op and path.
+ */
+export function applyJson6902(obj: object, ops: unknown, where: string): void {
+  if (!Array.isArray(ops)) throw new KustomizeError(`${where}: a JSON6902 patch is a list of operations`);
+  try {
+    applyPatch(obj, ops as Operation[], true, true);
+  } catch (e) {
+    if (!(e instanceof JsonPatchError)) throw e;
+    const op = e.operation as Partial<Operation> | undefined;
+    throw new KustomizeError(`${where}: JSON6902 operation ${e.index ?? '?'} (${op?.op ?? '?'} ${op?.path ?? '?'}): ${e.name}: ${e.message.split('\n')[0]}`);
   }
 }
 
