@@ -1,21 +1,10 @@
 // The renderer must do what kustomize does for the fields deploy/k8s uses, or the validation tests
 // check something other than what `kubectl apply -k` applies. Small fixtures in a temp dir.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { hasKubectl, kubectlKustomize } from './kubectl';
 import { KustomizeError, applyJson6902, render, splitImage } from './kustomize';
-
-/** `kubectl kustomize` is compared with where kubectl is installed (not needed for the suite). */
-const KUBECTL = (() => {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let tmp: string;
 beforeEach(() => {
@@ -230,7 +219,7 @@ patches:
     expect(c.env).toEqual([{ name: 'B', value: '2' }, { name: 'A', value: '1' }, { name: 'A', value: '1' }]);
     expect(d.spec.replicas).toBeUndefined();
     expect(d.spec.minReadySeconds).toBe(1);
-    if (KUBECTL) expect(parseAllDocuments(execFileSync('kubectl', ['kustomize', path.join(tmp, 'k')], { encoding: 'utf8', timeout: 60_000 }))[0].toJS()).toEqual(d);
+    if (hasKubectl()) expect(kubectlKustomize(path.join(tmp, 'k'))[0]).toEqual(d);
     write('k/kustomization.yaml', `resources: [d.yaml]
 patches:
   - target: {kind: Deployment, name: app}

@@ -3,22 +3,13 @@
 // Each fixture is rendered through render() and compared with the expected objects, written out by
 // hand from kustomize's semantics; where `kubectl` is on PATH the same fixture also goes through
 // `kubectl kustomize` and must come out identical (kubectl v1.32 / kustomize v5.5 when written).
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
+import { hasKubectl, kubectlKustomize } from './kubectl';
 import { KustomizeError, render } from './kustomize';
 import { rootType, strategicMerge, StrategicMergeError } from './strategic-merge';
-
-const KUBECTL = (() => {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let tmp: string;
 beforeEach(() => {
@@ -32,9 +23,7 @@ function renderFixture(resources: object[], patches: object[]): { ours: unknown[
   patches.forEach((p, i) => fs.writeFileSync(path.join(tmp, `p${i}.yaml`), stringify(p)));
   fs.writeFileSync(path.join(tmp, 'kustomization.yaml'), stringify({ resources: ['r.yaml'], patches: patches.map((_p, i) => ({ path: `p${i}.yaml` })) }));
   const ours = render(tmp);
-  if (!KUBECTL) return { ours };
-  const text = execFileSync('kubectl', ['kustomize', tmp], { encoding: 'utf8', timeout: 60_000 });
-  return { ours, kubectl: parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean) };
+  return { ours, kubectl: hasKubectl() ? kubectlKustomize(tmp) : undefined };
 }
 
 const byId = (objs: any[]) => Object.fromEntries(objs.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
