@@ -78,3 +78,47 @@ describe('the Dockerfile lint catches', () => {
     expect(lint(worker().replace('ARG MODELS_SRC=deploy/docker/no-models', 'ARG MODELS_SRC=deploy/docker/models'))).toMatch(/COPY source \$\{MODELS_SRC\} does not exist/);
   });
 });
+
+describe('the Dockerfile parser (dockerfile-ast) reads BuildKit syntax', () => {
+  const worker = () => read('worker.Dockerfile');
+  const lint = (text: string) => lintDockerfile(text, { root: ROOT, onnxruntime: 'cpu' });
+  const DEPS_RUN = 'RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force';
+
+  it('a heredoc RUN is one instruction whose body the rules see; heredoc lines are not instructions', () => {
+    expect(worker()).toContain(DEPS_RUN);
+    const body = 'set -e\nnpm ci --omit=dev --no-audit --no-fund\nnpm cache clean --force';
+    const text = worker()
+      .replace(DEPS_RUN, `RUN <<EOF\n${body}\nEOF`)
+      // a config file written by a heredoc COPY: its 'USER 0' line is file content, not an instruction
+      .replace('USER 10001:10001', 'COPY <<CONF /etc/dllm.conf\nUSER 0\nCONF\nUSER 10001:10001');
+    expect(lint(text)).toEqual([]);
+    const { stages } = parseDockerfile(text);
+    const deps = stages.find((s) => s.name === 'deps')!;
+    const run = deps.instructions.filter((i) => i.op === 'RUN');
+    expect(run).toHaveLength(1);
+    expect(run[0].heredocs).toEqual([{ name: 'EOF', content: body }]);
+    expect(run[0].args).toContain('npm ci --omit=dev');
+    const runtime = stages[stages.length - 1];
+    expect(runtime.instructions.filter((i) => i.op === 'USER').map((i) => i.args)).toEqual(['10001:10001']);
+    expect(runtime.instructions.find((i) => i.op === 'COPY' && i.heredocs.length)!.heredocs[0]).toEqual({ name: 'CONF', content: 'USER 0' });
+    // and a heredoc that installs dev dependencies in the runtime stage is caught
+    const bad = worker().replace('USER 10001:10001', 'RUN <<EOF\nnpm ci --no-audit\nEOF\nUSER 10001:10001');
+    expect(lint(bad).join('\n')).toMatch(/runtime stage runs npm ci\/install without --omit=dev/);
+  });
+
+  it('a `# escape=` file continues lines with its own escape character', () => {
+    const runtimeRun = /RUN groupadd (.*) \\\n/;
+    expect(worker()).toMatch(runtimeRun);
+    const text =
+      '# escape=`\n' +
+      worker()
+        .replace(runtimeRun, 'RUN groupadd $1 `\n')
+        .replace(DEPS_RUN, 'RUN npm ci `\n    --omit=dev --no-audit --no-fund `\n    && npm cache clean --force');
+    expect(lint(text)).toEqual([]);
+    const { stages } = parseDockerfile(text);
+    const deps = stages.find((s) => s.name === 'deps')!;
+    expect(deps.instructions.map((i) => i.op)).toEqual(['WORKDIR', 'ENV', 'COPY', 'RUN']);
+    expect(deps.instructions[3].args).toMatch(/^npm ci\s+--omit=dev --no-audit --no-fund\s+&& npm cache clean --force$/);
+    expect(stages[stages.length - 1].instructions.map((i) => i.op)).toEqual(['ARG', 'ENV', 'WORKDIR', 'COPY', 'COPY', 'COPY', 'COPY', 'RUN', 'USER', 'ENV', 'EXPOSE', 'CMD']);
+  });
+});

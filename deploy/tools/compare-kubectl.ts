@@ -2,8 +2,7 @@
 // with deploy/tools/kustomize.ts and with `kubectl kustomize`, and compare the objects after
 // normalizing the generated-name hash suffixes (ours differ from kustomize's by design).
 //   node -r ./test/gateway.register.js deploy/tools/compare-kubectl.ts deploy/k8s/base deploy/k8s/overlays/dev deploy/k8s/overlays/gpu
-import { execFileSync } from 'node:child_process';
-import { parseAllDocuments } from 'yaml';
+import { kubectlKustomize } from './kubectl';
 import { objectId, render, type K8sObject } from './kustomize';
 
 const HASHED = /^(.*)-[a-z0-9]{10}$/;
@@ -43,8 +42,7 @@ function diff(a: unknown, b: unknown, at: string, out: string[]): void {
 let failed = false;
 for (const dir of process.argv.slice(2)) {
   const ours = normalize(render(dir));
-  const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-  const theirs = normalize(parseAllDocuments(text).map((d) => d.toJS()).filter(Boolean));
+  const theirs = normalize(kubectlKustomize(dir));
   const problems: string[] = [];
   for (const id of new Set([...ours.keys(), ...theirs.keys()])) {
     if (!ours.has(id)) problems.push(`${id}: only in kubectl's output`);

@@ -1,12 +1,20 @@
 // Offline checks of deploy/docker/*.Dockerfile (no container engine on the development machines):
-// the invariants that can be read from the text. Each returns a readable message.
+// the invariants that can be read from the text. Each returns a readable message. Parsing is
+// dockerfile-ast's (the parser of the Dockerfile language server), so heredocs and `# escape=`
+// read as BuildKit reads them; the rules are ours.
+import { Copy, DockerfileParser, From, ModifiableInstruction, Run } from 'dockerfile-ast';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export interface Instruction {
+  /** Upper-case keyword (RUN, COPY...). */
   op: string;
+  /** Flags (`--from=build`) then the arguments, continuation lines joined; a heredoc's body is included. */
   args: string;
+  /** 1-based line of the keyword. */
   line: number;
+  /** Heredocs of the instruction (`RUN <<EOF ... EOF`): delimiter name and body. */
+  heredocs: { name: string; content: string }[];
 }
 
 export interface Stage {
@@ -15,36 +23,33 @@ export interface Stage {
   instructions: Instruction[];
 }
 
-/** Parse a Dockerfile: continuation lines joined, comments dropped, split into stages. */
+/**
+ * Parses a Dockerfile with dockerfile-ast (BuildKit syntax: parser directives such as `# escape=`,
+ * line continuations with the file's escape character, heredocs) and splits it into stages.
+ * @throws Error when a FROM names no image.
+ */
 export function parseDockerfile(text: string): { preamble: Instruction[]; stages: Stage[] } {
-  const lines = text.split('\n');
-  const instructions: Instruction[] = [];
-  let buf = '';
-  let start = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i];
-    const t = raw.trim();
-    if (!buf && (t === '' || t.startsWith('#'))) continue;
-    if (buf && t.startsWith('#')) continue;
-    if (!buf) start = i + 1;
-    if (t.endsWith('\\')) {
-      buf += t.slice(0, -1) + ' ';
-      continue;
-    }
-    buf += t;
-    const m = /^(\S+)\s*(.*)$/.exec(buf)!;
-    instructions.push({ op: m[1].toUpperCase(), args: m[2], line: start });
-    buf = '';
-  }
+  const lines = text.split(/\r?\n/);
+  const slice = (r: { start: { line: number; character: number }; end: { line: number; character: number } } | null) => {
+    if (!r) return '';
+    const out = lines.slice(r.start.line, r.end.line + 1);
+    out[out.length - 1] = out[out.length - 1].slice(0, r.end.character);
+    out[0] = out[0].slice(r.start.character);
+    return out.join('\n');
+  };
   const preamble: Instruction[] = [];
   const stages: Stage[] = [];
-  for (const ins of instructions) {
-    if (ins.op === 'FROM') {
-      const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$/i.exec(ins.args);
-      if (!m) throw new Error(`line ${ins.line}: cannot read FROM ${ins.args}`);
-      stages.push({ from: m[1], name: m[2], instructions: [] });
-    } else if (stages.length) stages[stages.length - 1].instructions.push(ins);
-    else preamble.push(ins);
+  for (const ins of DockerfileParser.parse(text).getInstructions()) {
+    const flags = ins instanceof ModifiableInstruction ? ins.getFlags().map((f) => f.toString()) : [];
+    const heredocs = ins instanceof Run || ins instanceof Copy ? ins.getHeredocs().map((h) => ({ name: h.getName(), content: slice(h.getContentRange()) })) : [];
+    const line = ins.getInstructionRange().start.line + 1;
+    const i: Instruction = { op: ins.getKeyword().toUpperCase(), args: [...flags, ins.getArgumentsContent() ?? ''].join(' ').trim(), line, heredocs };
+    if (ins instanceof From) {
+      const image = ins.getImage();
+      if (!image) throw new Error(`line ${line}: cannot read FROM ${i.args}`);
+      stages.push({ from: image, name: ins.getBuildStage() ?? undefined, instructions: [] });
+    } else if (stages.length) stages[stages.length - 1].instructions.push(i);
+    else preamble.push(i);
   }
   return { preamble, stages };
 }
@@ -123,8 +128,10 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): string[] {
     for (const s of stages) {
       for (const i of s.instructions) {
         if (i.op !== 'COPY' || /--from=/.test(i.args)) continue;
-        const parts = i.args.replace(/--\S+/g, '').trim().split(/\s+/);
-        for (const src of parts.slice(0, -1)) {
+        // With heredocs (COPY <<EOF /dst), the sources on the first line that are not heredocs.
+        const head = i.heredocs.length ? i.args.split('\n')[0] : i.args;
+        const parts = head.replace(/--\S+/g, '').trim().split(/\s+/);
+        for (const src of parts.slice(0, -1).filter((x) => !x.startsWith('<<'))) {
           const resolved = src.replace(/\$\{?(\w+)\}?/g, (_, n) => args.get(n) ?? '');
           if (!fs.existsSync(path.join(opts.root, resolved))) out.push(`line ${i.line}: COPY source ${src} does not exist in the build context`);
         }

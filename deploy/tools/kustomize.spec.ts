@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KustomizeError, applyJson6902, render, splitImage, strategicMerge } from './kustomize';
+import { hasKubectl, kubectlKustomize } from './kubectl';
+import { KustomizeError, applyJson6902, render, splitImage } from './kustomize';
 
 let tmp: string;
 beforeEach(() => {
@@ -170,21 +171,64 @@ patches:
 });
 
 describe('helpers', () => {
-  it('strategicMerge replaces plain lists and merges keyed ones', () => {
-    expect(strategicMerge({ args: ['a'], ports: [{ containerPort: 1, name: 'x' }] }, { args: ['b'], ports: [{ containerPort: 1, name: 'y' }, { containerPort: 2 }] }, '')).toEqual({
-      args: ['b'],
-      ports: [{ containerPort: 1, name: 'y' }, { containerPort: 2 }],
-    });
-    expect(strategicMerge({ a: 1, b: 2 }, { b: null }, '')).toEqual({ a: 1 });
-    expect(strategicMerge({ ports: [{ containerPort: 1, name: 'x' }] }, { ports: [{ containerPort: 2 }] }, '')).toEqual({ ports: [{ containerPort: 2 }, { containerPort: 1, name: 'x' }] });
+  it('JSON6902 add/replace/remove/move/copy/test (RFC 6902), and errors on missing paths and failed tests', () => {
+    const o: any = { spec: { list: [1, 2], n: 1, a: { x: 1 } } };
+    applyJson6902(o, [{ op: 'add', path: '/spec/list/-', value: 3 }, { op: 'replace', path: '/spec/n', value: 2 }, { op: 'remove', path: '/spec/list/0' }], 't');
+    expect(o).toEqual({ spec: { list: [2, 3], n: 2, a: { x: 1 } } });
+    applyJson6902(
+      o,
+      [
+        { op: 'test', path: '/spec/n', value: 2 },
+        { op: 'copy', from: '/spec/a', path: '/spec/b' },
+        { op: 'move', from: '/spec/list/1', path: '/spec/list/0' },
+        { op: 'move', from: '/spec/a', path: '/spec/c' },
+      ],
+      't',
+    );
+    expect(o).toEqual({ spec: { list: [3, 2], n: 2, b: { x: 1 }, c: { x: 1 } } });
+    o.spec.b.x = 5; // a copy, not a shared reference
+    expect(o.spec.c.x).toBe(1);
+    expect(() => applyJson6902(o, [{ op: 'replace', path: '/spec/missing', value: 1 }], 't')).toThrow(/t: JSON6902 operation 0 \(replace \/spec\/missing\): OPERATION_PATH_UNRESOLVABLE/);
+    expect(() => applyJson6902(o, [{ op: 'test', path: '/spec/n', value: 3 }], 't')).toThrow(/TEST_OPERATION_FAILED/);
+    expect(() => applyJson6902(o, [{ op: 'move', from: '/nope', path: '/b' }], 't')).toThrow(KustomizeError);
+    expect(() => applyJson6902(o, [{ op: 'frobnicate', path: '/b' }], 't')).toThrow(/OPERATION_OP_INVALID/);
+    expect(() => applyJson6902(o, { op: 'add' }, 't')).toThrow(/a list of operations/);
   });
 
-  it('JSON6902 add/replace/remove, and errors on missing paths', () => {
-    const o: any = { spec: { list: [1, 2], n: 1 } };
-    applyJson6902(o, [{ op: 'add', path: '/spec/list/-', value: 3 }, { op: 'replace', path: '/spec/n', value: 2 }, { op: 'remove', path: '/spec/list/0' }], 't');
-    expect(o).toEqual({ spec: { list: [2, 3], n: 2 } });
-    expect(() => applyJson6902(o, [{ op: 'replace', path: '/spec/missing', value: 1 }], 't')).toThrow(/replace of missing/);
-    expect(() => applyJson6902(o, [{ op: 'move', from: '/a', path: '/b' }], 't')).toThrow(/not supported/);
+  it('JSON6902 move, copy and test in a kustomization render as kubectl kustomize does', () => {
+    write('k/d.yaml', DEPLOY);
+    write('k/kustomization.yaml', `resources: [d.yaml]
+patches:
+  - target: {kind: Deployment, name: app}
+    patch: |-
+      - op: test
+        path: /spec/template/spec/containers/0/name
+        value: main
+      - op: copy
+        from: /spec/template/spec/containers/0/env/0
+        path: /spec/template/spec/containers/0/env/-
+      - op: move
+        from: /spec/template/spec/containers/0/env/1
+        path: /spec/template/spec/containers/0/env/0
+      - op: move
+        from: /spec/replicas
+        path: /spec/minReadySeconds
+`);
+    const d = render(path.join(tmp, 'k'))[0];
+    const c = d.spec.template.spec.containers[0];
+    expect(c.env).toEqual([{ name: 'B', value: '2' }, { name: 'A', value: '1' }, { name: 'A', value: '1' }]);
+    expect(d.spec.replicas).toBeUndefined();
+    expect(d.spec.minReadySeconds).toBe(1);
+    if (hasKubectl()) expect(kubectlKustomize(path.join(tmp, 'k'))[0]).toEqual(d);
+    write('k/kustomization.yaml', `resources: [d.yaml]
+patches:
+  - target: {kind: Deployment, name: app}
+    patch: |-
+      - op: test
+        path: /spec/replicas
+        value: 2
+`);
+    expect(() => render(path.join(tmp, 'k'))).toThrow(/JSON6902 operation 0 \(test \/spec\/replicas\): TEST_OPERATION_FAILED/);
   });
 
   it('splitImage handles registries with ports, tags and digests', () => {

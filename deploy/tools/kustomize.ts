@@ -3,7 +3,8 @@
 //   resources           files (multi-document YAML) and directories holding a kustomization.yaml
 //   namespace           set on every namespaced object (cluster-scoped kinds are left alone)
 //   labels              [{pairs, includeSelectors?, includeTemplates?}]
-//   patches             [{path | patch, target?}]: strategic merge (a YAML object) or JSON6902 (a YAML list)
+//   patches             [{path | patch, target?}]: strategic merge (a YAML object; ./strategic-merge.ts,
+//                       list merge keys per field path as Kubernetes declares them) or JSON6902 (a YAML list)
 //   images              [{name, newName?, newTag?, digest?}]
 //   replicas            [{name, count}]
 //   configMapGenerator / secretGenerator  [{name, behavior?, literals?, envs?, files?}]
@@ -16,7 +17,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { applyPatch, JsonPatchError, type Operation } from 'fast-json-patch';
 import { parseAllDocuments } from 'yaml';
+import { rootType, strategicMerge, StrategicMergeError } from './strategic-merge';
 
 export type K8sObject = {
   apiVersion: string;
@@ -237,7 +240,14 @@ function applyPatchEntry(dir: string, kfile: string, p: any, objects: K8sObject[
         objects.splice(objects.indexOf(t), 1);
         continue;
       }
-      const merged = strategicMerge(t, { ...doc, metadata: { ...(doc.metadata ?? {}), name: t.metadata.name, namespace: t.metadata.namespace } }, '');
+      const patch = { ...doc, metadata: { ...(doc.metadata ?? {}), name: t.metadata.name, namespace: t.metadata.namespace } };
+      let merged: unknown;
+      try {
+        merged = strategicMerge(t, patch, rootType(t.apiVersion, t.kind));
+      } catch (e) {
+        if (e instanceof StrategicMergeError) throw new KustomizeError(`${where}: ${objectId(t)}${e.message}`);
+        throw e;
+      }
       for (const key of Object.keys(t)) delete (t as any)[key];
       Object.assign(t, merged);
     }
@@ -256,89 +266,20 @@ function matchesTarget(o: K8sObject, t: any): boolean {
   return true;
 }
 
-/** List fields merged by a key (Kubernetes' patchMergeKey) instead of replaced. */
-const MERGE_KEYS: Record<string, string> = {
-  containers: 'name',
-  initContainers: 'name',
-  env: 'name',
-  volumes: 'name',
-  volumeMounts: 'mountPath',
-  ports: 'containerPort',
-  imagePullSecrets: 'name',
-  volumeClaimTemplates: 'metadata.name',
-};
-
-function keyOf(item: any, key: string): unknown {
-  return key.split('.').reduce((v, k) => (v == null ? v : v[k]), item);
-}
-
-/** Strategic merge of patch into base (new object; base untouched). Supports `$patch: delete` on list items and maps. */
-export function strategicMerge(base: any, patch: any, field: string): any {
-  if (patch === null) return undefined;
-  if (Array.isArray(patch)) {
-    const mk = MERGE_KEYS[field];
-    if (!mk || !Array.isArray(base)) return patch.filter((x) => !(x && x.$patch === 'delete'));
-    // kustomize's order: the patch's items first (in patch order, merged into the originals they
-    // name), then the original items the patch does not mention (in original order).
-    const rest = base.map((x) => x);
-    const head: any[] = [];
-    for (const item of patch) {
-      const idx = rest.findIndex((x) => keyOf(x, mk) === keyOf(item, mk));
-      if (item && item.$patch === 'delete') {
-        if (idx < 0) throw new KustomizeError(`$patch: delete of ${field} item ${String(keyOf(item, mk))}: no such item`);
-        rest.splice(idx, 1);
-      } else if (idx >= 0) head.push(strategicMerge(rest.splice(idx, 1)[0], item, ''));
-      else head.push(item);
-    }
-    return [...head, ...rest];
-  }
-  if (patch && typeof patch === 'object') {
-    if (patch.$patch === 'delete') return undefined;
-    const out: any = base && typeof base === 'object' && !Array.isArray(base) ? { ...base } : {};
-    for (const [k, v] of Object.entries(patch)) {
-      const m = strategicMerge(out[k], v, k);
-      if (m === undefined) delete out[k];
-      else out[k] = m;
-    }
-    return out;
-  }
-  return patch;
-}
-
-function decodePointer(p: string): string[] {
-  if (!p.startsWith('/')) throw new KustomizeError(`JSON pointer '${p}' must start with /`);
-  return p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
-
-export function applyJson6902(obj: any, ops: any[], where: string): void {
-  for (const op of ops) {
-    const parts = decodePointer(op.path);
-    const last = parts.pop()!;
-    let parent = obj;
-    for (const part of parts) {
-      parent = Array.isArray(parent) ? parent[Number(part)] : parent?.[part];
-      if (parent === undefined) throw new KustomizeError(`${where}: path ${op.path} does not exist`);
-    }
-    const isArr = Array.isArray(parent);
-    const idx = last === '-' ? parent.length : Number(last);
-    switch (op.op) {
-      case 'add':
-        if (isArr) parent.splice(idx, 0, op.value);
-        else parent[last] = op.value;
-        break;
-      case 'replace':
-        if (isArr ? idx >= parent.length : !(last in parent)) throw new KustomizeError(`${where}: replace of missing ${op.path}`);
-        if (isArr) parent[idx] = op.value;
-        else parent[last] = op.value;
-        break;
-      case 'remove':
-        if (isArr ? idx >= parent.length : !(last in parent)) throw new KustomizeError(`${where}: remove of missing ${op.path}`);
-        if (isArr) parent.splice(idx, 1);
-        else delete parent[last];
-        break;
-      default:
-        throw new KustomizeError(`${where}: JSON6902 op '${op.op}' is not supported (add, replace, remove)`);
-    }
+/**
+ * Applies a JSON6902 patch (RFC 6902: add, remove, replace, move, copy, test) to `obj` in place,
+ * with fast-json-patch, validating every operation first (a missing path or a failed `test` is an
+ * error, as in kustomize).
+ * @throws KustomizeError naming `where`, the operation's index, op and path.
+ */
+export function applyJson6902(obj: object, ops: unknown, where: string): void {
+  if (!Array.isArray(ops)) throw new KustomizeError(`${where}: a JSON6902 patch is a list of operations`);
+  try {
+    applyPatch(obj, ops as Operation[], true, true);
+  } catch (e) {
+    if (!(e instanceof JsonPatchError)) throw e;
+    const op = e.operation as Partial<Operation> | undefined;
+    throw new KustomizeError(`${where}: JSON6902 operation ${e.index ?? '?'} (${op?.op ?? '?'} ${op?.path ?? '?'}): ${e.name}: ${e.message.split('\n')[0]}`);
   }
 }
 

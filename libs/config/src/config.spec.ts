@@ -134,11 +134,36 @@ describe('config', () => {
       const c = loadConfig({ ...s3env, S3_PREFIX: 'farm/prod' }, '/srv');
       expect(c.storage.backend).toBe('s3');
       expect(c.storage.dir).toBe('/srv/var/storage');
-      expect(c.storage.s3).toEqual({ endpoint: 'https://s3.eu-west-1.amazonaws.com', region: 'eu-west-1', bucket: 'dllm-farm-prod', prefix: 'farm/prod/', accessKeyId: 'AKIAIOSFODNN7EXAMPLE', forcePathStyle: true });
+      expect(c.storage.s3).toEqual({
+        endpoint: 'https://s3.eu-west-1.amazonaws.com',
+        region: 'eu-west-1',
+        bucket: 'dllm-farm-prod',
+        prefix: 'farm/prod/',
+        accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+        forcePathStyle: true,
+        maxAttempts: 3,
+        requestTimeoutMs: 60_000,
+        connectTimeoutMs: 5_000,
+      });
       expect(c.storage.s3!.secretAccessKey).toBe(SECRET);
       expect(loadConfig({ ...s3env, S3_FORCE_PATH_STYLE: 'false' }).storage.s3!.forcePathStyle).toBe(false);
       expect(loadConfig(s3env).storage.s3!.prefix).toBe('');
       expect(loadConfig({ ...s3env, S3_PREFIX: 'a/' }).storage.s3!.prefix).toBe('a/');
+    });
+
+    it('without static keys leaves credentials to the default AWS chain (IRSA, instance roles, SSO)', () => {
+      const { S3_ACCESS_KEY_ID: _a, S3_SECRET_ACCESS_KEY: _s, ...keyless } = s3env;
+      const s3 = loadConfig(keyless).storage.s3!;
+      expect(s3.accessKeyId).toBeUndefined();
+      expect(s3.secretAccessKey).toBeUndefined();
+      expect(problems({ ...keyless, S3_SECRET_ACCESS_KEY: SECRET }).S3_ACCESS_KEY_ID).toMatch(/give both static keys, or neither/);
+    });
+
+    it('reads the retry and timeout bounds (S3_MAX_ATTEMPTS, S3_REQUEST_TIMEOUT_MS, S3_CONNECT_TIMEOUT_MS)', () => {
+      const s3 = loadConfig({ ...s3env, S3_MAX_ATTEMPTS: '5', S3_REQUEST_TIMEOUT_MS: '2500', S3_CONNECT_TIMEOUT_MS: '800' }).storage.s3!;
+      expect(s3).toMatchObject({ maxAttempts: 5, requestTimeoutMs: 2500, connectTimeoutMs: 800 });
+      const p = problems({ ...s3env, S3_MAX_ATTEMPTS: '0', S3_REQUEST_TIMEOUT_MS: 'soon', S3_CONNECT_TIMEOUT_MS: '5' });
+      expect(Object.keys(p).sort()).toEqual(['S3_CONNECT_TIMEOUT_MS', 'S3_MAX_ATTEMPTS', 'S3_REQUEST_TIMEOUT_MS']);
     });
 
     it('keeps the secret key out of JSON and console output of the config', () => {
@@ -150,12 +175,13 @@ describe('config', () => {
     });
 
     it('names every S3 variable s3 cannot do without, and ignores S3_* with fs', () => {
-      expect(S3_REQUIRED).toEqual(['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY']);
+      expect(S3_REQUIRED).toEqual(['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET']);
       const p = problems({ STORAGE_BACKEND: 's3' });
       expect(Object.keys(p).sort()).toEqual([...S3_REQUIRED].sort());
       for (const name of S3_REQUIRED) expect(p[name]).toBe('required when STORAGE_BACKEND=s3');
       const { S3_BUCKET: _b, S3_SECRET_ACCESS_KEY: _s, ...partial } = s3env;
       expect(Object.keys(problems(partial)).sort()).toEqual(['S3_BUCKET', 'S3_SECRET_ACCESS_KEY']);
+      expect(problems(partial).S3_SECRET_ACCESS_KEY).toMatch(/set with S3_ACCESS_KEY_ID: give both static keys, or neither/);
       expect(problems({ ...s3env, S3_REGION: '  ' }).S3_REGION).toBe('required when STORAGE_BACKEND=s3');
       const fsConfig = loadConfig({ S3_BUCKET: 'dllm' }, '/srv');
       expect(fsConfig.storage.backend).toBe('fs');

@@ -22,7 +22,7 @@ export interface ModelEntry {
 export type S3Config = S3Settings;
 
 /** Every S3_* variable STORAGE_BACKEND=s3 cannot do without. */
-export const S3_REQUIRED: readonly EnvName[] = ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'];
+export const S3_REQUIRED: readonly EnvName[] = ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET'];
 
 export interface Config {
   redis: { url: string; queuePrefix: string };
@@ -105,16 +105,26 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   let s3: S3Config | undefined;
   if (v.STORAGE_BACKEND === 's3') {
     for (const name of S3_REQUIRED) if (v[name] === '') problems.push({ name, message: 'required when STORAGE_BACKEND=s3' });
+    // Static keys are both given or both left out (then the AWS SDK's default credential chain: IRSA, instance roles, SSO, AWS_* env).
+    const keys = (['S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const).filter((n) => v[n] !== '');
+    if (keys.length === 1) {
+      const missing = keys[0] === 'S3_ACCESS_KEY_ID' ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID';
+      problems.push({ name: missing, message: `set with ${keys[0]}: give both static keys, or neither to use the default AWS credential chain (IRSA, instance role, SSO)` });
+    }
     s3 = {
       endpoint: v.S3_ENDPOINT,
       region: v.S3_REGION,
       bucket: v.S3_BUCKET,
       prefix: v.S3_PREFIX,
-      accessKeyId: v.S3_ACCESS_KEY_ID,
-      secretAccessKey: '',
       forcePathStyle: v.S3_FORCE_PATH_STYLE,
+      maxAttempts: v.S3_MAX_ATTEMPTS,
+      requestTimeoutMs: v.S3_REQUEST_TIMEOUT_MS,
+      connectTimeoutMs: v.S3_CONNECT_TIMEOUT_MS,
     };
-    Object.defineProperty(s3, 'secretAccessKey', { value: v.S3_SECRET_ACCESS_KEY, enumerable: false });
+    if (keys.length === 2) {
+      s3.accessKeyId = v.S3_ACCESS_KEY_ID;
+      Object.defineProperty(s3, 'secretAccessKey', { value: v.S3_SECRET_ACCESS_KEY, enumerable: false });
+    }
   }
   if (problems.length) throw new ConfigError(problems);
   return {

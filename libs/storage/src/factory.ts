@@ -20,9 +20,16 @@ export interface S3Settings {
   bucket: string;
   /** Key prefix inside the bucket, '' or ending in '/'. */
   prefix: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** Static keys, both or neither; neither = the AWS SDK's default credential chain (IRSA, instance roles, SSO, AWS_* env). */
+  accessKeyId?: string;
+  secretAccessKey?: string;
   forcePathStyle: boolean;
+  /** Attempts per call, the first included (standard retry mode). SDK store default when omitted: 3. */
+  maxAttempts?: number;
+  /** Per attempt, ms until the answer's headers; also the idle bound while a body streams. Default 60000. */
+  requestTimeoutMs?: number;
+  /** Per attempt, ms to connect. Default 5000. */
+  connectTimeoutMs?: number;
 }
 
 /** Where large objects live (libs/config `storage` has this shape). */
@@ -53,7 +60,7 @@ export function createLargeStore(s: LargeStoreSettings, use: LargeStoreUse, o: L
   const backend = s.backend ?? 'fs';
   if (backend === 'fs') return new FsBlobStore({ dir: path.join(s.dir, folder), defaultTtlSeconds: o.defaultTtlSeconds, maxAgeSeconds: o.maxAgeSeconds });
   if (backend !== 's3') throw new Error(`unknown storage backend '${String(backend)}' (fs or s3)`);
-  if (!s.s3) throw new Error("storage backend 's3' needs the S3 settings (S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY)");
+  if (!s.s3) throw new Error("storage backend 's3' needs the S3 settings (S3_ENDPOINT, S3_REGION, S3_BUCKET; keys or the default credential chain)");
   const c = s.s3;
   return new S3BlobStore({
     endpoint: c.endpoint,
@@ -62,6 +69,9 @@ export function createLargeStore(s: LargeStoreSettings, use: LargeStoreUse, o: L
     accessKeyId: c.accessKeyId,
     secretAccessKey: c.secretAccessKey,
     forcePathStyle: c.forcePathStyle,
+    maxAttempts: c.maxAttempts,
+    requestTimeoutMs: c.requestTimeoutMs,
+    connectTimeoutMs: c.connectTimeoutMs,
     prefix: `${c.prefix}${folder}/`,
     defaultTtlSeconds: o.defaultTtlSeconds,
     maxAgeSeconds: o.maxAgeSeconds,

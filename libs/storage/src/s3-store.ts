@@ -1,12 +1,26 @@
-// Values in an S3-compatible object store (AWS S3, MinIO, Ceph RGW, R2...), path-style requests
-// (virtual-hosted with forcePathStyle: false) signed with AWS Signature V4 by hand (node:crypto +
-// fetch, no SDK). Streams go up as a multipart upload, one part in memory at a time; downloads
-// stream. S3 has no per-object TTL, so the expiry is object metadata (x-amz-meta-dllm-expires)
-// enforced on read and by sweep(); in production add a bucket lifecycle rule for the prefix as well
-// (sweep() lists and HEADs every object).
-import { createHash, createHmac } from 'node:crypto';
+// Values in an S3-compatible object store (AWS S3, MinIO, Ceph RGW, R2...) through the AWS SDK v3
+// (@aws-sdk/client-s3; streams through @aws-sdk/lib-storage's Upload). The SDK signs (SigV4), retries
+// throttling / 5xx / timeouts (standard retry mode, `maxAttempts` attempts per call), bounds each
+// attempt (`requestTimeoutMs` until the answer's headers, the same as an idle bound while a body
+// streams, `connectTimeoutMs` to connect), and finds credentials: static keys when given, else the
+// default provider chain (env, shared config / SSO, web identity = EKS IRSA, ECS / EC2 instance roles).
+// S3 has no per-object TTL, so the expiry is object metadata (x-amz-meta-dllm-expires, milliseconds
+// since the epoch) enforced on read and by sweep(); in production add a bucket lifecycle rule for the
+// prefix as well (sweep() lists and HEADs every object).
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+  type GetObjectCommandOutput,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { BlobTooLargeError, checkKey, toBuffer, type BlobStore, type PutOptions } from './blob-store';
 
 export interface S3BlobStoreOptions {
@@ -14,8 +28,12 @@ export interface S3BlobStoreOptions {
   endpoint: string;
   bucket: string;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /**
+   * Static credentials: both keys or neither. Without them the SDK's default provider chain finds
+   * credentials (AWS_* env, ~/.aws config and SSO, web identity token = EKS IRSA, ECS / EC2 roles).
+   */
+  accessKeyId?: string;
+  secretAccessKey?: string;
   sessionToken?: string;
   /** Prepended to every key inside the bucket (e.g. 'dllm/files/'). */
   prefix?: string;
@@ -29,222 +47,208 @@ export interface S3BlobStoreOptions {
    * that is an IP); false: to <bucket>.<endpoint host>/<key> (virtual-hosted, AWS's preferred form).
    */
   forcePathStyle?: boolean;
-  /** Multipart part size for putStream (S3's minimum is 5 MiB for every part but the last). */
+  /** Multipart part size for putStream in bytes (S3's minimum, and lib-storage's, is 5 MiB). Default 8 MiB. */
   partBytes?: number;
+  /** Attempts per call, the first included (SDK standard retry mode: 5xx, SlowDown, timeouts). Default 3. */
+  maxAttempts?: number;
+  /** Per attempt: ms until the answer's headers (an uploaded body included); also the idle bound while a body streams. Default 60000. */
+  requestTimeoutMs?: number;
+  /** Per attempt: ms to open the TCP/TLS connection. Default 5000. */
+  connectTimeoutMs?: number;
 }
 
-const EXPIRES = 'x-amz-meta-dllm-expires';
-const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-const hmac = (k: Buffer | string, s: string) => createHmac('sha256', k).update(s, 'utf8').digest();
-/** RFC 3986 encoding as SigV4 wants it. */
-const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const xmlText = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
-
-/** SigV4 canonical query string: names and values RFC 3986-encoded, sorted by name. */
-export function canonicalQuery(q: Record<string, string>): string {
-  return Object.entries(q)
-    .map(([k, v]) => [enc(k), enc(v)])
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
-}
+/** Metadata key of the expiry (sent as the x-amz-meta-dllm-expires header). */
+const EXPIRES = 'dllm-expires';
 
 /**
- * The Authorization header of an S3 request (AWS Signature V4, header form). `path` is the
- * canonical (already encoded) path, `query` the canonical query; every header given is signed.
+ * A failed S3 call: the HTTP status (0 when no answer came: timeout, refused connection), the S3
+ * error code ('SlowDown', 'InvalidAccessKeyId', 'TimeoutError'...) and how many attempts were made.
  */
-export function signV4(p: {
-  method: string;
-  path: string;
-  query: string;
-  headers: Record<string, string>;
-  payloadHash: string;
-  amzDate: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-}): string {
-  const day = p.amzDate.slice(0, 8);
-  const lower = Object.fromEntries(Object.entries(p.headers).map(([k, v]) => [k.toLowerCase(), String(v).trim().replace(/\s+/g, ' ')]));
-  const names = Object.keys(lower).sort();
-  const signed = names.join(';');
-  const canonical = [p.method, p.path, p.query, names.map((n) => `${n}:${lower[n]}\n`).join(''), signed, p.payloadHash].join('\n');
-  const scope = `${day}/${p.region}/s3/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', p.amzDate, scope, sha256(canonical)].join('\n');
-  const kSigning = hmac(hmac(hmac(hmac(`AWS4${p.secretAccessKey}`, day), p.region), 's3'), 'aws4_request');
-  const signature = createHmac('sha256', kSigning).update(toSign, 'utf8').digest('hex');
-  return `AWS4-HMAC-SHA256 Credential=${p.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${signature}`;
-}
-
 export class S3Error extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly attempts = 1,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'S3Error';
   }
 }
 
-interface Req {
-  method: 'GET' | 'PUT' | 'POST' | 'DELETE' | 'HEAD';
-  key?: string;
-  query?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: Buffer;
+interface SdkError {
+  name?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+  $response?: { statusCode?: number };
 }
+
+/** An SDK error as an S3Error naming the operation; our own errors pass through. */
+function toS3Error(e: unknown, what: string): Error {
+  if (e instanceof BlobTooLargeError || e instanceof S3Error) return e;
+  const x = (e ?? {}) as SdkError;
+  const status = x.$metadata?.httpStatusCode ?? x.$response?.statusCode ?? 0;
+  const code = x.Code ?? x.name ?? 'Error';
+  const attempts = x.$metadata?.attempts ?? 1;
+  const tries = attempts > 1 ? ` (after ${attempts} attempts)` : '';
+  return new S3Error(status, code, `S3 ${what}: ${status || 'no answer'} ${code}: ${x.message ?? String(e)}${tries}`, attempts, { cause: e });
+}
+
+const isNotFound = (e: unknown) => (e as SdkError)?.$metadata?.httpStatusCode === 404;
 
 export class S3BlobStore implements BlobStore {
   readonly kind = 's3';
   readonly maxBytes: number;
-  private readonly base: URL;
   private readonly partBytes: number;
-  private readonly o: Omit<S3BlobStoreOptions, 'secretAccessKey'>;
-  /** Kept out of `o` so that logging or inspecting the store never shows it. */
-  readonly #secret: string;
+  private readonly o: Omit<S3BlobStoreOptions, 'secretAccessKey' | 'sessionToken'>;
+  /** The SDK client; private (#) so that inspecting or serializing the store never shows its credentials. */
+  readonly #client: S3Client;
 
+  /** @throws Error when only one of accessKeyId / secretAccessKey is given. */
   constructor(o: S3BlobStoreOptions) {
-    const { secretAccessKey, ...rest } = o;
+    const { secretAccessKey, sessionToken, ...rest } = o;
+    if (!!o.accessKeyId !== !!secretAccessKey) throw new Error('S3BlobStore: give both accessKeyId and secretAccessKey, or neither (default credential chain)');
     this.o = rest;
-    this.#secret = secretAccessKey;
-    this.base = new URL(o.endpoint);
     this.maxBytes = o.maxBytes ?? Number.MAX_SAFE_INTEGER;
-    this.partBytes = Math.max(1, o.partBytes ?? 8 << 20);
+    this.partBytes = o.partBytes ?? 8 << 20;
+    const requestTimeout = o.requestTimeoutMs ?? 60_000;
+    this.#client = new S3Client({
+      endpoint: o.endpoint,
+      region: o.region,
+      forcePathStyle: o.forcePathStyle ?? true,
+      credentials: o.accessKeyId && secretAccessKey ? { accessKeyId: o.accessKeyId, secretAccessKey, sessionToken } : undefined,
+      retryMode: 'standard',
+      maxAttempts: o.maxAttempts ?? 3,
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: o.connectTimeoutMs ?? 5_000,
+        requestTimeout,
+        throwOnRequestTimeout: true,
+        socketTimeout: requestTimeout,
+      }),
+      // CRC checksums only where the API requires them: many S3-compatible servers reject the
+      // aws-chunked trailing checksums the SDK would otherwise send with every streamed upload.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  /** The SDK client (to add middleware, e.g. in tests); it is closed by close(). */
+  get client(): S3Client {
+    return this.#client;
   }
 
   private objectKey(key: string): string {
     return `${this.o.prefix ?? ''}${checkKey(key)}`;
   }
 
-  /** Signs and sends one request (SigV4, path-style). */
-  private async send(r: Req): Promise<Response> {
-    const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-    const basePath = this.base.pathname.replace(/\/$/, '');
-    const pathStyle = this.o.forcePathStyle ?? true;
-    const host = pathStyle ? this.base.host : `${this.o.bucket}.${this.base.host}`;
-    const keyPath = r.key !== undefined ? `/${r.key.split('/').map(enc).join('/')}` : '';
-    const path = pathStyle ? `${basePath}/${enc(this.o.bucket)}${keyPath}` : `${basePath}${keyPath || '/'}`;
-    const query = canonicalQuery(r.query ?? {});
-    const payloadHash = r.body ? sha256(r.body) : EMPTY_SHA256;
-    const headers: Record<string, string> = { ...(r.headers ?? {}), host, 'x-amz-date': amzDate, 'x-amz-content-sha256': payloadHash };
-    if (this.o.sessionToken) headers['x-amz-security-token'] = this.o.sessionToken;
-    const authorization = signV4({ method: r.method, path, query, headers, payloadHash, amzDate, region: this.o.region, accessKeyId: this.o.accessKeyId, secretAccessKey: this.#secret });
-    const { host: _host, ...sent } = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])); // fetch sets Host itself (same value)
-    sent.authorization = authorization;
-    const url = `${this.base.protocol}//${host}${path}${query ? `?${query}` : ''}`;
-    return fetch(url, { method: r.method, headers: sent, body: r.body });
+  /** Runs one SDK call; its failure becomes an S3Error naming `what`. */
+  private async call<T>(what: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw toS3Error(e, what);
+    }
   }
 
-  private async fail(res: Response, what: string): Promise<never> {
-    const text = (await res.text().catch(() => '')).slice(0, 2000);
-    const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? String(res.status);
-    const msg = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? res.statusText;
-    throw new S3Error(res.status, code, `S3 ${what}: ${res.status} ${code}: ${xmlText(msg)}`);
-  }
-
-  private expiryHeaders(opts: PutOptions): Record<string, string> {
+  private metadata(opts: PutOptions): Record<string, string> {
     const ttl = opts.ttlSeconds ?? this.o.defaultTtlSeconds ?? 0;
     return ttl > 0 ? { [EXPIRES]: String(Date.now() + ttl * 1000) } : {};
   }
 
-  private isExpired(res: Response, now = Date.now()): boolean {
-    const e = res.headers.get(EXPIRES);
+  private isExpired(res: GetObjectCommandOutput | HeadObjectCommandOutput, now = Date.now()): boolean {
+    const e = res.Metadata?.[EXPIRES];
     return !!e && Number(e) <= now;
   }
 
   async put(key: string, data: Buffer | string, opts: PutOptions = {}): Promise<void> {
     const buf = toBuffer(data);
     if (buf.length > this.maxBytes) throw new BlobTooLargeError(key, buf.length, this.maxBytes, 's3');
-    const res = await this.send({ method: 'PUT', key: this.objectKey(key), body: buf, headers: { 'content-type': 'application/octet-stream', ...this.expiryHeaders(opts) } });
-    if (!res.ok) await this.fail(res, `PUT ${key}`);
-    await res.arrayBuffer().catch(() => undefined);
+    const cmd = new PutObjectCommand({ Bucket: this.o.bucket, Key: this.objectKey(key), Body: buf, ContentType: 'application/octet-stream', Metadata: this.metadata(opts) });
+    await this.call(`PUT ${key}`, () => this.#client.send(cmd));
   }
 
-  /** One part in memory at a time: a single PUT when the stream fits in one part, else a multipart upload. */
+  /**
+   * One PutObject when the stream fits in one part, else a multipart upload (lib-storage Upload, one
+   * part in flight); a failed or oversized stream aborts the upload and leaves no object. Returns the bytes.
+   */
   async putStream(key: string, data: Readable, opts: PutOptions = {}): Promise<number> {
-    const objectKey = this.objectKey(key);
-    const meta = { 'content-type': 'application/octet-stream', ...this.expiryHeaders(opts) };
-    let uploadId: string | undefined;
-    const parts: string[] = [];
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    const Key = this.objectKey(key);
     let total = 0;
-    const flushPart = async () => {
-      const body = Buffer.concat(pending);
-      pending = [];
-      pendingBytes = 0;
-      if (!uploadId) {
-        const res = await this.send({ method: 'POST', key: objectKey, query: { uploads: '' }, headers: meta });
-        if (!res.ok) await this.fail(res, `CreateMultipartUpload ${key}`);
-        uploadId = xmlText(/<UploadId>([^<]*)<\/UploadId>/.exec(await res.text())?.[1] ?? '');
-        if (!uploadId) throw new S3Error(res.status, 'NoUploadId', `S3 CreateMultipartUpload ${key}: no UploadId in the answer`);
-      }
-      const res = await this.send({ method: 'PUT', key: objectKey, query: { partNumber: String(parts.length + 1), uploadId }, body });
-      if (!res.ok) await this.fail(res, `UploadPart ${parts.length + 1} of ${key}`);
-      await res.arrayBuffer().catch(() => undefined);
-      parts.push(res.headers.get('etag') ?? '');
-    };
-    try {
+    const maxBytes = this.maxBytes;
+    async function* counted() {
       for await (const chunk of data) {
         const b = toBuffer(chunk as Buffer | string);
         total += b.length;
-        if (total > this.maxBytes) throw new BlobTooLargeError(key, total, this.maxBytes, 's3');
-        pending.push(b);
-        pendingBytes += b.length;
-        if (pendingBytes >= this.partBytes) await flushPart();
+        if (total > maxBytes) throw new BlobTooLargeError(key, total, maxBytes, 's3');
+        yield b;
       }
-      if (!uploadId) {
-        await this.put(key, Buffer.concat(pending), opts);
-        return total;
-      }
-      if (pendingBytes > 0) await flushPart();
-      const xml = `<CompleteMultipartUpload>${parts.map((etag, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${etag.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
-      const res = await this.send({ method: 'POST', key: objectKey, query: { uploadId }, body: Buffer.from(xml), headers: { 'content-type': 'application/xml' } });
-      const text = await res.text();
-      // S3 may answer 200 with an <Error> body for a failed completion.
-      if (!res.ok || /<Error>/.test(text)) {
-        const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? String(res.status);
-        throw new S3Error(res.status, code, `S3 CompleteMultipartUpload ${key}: ${code}`);
-      }
+    }
+    const body = Readable.from(counted(), { objectMode: false });
+    const upload = new Upload({
+      client: this.#client,
+      params: { Bucket: this.o.bucket, Key, Body: body, ContentType: 'application/octet-stream', Metadata: this.metadata(opts) },
+      partSize: this.partBytes,
+      queueSize: 1,
+      // Aborted below instead, so that a failing abort (some S3-compatible servers lack it; a lifecycle
+      // rule for incomplete uploads cleans up there) never hides why the upload failed.
+      leavePartsOnError: true,
+    });
+    try {
+      await this.call(`upload ${key}`, () => upload.done());
       return total;
     } catch (e) {
       data.destroy();
-      if (uploadId) await this.send({ method: 'DELETE', key: objectKey, query: { uploadId } }).then((r) => r.arrayBuffer(), () => undefined).catch(() => undefined);
+      body.destroy();
+      if (upload.uploadId) {
+        const abort = new AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key, UploadId: upload.uploadId });
+        await this.#client.send(abort).catch(() => undefined);
+      }
       throw e;
     }
   }
 
   /** GET of a live object, body not yet read; null when missing or expired (an expired one is deleted). */
-  private async open(key: string): Promise<Response | null> {
-    const res = await this.send({ method: 'GET', key: this.objectKey(key) });
-    if (res.status === 404) return (await res.arrayBuffer().catch(() => undefined), null);
-    if (!res.ok) await this.fail(res, `GET ${key}`);
+  private async open(key: string): Promise<Readable | null> {
+    let res: GetObjectCommandOutput;
+    try {
+      res = await this.#client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: this.objectKey(key) }));
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw toS3Error(e, `GET ${key}`);
+    }
+    const body = (res.Body as Readable | undefined) ?? Readable.from([]);
     if (this.isExpired(res)) {
-      await res.body?.cancel().catch(() => undefined);
+      body.destroy();
       await this.delete(key);
       return null;
     }
-    return res;
+    return body;
   }
 
   async get(key: string): Promise<Buffer | null> {
-    const res = await this.open(key);
-    return res && Buffer.from(await res.arrayBuffer());
+    const body = await this.open(key);
+    if (!body) return null;
+    const parts: Buffer[] = [];
+    await this.call(`GET ${key} (body)`, async () => {
+      for await (const c of body) parts.push(c as Buffer);
+    });
+    return Buffer.concat(parts);
   }
 
+  /** The object's body as it arrives; a stalled body errors after requestTimeoutMs of silence. */
   async getStream(key: string): Promise<Readable | null> {
-    const res = await this.open(key);
-    if (!res) return null;
-    return res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream) : Readable.from([]);
+    return this.open(key);
   }
 
-  private async head(objectKey: string): Promise<Response | null> {
-    const res = await this.send({ method: 'HEAD', key: objectKey });
-    if (res.status === 404) return null;
-    if (!res.ok) await this.fail(res, `HEAD ${objectKey}`);
-    return res;
+  private async head(objectKey: string): Promise<HeadObjectCommandOutput | null> {
+    try {
+      return await this.#client.send(new HeadObjectCommand({ Bucket: this.o.bucket, Key: objectKey }));
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw toS3Error(e, `HEAD ${objectKey}`);
+    }
   }
 
   async exists(key: string): Promise<boolean> {
@@ -261,46 +265,36 @@ export class S3BlobStore implements BlobStore {
     const objectKey = this.objectKey(key);
     // S3's DELETE answers 204 whether or not the object was there: ask first.
     const had = !!(await this.head(objectKey));
-    const res = await this.send({ method: 'DELETE', key: objectKey });
-    if (!res.ok && res.status !== 404) await this.fail(res, `DELETE ${key}`);
-    await res.arrayBuffer().catch(() => undefined);
+    await this.call(`DELETE ${key}`, () => this.#client.send(new DeleteObjectCommand({ Bucket: this.o.bucket, Key: objectKey })));
     return had;
   }
 
-  /** Every object under the prefix with its last-modified time (ListObjectsV2, paginated). */
-  private async *list(): AsyncGenerator<{ key: string; lastModified: number }> {
-    let token: string | undefined;
-    do {
-      const query: Record<string, string> = { 'list-type': '2', prefix: this.o.prefix ?? '' };
-      if (token) query['continuation-token'] = token;
-      const res = await this.send({ method: 'GET', query });
-      if (!res.ok) await this.fail(res, 'ListObjectsV2');
-      const xml = await res.text();
-      for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
-        const key = xmlText(/<Key>([^<]*)<\/Key>/.exec(m[1])?.[1] ?? '');
-        const lm = Date.parse(/<LastModified>([^<]*)<\/LastModified>/.exec(m[1])?.[1] ?? '');
-        if (key) yield { key, lastModified: lm };
-      }
-      token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? xmlText(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') || undefined : undefined;
-    } while (token);
-  }
-
-  /** Removes expired objects (and, with maxAgeSeconds, older ones); returns how many. */
+  /** Removes expired objects (and, with maxAgeSeconds, older ones) under the prefix (ListObjectsV2); returns how many. */
   async sweep(now = Date.now()): Promise<number> {
     const maxAgeMs = (this.o.maxAgeSeconds ?? 0) * 1000;
     let n = 0;
-    for await (const o of this.list()) {
-      let drop = maxAgeMs > 0 && now - o.lastModified > maxAgeMs;
-      if (!drop) {
-        const res = await this.head(o.key);
-        drop = !!res && this.isExpired(res, now);
+    const pages = paginateListObjectsV2({ client: this.#client }, { Bucket: this.o.bucket, Prefix: this.o.prefix ?? '' });
+    await this.call('ListObjectsV2', async () => {
+      for await (const page of pages) {
+        for (const o of page.Contents ?? []) {
+          if (!o.Key) continue;
+          let drop = maxAgeMs > 0 && !!o.LastModified && now - o.LastModified.getTime() > maxAgeMs;
+          if (!drop) {
+            const res = await this.head(o.Key);
+            drop = !!res && this.isExpired(res, now);
+          }
+          if (drop) {
+            await this.#client.send(new DeleteObjectCommand({ Bucket: this.o.bucket, Key: o.Key }));
+            n++;
+          }
+        }
       }
-      if (drop) {
-        const res = await this.send({ method: 'DELETE', key: o.key });
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok || res.status === 404) n++;
-      }
-    }
+    });
     return n;
+  }
+
+  /** Closes the SDK client's sockets. */
+  async close(): Promise<void> {
+    this.#client.destroy();
   }
 }

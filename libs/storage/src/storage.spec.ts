@@ -183,18 +183,22 @@ describe('stream helpers and the file store', () => {
 describe('createLargeStore (one switch for every large-object use)', () => {
   const s3: S3Settings = { endpoint: 'http://s3.test:9000', region: 'us-east-1', bucket: 'dllm', prefix: 'farm/', accessKeyId: 'AKID', secretAccessKey: 'very-secret-key', forcePathStyle: true };
 
-  /** The URLs the store's requests go to (fetch replaced by a fake that answers 200). */
+  /**
+   * The URLs the store's requests go to, as the AWS SDK built them (endpoint, bucket addressing,
+   * key): read at the SDK's last build step, before anything is sent (s3.test does not resolve).
+   */
   async function urlsOf(store: BlobStore, act: (s: BlobStore) => Promise<unknown>): Promise<string[]> {
     const urls: string[] = [];
-    const spy = jest.spyOn(globalThis, 'fetch').mockImplementation(async (u) => {
-      urls.push(String(u));
-      return new Response('', { status: 200 });
-    });
-    try {
-      await act(store);
-    } finally {
-      spy.mockRestore();
-    }
+    const stop = new Error('request built');
+    (store as S3BlobStore).client.middlewareStack.add(
+      () => async (args) => {
+        const r = args.request as { protocol: string; hostname: string; port?: number; path: string };
+        urls.push(`${r.protocol}//${r.hostname}${r.port ? `:${r.port}` : ''}${r.path}`);
+        throw stop;
+      },
+      { step: 'build', priority: 'low' },
+    );
+    await expect(act(store)).rejects.toMatchObject({ cause: stop });
     return urls;
   }
 
@@ -219,6 +223,17 @@ describe('createLargeStore (one switch for every large-object use)', () => {
     const root = createLargeStore({ backend: 's3', dir, s3: { ...s3, prefix: '', forcePathStyle: false } }, 'files', { defaultTtlSeconds: 0 });
     expect(await urlsOf(root, (s) => s.put('k', 'x'))).toEqual(['http://dllm.s3.test:9000/files/k']);
     expect(fs.existsSync(path.join(dir, 'blobs'))).toBe(false); // nothing on the volume
+  });
+
+  it('hands the retry and timeout settings to the SDK client; no keys = the default credential chain', async () => {
+    const r = createLargeStore({ backend: 's3', dir, s3: { ...s3, maxAttempts: 7 } }, 'results', { defaultTtlSeconds: 0 }) as S3BlobStore;
+    expect(await r.client.config.maxAttempts()).toBe(7);
+    expect(((await r.client.config.retryStrategy()) as { mode?: string }).mode).toBe('standard');
+    const { accessKeyId: _a, secretAccessKey: _s, ...keyless } = s3;
+    const chain = createLargeStore({ backend: 's3', dir, s3: keyless }, 'results', { defaultTtlSeconds: 0 }) as S3BlobStore;
+    expect(await chain.client.config.maxAttempts()).toBe(3);
+    expect(chain.client.config.credentials).toBeInstanceOf(Function); // the SDK's provider chain, resolved on first use
+    expect(() => createLargeStore({ backend: 's3', dir, s3: { ...s3, secretAccessKey: undefined } }, 'files', { defaultTtlSeconds: 0 })).toThrow(/or neither/);
   });
 
   it('never shows the secret key when a store is inspected or serialized', () => {
