@@ -140,3 +140,12 @@ export function resolveRequest(model: ModelFacts, req: ResolveRequestInput, rand
 export function describeIssues(errors: readonly RequestIssue[]): string {
   return errors.map((e) => `${e.param}: ${e.message}`).join('; ');
 }
+
+/**
+ * Facts for a model whose directory cannot be read (no MODELS dir, or unreadable): only what does
+ * not depend on the model is checked (option ranges, sub-block vs an explicit block size, empty
+ * text prompts); the worker's resolver run decides the rest.
+ */
+export function unknownModelFacts(name: string): ModelFacts {
+  return { name, kind: 'unknown', blockSize: Number.POSITIVE_INFINITY };
+}
