@@ -40,6 +40,11 @@ export function withScripts<N extends string>(redis: Redis, scripts: Record<N, L
   for (const [name, s] of Object.entries(scripts) as [N, LuaScript][]) {
     if (done.has(name)) continue;
     redis.defineCommand(name, { numberOfKeys: s.numberOfKeys, lua: luaSource(s.file) });
+    // Script commands stay out of ioredis auto-pipelines: an EVALSHA answered NOSCRIPT is resent
+    // as EVAL from inside the pipeline, and the pipeline then hands its callers misaligned replies
+    // ("results[i] is not iterable", redis/ioredis#1931). A new array: the default one is shared.
+    const opts = redis.options as { enableAutoPipelining?: boolean; autoPipeliningIgnoredCommands?: string[] };
+    if (opts.enableAutoPipelining) opts.autoPipeliningIgnoredCommands = [...(opts.autoPipeliningIgnoredCommands ?? []), name];
     done.add(name);
   }
   return redis as Redis & Record<N, (...keysAndArgs: (string | number)[]) => Promise<unknown>>;
