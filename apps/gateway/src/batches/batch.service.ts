@@ -115,7 +115,7 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   // ---------------------------------------------------------------- create
 
   /** Parses the input with the one parser; each valid line's payload is built by the job catalogue (GenerationService.payload). */
-  parseInput(owner: string, batchId: string, endpoint: BatchEndpoint, data: Buffer): InputRequest[] {
+  parseInput(owner: string, batchId: string, endpoint: BatchEndpoint, data: Buffer): Promise<InputRequest[]> {
     const ep: Endpoint = endpoint === '/v1/completions' ? 'completions' : 'chat.completions';
     return parseBatchInput(data, {
       endpoint,
@@ -132,7 +132,7 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     const file = await this.files.get(owner, req.input_file_id);
     if (file.purpose !== 'batch') throw new ApiError(422, `File ${file.id} has purpose '${file.purpose}', not 'batch'.`, 'invalid_value', 'input_file_id');
     const id = `batch_${randomBytes(12).toString('hex')}`;
-    const requests = this.parseInput(owner, id, req.endpoint, await this.files.read(owner, file.id));
+    const requests = await this.parseInput(owner, id, req.endpoint, await this.files.read(owner, file.id));
     const invalid = requests.filter((r) => r.error);
     if (invalid.length === requests.length) {
       // Nothing would run: refuse the file instead of creating a batch of errors.
@@ -227,7 +227,7 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
         this.logger.warn(`batch ${id}: resuming an interrupted creation (attempt ${attempt}, ${h.enqueued ?? 0}/${h.total} lines enqueued)`);
         let requests: InputRequest[];
         try {
-          requests = this.parseInput(h.owner, id, h.endpoint as BatchEndpoint, await this.files.read(h.owner, h.input_file_id));
+          requests = await this.parseInput(h.owner, id, h.endpoint as BatchEndpoint, await this.files.read(h.owner, h.input_file_id));
         } catch (e) {
           return this.failCreation(id, h, `the input file can no longer be read (${(e as Error).message})`);
         }

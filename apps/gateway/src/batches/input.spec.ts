@@ -32,9 +32,9 @@ describe('inputLines', () => {
 });
 
 describe('parseBatchInput', () => {
-  it('valid lines carry their payload; invalid ones their reason, line number and param', () => {
+  it('valid lines carry their payload; invalid ones their reason, line number and param', async () => {
     const text = [line('a'), '{oops', line('a'), line('e', ''), JSON.stringify({ custom_id: 'u', method: 'POST', url: '/v1/chat/completions', body: {} })].join('\n');
-    const r = parseBatchInput(Buffer.from(text), ctx);
+    const r = await parseBatchInput(Buffer.from(text), ctx);
     expect(r.map((x) => [x.index, x.lineNo, x.customId, x.payload ? 'ok' : x.error!.code, x.error?.param ?? null])).toEqual([
       [0, 1, 'a', 'ok', null],
       [1, 2, null, 'invalid_json', null],
@@ -45,8 +45,8 @@ describe('parseBatchInput', () => {
     expect(r[3].error!.message).toMatch(/^line 4: /);
   });
 
-  it('file-level refusals: too many lines, no request at all', () => {
-    expect(() => parseBatchInput(Buffer.from(Array.from({ length: 6 }, (_, i) => line(`x${i}`)).join('\n')), ctx)).toThrow(/more than 5/);
-    expect(() => parseBatchInput(Buffer.from('\uFEFF\r\n  \n'), ctx)).toThrow(/no requests/);
+  it('file-level refusals: too many lines, no request at all', async () => {
+    await expect(parseBatchInput(Buffer.from(Array.from({ length: 6 }, (_, i) => line(`x${i}`)).join('\n')), ctx)).rejects.toThrow(/more than 5/);
+    await expect(parseBatchInput(Buffer.from('\uFEFF\r\n  \n'), ctx)).rejects.toThrow(/no requests/);
   });
 });
