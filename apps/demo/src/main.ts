@@ -105,7 +105,7 @@ async function main(): Promise<number> {
     const perFamily = new Map<string, { n: number; ok: number }>();
     const lines = fs.readFileSync(outcome.outputPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as BatchOutputLine);
     for (const l of lines) {
-      const p = byId.get(l.custom_id)!;
+      const p = byId.get(l.custom_id ?? '')!; // output lines always carry the custom_id
       const body = l.response?.body as { choices: { text: string }[]; usage: { completion_tokens: number }; dllm: { forwards: number } };
       const v = verifyResponse(p, body.choices[0].text);
       const f = perFamily.get(p.family) ?? { n: 0, ok: 0 };

@@ -11,6 +11,7 @@ import { FilesController } from './batches/files.controller';
 import { HealthController } from './health/health.controller';
 import { OpenAiErrorFilter } from './http/error.filter';
 import { GenerationService } from './jobs/generation.service';
+import { ModelFactsService } from './jobs/model-facts';
 import { JobsController } from './jobs/jobs.controller';
 import { MetricsService } from './metrics/metrics.service';
 import { CompletionsController } from './openai/completions.controller';
@@ -51,6 +52,7 @@ export class GatewayModule implements OnApplicationShutdown {
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: OpenAiErrorFilter },
         MetricsService,
+        ModelFactsService,
         GenerationService,
         FileService,
         BatchService,

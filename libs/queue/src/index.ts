@@ -10,4 +10,7 @@ export { createQueue, destroyQueue } from './queue-factory';
 export { settledSnapshot } from './snapshot';
 export { PendingWorkEstimator, PENDING_STATES } from './pending-work';
 export type { PendingQueue, PendingWorkReading, PendingState } from './pending-work';
-export { withLease } from './lease';
+export { Lease, withLease } from './lease';
+export type { WithLeaseOptions } from './lease';
+export { luaFile, luaSource, withScripts } from './lua';
+export type { LuaScript } from './lua';

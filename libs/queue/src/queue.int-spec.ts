@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, Queue, Worker } from 'bullmq';
-import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease } from './index';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease, Lease } from './index';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `tq${process.pid}${Date.now().toString(36)}`;
@@ -106,3 +106,47 @@ describe('withLease', () => {
     expect(runs).toBe(2);
   });
 });
+
+describe('Lease (token-checked)', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('a second holder cannot release or extend someone else\'s lease', async () => {
+    const key = `${prefix}:lease-owner`;
+    const a = await Lease.acquire(redis, key, 200);
+    expect(a).not.toBeNull();
+    expect(await Lease.acquire(redis, key, 200)).toBeNull();
+    await sleep(250); // a's lease expires without a's knowledge; b takes it
+    const b = await Lease.acquire(redis, key, 5000);
+    expect(b).not.toBeNull();
+    expect(await a!.extend(5000)).toBe(false);
+    expect(a!.signal.aborted).toBe(true);
+    expect(await a!.release()).toBe(false);
+    expect(await redis.get(key)).toBe(b!.token); // b still holds it, untouched
+    expect(await redis.pttl(key)).toBeGreaterThan(4000);
+    expect(await b!.release()).toBe(true);
+    expect(await redis.exists(key)).toBe(0);
+  });
+
+  it('a long holder keeps it by renewal, and releases it at the end when asked', async () => {
+    const key = `${prefix}:lease-long`;
+    let others = 0;
+    const ran = await withLease(
+      redis,
+      key,
+      150,
+      async (lease) => {
+        for (let i = 0; i < 6; i++) {
+          await sleep(100); // 600 ms of work under a 150 ms lease
+          if (await withLease(redis, key, 150, async () => void others++)) break;
+        }
+        expect(lease.held).toBe(true);
+        expect(lease.signal.aborted).toBe(false);
+      },
+      { release: true },
+    );
+    expect(ran).toBe(true);
+    expect(others).toBe(0);
+    expect(await redis.exists(key)).toBe(0);
+  });
+});
+

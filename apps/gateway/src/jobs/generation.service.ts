@@ -3,8 +3,9 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { ENGINE_TO_WIRE, JOB_KINDS, queueName, workOf } from '@dllm/contracts';
+import { ENGINE_TO_WIRE, JOB_KINDS, queueName, resolveRequest, workOf, type RequestIssue } from '@dllm/contracts';
 import { PendingWorkEstimator } from '@dllm/queue';
 import { ApiError, fromZodError } from '../http/api-error';
 import { MetricsService } from '../metrics/metrics.service';
@@ -12,6 +13,7 @@ import { REDIS, SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
 import { JobWatcher } from './job-watcher';
+import { ModelFactsService } from './model-facts';
 import {
   GenerationPayload,
   GenerationResult,
@@ -70,13 +72,17 @@ export class GenerationService implements OnModuleDestroy {
   private readonly metricQueues = new Map<string, Queue>();
   private readonly watchers = new Map<string, JobWatcher>();
   private readonly watcherReady = new Map<string, Promise<void>>();
-  /** Hook for batch accounting: every finished job of every queue this gateway watches. */
-  onFinished?: (jobId: string, outcome: { returnvalue?: unknown; failedReason?: string }) => void;
+  /**
+   * Every finished job of every queue this gateway watches, as 'finished' events
+   * (listener: (jobId, { returnvalue?, failedReason? }) => void). Batch accounting subscribes here.
+   */
+  readonly events = new EventEmitter<{ finished: [jobId: string, outcome: JobOutcome] }>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly metrics: MetricsService,
+    private readonly facts: ModelFactsService,
   ) {
     metrics.setDepthSource({ depths: () => this.depths() });
     metrics.setPendingWork(new PendingWorkEstimator(() => this.farmQueues()));
@@ -114,7 +120,7 @@ export class GenerationService implements OnModuleDestroy {
     let w = this.watchers.get(model);
     if (!w) {
       w = new JobWatcher(generationQueueName(model), { ...this.redis.options, maxRetriesPerRequest: null } as never, this.settings.queuePrefix);
-      w.onFinished = (id, o) => this.onFinished?.(id, o);
+      w.onFinished = (id, o) => this.events.emit('finished', id, o);
       this.watchers.set(model, w);
       this.watcherReady.set(model, w.ready());
     }
@@ -128,7 +134,11 @@ export class GenerationService implements OnModuleDestroy {
     return jobOptions('generation', r, { jobId });
   }
 
-  /** Builds and validates the payload (422 on bad decode options), without enqueueing. */
+  /**
+   * Builds and validates the payload without enqueueing: the catalogue's schema, then the shared
+   * request resolver (@dllm/contracts resolveRequest) with the model's facts, so everything the
+   * engine would refuse is a 400/422 here. Throws ApiError (404 unknown model, 400 prompt, 422 options).
+   */
   payload(input: SubmitInput): GenerationPayload {
     this.checkModel(input.model);
     const candidate = {
@@ -144,6 +154,8 @@ export class GenerationService implements OnModuleDestroy {
     };
     const r = validateGenerationPayload(candidate);
     if (!r.success) throw fromZodError(r.error, wireName);
+    const verdict = resolveRequest(this.facts.get(input.model), { prompt: input.prompt, options: input.options });
+    if (!verdict.ok) throw requestError(verdict.errors, input.endpoint);
     return r.data;
   }
 
@@ -352,6 +364,21 @@ export class GenerationService implements OnModuleDestroy {
     await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
     await Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close()));
   }
+}
+
+export type JobOutcome = { returnvalue?: unknown; failedReason?: string };
+
+/**
+ * Resolver issues -> one ApiError: the first issue's status, code and param; every issue in the
+ * message. Params are named as the route's client sent them: OpenAI routes get wire names
+ * (block_size; messages for a chat prompt), the native job API keeps `options.blockSize`.
+ */
+export function requestError(errors: readonly RequestIssue[], endpoint: Endpoint): ApiError {
+  const param = (p: string) => (endpoint === 'native' ? p : p === 'prompt' && endpoint === 'chat.completions' ? 'messages' : wireName(p));
+  const first = errors[0];
+  const text = errors.slice(0, 5).map((e) => `${param(e.param)}: ${e.message}`).join('; ');
+  const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+  return new ApiError(first.status, `Invalid request: ${text}${more}`, first.code, param(first.param));
 }
 
 /** Engine option path (options.blockSize) -> the wire field the client sent (block_size). */

@@ -9,9 +9,6 @@ import {
   completionResponseSchema,
   modelListSchema,
   renderChatPrompt,
-  type ChatCompletionResponse,
-  type CompletionResponse,
-  type DllmStats,
 } from '@dllm/contracts';
 import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { toApiError } from '../http/error.filter';
@@ -19,57 +16,12 @@ import { openSse } from '../http/sse';
 import { parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
 import { GenerationService, type Endpoint } from '../jobs/generation.service';
-import type { GenerationResult } from '../jobs/catalogue-bridge';
 import { SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
 import { engineOptions } from './options';
+import { chatBody, completionBody, dllmStats, openAiFinish, usage } from './render';
 
 const now = () => Math.floor(Date.now() / 1000);
-const openAiFinish = (r: GenerationResult): 'stop' | 'length' => (r.finishReason === 'length' ? 'length' : 'stop');
-
-export function dllmStats(jobId: string, r: GenerationResult): DllmStats {
-  return {
-    forwards: r.stats.forwards,
-    tpf: r.stats.tpf,
-    wall_ms: r.stats.wallMs,
-    finish_reason: r.finishReason,
-    job_id: jobId,
-    model_version: r.model?.version,
-    prefix_cache_hit_tokens: r.stats.prefixCacheHitTokens,
-  };
-}
-
-export function usage(r: GenerationResult) {
-  return {
-    prompt_tokens: r.usage.promptTokens,
-    completion_tokens: r.usage.completionTokens,
-    total_tokens: r.usage.promptTokens + r.usage.completionTokens,
-  };
-}
-
-export function completionBody(jobId: string, model: string, r: GenerationResult): CompletionResponse {
-  return {
-    id: `cmpl-${jobId}`,
-    object: 'text_completion',
-    created: now(),
-    model,
-    choices: [{ index: 0, text: r.text, finish_reason: openAiFinish(r), logprobs: null }],
-    usage: usage(r),
-    dllm: dllmStats(jobId, r),
-  };
-}
-
-export function chatBody(jobId: string, model: string, r: GenerationResult): ChatCompletionResponse {
-  return {
-    id: `chatcmpl-${jobId}`,
-    object: 'chat.completion',
-    created: now(),
-    model,
-    choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: openAiFinish(r), logprobs: null }],
-    usage: usage(r),
-    dllm: dllmStats(jobId, r),
-  };
-}
 
 @ApiTags('openai')
 @ApiBearerAuth()

@@ -59,10 +59,11 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
   onApplicationBootstrap(): void {
     // Large results live in the large-object store (volume or bucket); their expiry is enforced on
     // read and swept here. Every worker schedules the sweep, one per period does it (a bucket sweep
-    // lists every object): the lease expires just before the next period.
+    // lists every object): the lease (token-checked, renewed while a long sweep runs) is left to
+    // expire just before the next period.
     const sweep = this.store.sweep?.bind(this.store);
     const lease = `${this.config.redis.queuePrefix}:housekeeping:results-sweep`;
-    if (sweep) this.sweeper = setInterval(() => void withLease(this.redis, lease, SWEEP_EVERY_MS * 0.9, sweep).catch(() => false), SWEEP_EVERY_MS);
+    if (sweep) this.sweeper = setInterval(() => void withLease(this.redis, lease, SWEEP_EVERY_MS * 0.9, () => sweep()).catch(() => false), SWEEP_EVERY_MS);
     this.sweeper?.unref();
   }
 

@@ -5,7 +5,7 @@
 // from the reserve (the planner in @dllm/rl) while it is still active (so the parent cannot run
 // early), and once the batch is full it cancels the siblings still running.
 // The request itself is stored in the result store (requestKey); payloads stay small.
-import { decodeOptionsSchema } from '@dllm/engine';
+import { decodeOptionsSchema } from '../decode/options';
 import { rewardConfigSchema, verifierSpecSchema, verifiers, VerifierError } from '@dllm/rl';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
