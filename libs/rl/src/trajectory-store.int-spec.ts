@@ -14,7 +14,7 @@ let dir: string;
 let store: TrajectoryStore;
 
 const rec = (g: number, s: number): TrajectoryRecord =>
-  failedRecord({ rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact' }, 'failed', `g${g}s${s}`, s, { name: 'm', version: '1' }, {});
+  failedRecord({ rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact', promptTokenIds: [1, 2] }, 'failed', `g${g}s${s}`, s, { name: 'm', version: '1', seq: 0 }, {});
 
 beforeAll(() => {
   redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 3 });
