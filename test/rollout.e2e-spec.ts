@@ -11,6 +11,7 @@ import { buildTinyModel } from '@dllm/model';
 import { trajectoryRecordSchema, type TrajectoryRecord } from '@dllm/rl';
 import { startCluster, type Cluster } from '../apps/demo/src/cluster';
 import { waitFor } from './helpers';
+import { callApi } from './helpers/http';
 import { writeFixtureModel } from './helpers/fixture-model';
 
 jest.setTimeout(180_000);
@@ -20,21 +21,7 @@ let cluster: Cluster;
 let v1Dir: string;
 let v2Dir: string;
 
-const api = async (method: string, url: string, body?: unknown, key = cluster.apiKey) => {
-  const res = await fetch(`${cluster.gatewayUrl}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* JSONL */
-  }
-  return { status: res.status, json, text };
-};
+const api = (method: string, url: string, body?: unknown, key = cluster.apiKey) => callApi(cluster.gatewayUrl, key, method, url, body);
 
 const waitDone = (id: string, ms = 120_000) =>
   waitFor(async () => {
