@@ -26,8 +26,8 @@ describe('progress on stderr', () => {
     p.done();
     expect(f.out.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true);
     expect(f.out[0]).toMatch(/^eval arith: +1\/100 problems +1% +2\.0s +eta 3m19s +acc 50%\n$/);
-    expect(f.out.filter((l) => / 100\/100 problems/.test(l))).toHaveLength(2); // the 100% decile and done()
-    expect(f.out.length).toBe(12); // first line, deciles 1..10, final
+    expect(f.out.filter((l) => / 100\/100 problems/.test(l))).toHaveLength(1); // done() does not repeat the 100% line
+    expect(f.out.length).toBe(11); // first line, then deciles 1..10
   });
 
   it('TTY mode: a bar redrawn in place, at most 10 times a second, then a newline', () => {

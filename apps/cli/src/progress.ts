@@ -60,6 +60,7 @@ export function startProgress(o: ProgressOptions): Progress {
   let shown = false;
   let lastDraw = -Infinity;
   let lastDecile = -1;
+  let lastDone = -1;
 
   const text = (): string => {
     const elapsed = now() - t0;
@@ -94,8 +95,9 @@ export function startProgress(o: ProgressOptions): Progress {
       return;
     }
     const decile = o.total > 0 ? Math.floor((10 * done) / o.total) : -1;
-    if (final || decile !== lastDecile || t - lastDraw >= everyMs) {
+    if ((final && done !== lastDone) || decile !== lastDecile || t - lastDraw >= everyMs) {
       stream.write(`${text()}\n`);
+      lastDone = done;
       shown = true;
       lastDraw = t;
       lastDecile = decile;
