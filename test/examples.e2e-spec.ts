@@ -71,6 +71,13 @@ describe('examples/', () => {
     expect(r.stdout).toMatch(/^data: \[DONE\]$/m);
   });
 
+  it('gateway and worker start without a process warning (e.g. fastify FSTWRN004)', () => {
+    for (const proc of [cluster.gateway, ...cluster.workers]) {
+      const log = fs.readFileSync(proc.log, 'utf8');
+      expect({ name: proc.name, warnings: log.split('\n').filter((l) => /\(node:\d+\) /.test(l)) }).toEqual({ name: proc.name, warnings: [] });
+    }
+  });
+
   it('the README points at the examples instead of inline code that does not run', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain('examples/completions.mjs');
