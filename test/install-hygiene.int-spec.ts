@@ -29,4 +29,19 @@ describe('install hygiene', () => {
       .map(([name, p]) => `${name.replace(/^.*node_modules\//, '')}@${p.version} needs node ${(p.engines as { node: string }).node}`);
     expect(refuse).toEqual([]);
   });
+
+  it('the lock file lists every platform\'s optional packages, so npm install on another machine does not rewrite it', () => {
+    // npm records optional platform packages (@swc/core-darwin-arm64, ...) whether or not they install here;
+    // a lock made where a registry mirror lacked some is completed, i.e. rewritten, by the next npm install.
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { optionalDependencies?: Record<string, string> }>;
+    };
+    const names = new Set(Object.keys(lock.packages).map((k) => k.replace(/^.*node_modules\//, '')));
+    const missing = Object.entries(lock.packages).flatMap(([owner, p]) =>
+      Object.keys(p.optionalDependencies ?? {})
+        .filter((dep) => !names.has(dep))
+        .map((dep) => `${dep} (optional dependency of ${owner.replace(/^.*node_modules\//, '') || 'the project'})`),
+    );
+    expect(missing).toEqual([]);
+  });
 });
