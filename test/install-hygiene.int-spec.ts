@@ -30,7 +30,7 @@ describe('install hygiene', () => {
     expect(refuse).toEqual([]);
   });
 
-  it('the lock file lists every platform\'s optional packages, so npm install on another machine does not rewrite it', () => {
+  it("the lock file lists every platform's optional packages, so npm install on another machine does not rewrite it", () => {
     // npm records optional platform packages (@swc/core-darwin-arm64, ...) whether or not they install here;
     // a lock made where a registry mirror lacked some is completed, i.e. rewritten, by the next npm install.
     const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
