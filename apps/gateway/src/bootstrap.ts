@@ -1,13 +1,11 @@
 // Builds the gateway application (used by main.ts, the e2e tests and the benchmark).
 import 'reflect-metadata';
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { Redis } from 'ioredis';
 import { GatewayModule } from './gateway.module';
-import { fromFastifyError, sendApiError } from './http/error.filter';
-import { ApiError } from './http/api-error';
 import { MetricsService } from './metrics/metrics.service';
 import { namedSchemas } from './openapi/zod-openapi';
 import type { GatewaySettings } from './settings';
@@ -52,11 +50,9 @@ export async function createGateway(settings: GatewaySettings, opts: { logLevels
   fastify.addContentTypeParser(MULTIPART, { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
   // JSONL uploads sent raw are accepted too.
   fastify.addContentTypeParser(['application/jsonl', 'application/x-ndjson', 'text/plain'], { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
-  fastify.setErrorHandler((err, _req, reply) => {
-    const api = fromFastifyError(err as never) ?? new ApiError(500, 'Internal error; see the gateway log.', 'internal_error');
-    if (api.status >= 500) new Logger('Gateway').error(err);
-    sendApiError(reply, api);
-  });
+  // No fastify.setErrorHandler here: Nest installs its own at init (routes-resolver registerExceptionHandler),
+  // which replaced one set here (fastify warned FSTWRN004 on every start). Fastify's errors (body limits,
+  // content types, bad JSON) reach OpenAiErrorFilter through it and become the OpenAI error shape there.
   if (!opts.preview) {
     const metrics = app.get(MetricsService);
     fastify.addHook('onResponse', (req, reply, done) => {

@@ -8,6 +8,13 @@ export interface OrtRunnerOptions {
   modelPath: string;
   executionProvider?: 'cpu' | 'cuda';
   intraOpThreads?: number;
+  /**
+   * Severity from which onnxruntime's own native logger writes to stderr: 0 verbose, 1 info,
+   * 2 warning (default, as onnxruntime), 3 error, 4 fatal. A failed run is also reported as the
+   * rejection of run() with onnxruntime's message, so 4 loses nothing for callers that handle it
+   * (tests that provoke a failure on purpose use it to keep the output clean).
+   */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 interface MetaEntry {
@@ -83,7 +90,7 @@ export class OrtRunner implements ModelRunner {
 
   static async create(opts: OrtRunnerOptions): Promise<OrtRunner> {
     const worker = new Worker(path.join(__dirname, 'ort-worker.js'), {
-      workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0 },
+      workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0, logSeverityLevel: opts.logSeverityLevel ?? 2 },
     });
     const ready = await new Promise<{ inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }>((resolve, reject) => {
       const onMsg = (m: { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }) => {
