@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { xorshift32 } from '@dllm/prng';
 import { problems } from '@dllm/tasks';
 import { DataType, encodeValueInfo, loadOnnx, rewriteOnnx, type OnnxModel } from './onnx';
 import { findLinears } from './quantize';
@@ -107,15 +108,8 @@ export function calibrationIds(t: CalibrationText, info: ModelRunInfo, seed: num
   const prompt = enc(t.text.slice(0, t.promptChars));
   const answer = enc(t.text.slice(t.promptChars));
   if (info.manifest.kind === 'block-diffusion' && info.manifest.tokens) {
-    let s = (seed * 2654435761) >>> 0 || 1;
-    for (let i = 0; i < answer.length; i++) {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      if (s & 1) answer[i] = info.manifest.tokens.mask;
-    }
+    const next = xorshift32((seed * 2654435761) >>> 0);
+    for (let i = 0; i < answer.length; i++) if (next() & 1) answer[i] = info.manifest.tokens.mask;
   }
   return [...prompt, ...answer];
 }

@@ -2,6 +2,7 @@
 // models come from libs/model; these only need the quantizer's view of a model (MatMul on constant
 // weights) and something onnxruntime can run.
 import { PbMessage } from '@dllm/model';
+import { normalFloats } from '@dllm/prng';
 import { DataType, type NodeSpec, encodeNode, encodeTensor, encodeValueInfo } from './onnx';
 
 export interface SyntheticLayer {
@@ -54,18 +55,7 @@ export function buildLinearStack(spec: SyntheticModelSpec): Uint8Array {
   return m.toBytes();
 }
 
-/** Deterministic pseudo-normal weights (xorshift + Box-Muller), with optional outlier columns. */
+/** Deterministic pseudo-normal weights N(0, std^2) of shape [K, N] (xorshift32 + Box-Muller, see @dllm/prng normalFloats). */
 export function randomWeights(K: number, N: number, seed: number, std = 0.05): Float32Array {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const w = new Float32Array(K * N);
-  for (let i = 0; i < w.length; i++) w[i] = std * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
-  return w;
+  return normalFloats(K * N, seed, std);
 }
