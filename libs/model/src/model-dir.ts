@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 import { graphInputNames, graphOutputNames, parseManifest, type Manifest } from './manifest';
-import { inspectOnnx, TensorType, type OnnxSummary } from './onnx';
+import { inspectOnnx, TensorType, type OnnxIo, type OnnxSummary } from './onnx';
 import { Tokenizer } from './tokenizer';
 
 export const MANIFEST_FILE = 'dllm.json';
@@ -48,10 +48,11 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   if (missingOut.length) problems.push(`graph lacks output(s) ${missingOut.join(', ')} (manifest says ${L} layers)`);
   const extraIn = g.inputs.map((i) => i.name).filter((n) => !graphInputNames(L).includes(n));
   if (extraIn.length) problems.push(`graph has unexpected input(s) ${extraIn.join(', ')} (manifest says ${L} layers)`);
-  const want = (name: string, elem: number, io: Map<string, { elemType: number; shape: (number | string | null)[] }>, dims: Record<number, number>, rank: number) => {
+  const want = (name: string, elem: number, io: Map<string, OnnxIo>, dims: Record<number, number>, rank: number) => {
     const v = io.get(name);
     if (!v) return;
     if (v.elemType !== elem) problems.push(`${name} has element type ${v.elemType}, expected ${elem === TensorType.FLOAT ? 'float32 (1)' : 'int64 (7)'}`);
+    if (!v.shape) return;
     if (v.shape.length && v.shape.length !== rank) problems.push(`${name} has rank ${v.shape.length}, expected ${rank}`);
     for (const [axis, size] of Object.entries(dims)) {
       const d = v.shape[Number(axis)];

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { captureActivations, calibrationTexts } from './activations';
 import { HessianAccumulator, gptqBlockwise } from './gptq';
-import { loadOnnx, type OnnxModel } from './onnx';
+import { externalRef } from '@dllm/onnx';
+import { loadOnnx, writeOnnx, type OnnxModel } from './onnx';
 import {
   type LayerReport,
   type QuantizationRecord,
@@ -13,7 +14,7 @@ import {
   type WeightQuantizer,
   SCHEME_BITS,
   findLinears,
-  quantizeOnnx,
+  planQuantization,
   quantizationRecordSchema,
   resolveQuantizeOptions,
   rtnQuantizer,
@@ -102,20 +103,27 @@ export async function quantizeModelDir(srcDir: string, outDir: string, options: 
 
   const model = loadOnnx(onnxPath);
   const quantizer = opts.method === 'gptq' ? await gptqQuantizer(src, model, calibration, log) : rtnQuantizer;
-  const result = quantizeOnnx(model, options, quantizer);
-  const external = manifest.graph?.external_data ?? (fs.existsSync(`${onnxPath}.data`) ? 'model.onnx.data' : null);
-  const skip = new Set(['model.onnx', 'dllm.json', ...(external ? [external] : [])]);
+  const plan = planQuantization(model, options, quantizer);
+  // The external data files the source names are not copied: writeOnnx copies the ranges that stay.
+  const externalFiles = new Set<string>();
+  for (const t of model.initializers.values()) {
+    const r = externalRef(t.proto);
+    if (r) externalFiles.add(r.location);
+  }
+  const skip = new Set(['model.onnx', 'model.onnx.data', 'dllm.json', ...externalFiles]);
   fs.mkdirSync(out, { recursive: true });
   for (const entry of fs.readdirSync(src)) {
     if (skip.has(entry)) continue;
     fs.cpSync(path.join(src, entry), path.join(out, entry), { recursive: true });
   }
-  if (external && fs.existsSync(path.join(out, external))) fs.rmSync(path.join(out, external));
-  fs.writeFileSync(path.join(out, 'model.onnx'), result.bytes);
-  const version = `${manifest.version as string}+${versionSuffix(result.record)}`;
-  const next: RawManifest = { ...manifest, version, quantization: result.record };
-  if (next.graph) next.graph = { ...next.graph, external_data: null };
+  for (const f of skip) if (fs.existsSync(path.join(out, f))) fs.rmSync(path.join(out, f));
+  // A source with external data (large models: protobuf caps a model at 2 GiB) gives an output with external data.
+  const written = writeOnnx(model, plan.edit, path.join(out, 'model.onnx'), { externalData: externalFiles.size > 0 });
+  model.reader.close();
+  const version = `${manifest.version as string}+${versionSuffix(plan.record)}`;
+  const next: RawManifest = { ...manifest, version, quantization: plan.record };
+  if (next.graph) next.graph = { ...next.graph, external_data: written.dataFile ? path.basename(written.dataFile) : null };
   fs.writeFileSync(path.join(out, 'dllm.json'), `${JSON.stringify(next, null, 2)}\n`);
-  const sizeIn = fs.statSync(onnxPath).size + (external ? fs.statSync(path.join(src, external)).size : 0);
-  return { outDir: out, version, record: result.record, layers: result.layers, sizeIn, sizeOut: result.bytes.length };
+  const sizeIn = fs.statSync(onnxPath).size + [...externalFiles].reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0);
+  return { outDir: out, version, record: plan.record, layers: plan.layers, sizeIn, sizeOut: written.bytes };
 }
