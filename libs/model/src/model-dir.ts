@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
-import { graphInputNames, graphOutputNames, parseManifest, type Manifest } from './manifest';
+import { graphInputNames, graphOutputNames, layerIoNames, parseManifest, type Manifest } from './manifest';
 import { inspectOnnx, TensorType, type OnnxIo, type OnnxSummary } from './onnx';
 import { Tokenizer } from './tokenizer';
 
@@ -65,23 +65,23 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   want('logits', TensorType.FLOAT, outNames, { 2: m.vocab_size }, 3);
   const a = m.architecture;
   for (let i = 0; i < L; i++) {
-    for (const n of [`past_key.${i}`, `past_value.${i}`]) want(n, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
-    for (const n of [`present_key.${i}`, `present_value.${i}`]) want(n, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    const n = layerIoNames(i);
+    for (const name of [n.pastKey, n.pastValue]) want(name, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    for (const name of [n.presentKey, n.presentValue]) want(name, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
   }
   return problems;
 }
 
 /**
- * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
- * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
- * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ * Reads and validates a model directory's manifest (dllm.json) only: no graph, tokenizer or weight
+ * checks. Returns the parsed manifest and the JSON object as written (with any keys the schema does
+ * not know, for tools that rewrite the manifest). Throws a ModelDirError saying what is wrong.
  */
-export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+export function readManifestFile(dir: string): { manifest: Manifest; raw: Record<string, unknown> } {
   const abs = path.resolve(dir);
   const fail = (msg: string): never => {
     throw new ModelDirError(abs, msg);
   };
-  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
   const manifestPath = path.join(abs, MANIFEST_FILE);
   if (!fs.existsSync(manifestPath)) fail(`missing ${MANIFEST_FILE} (the manifest)`);
   let raw: unknown;
@@ -96,6 +96,26 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   } catch (e) {
     fail((e as Error).message);
   }
+  return { manifest, raw: raw as Record<string, unknown> };
+}
+
+/** The validated manifest of a model directory (see readManifestFile). */
+export function readManifest(dir: string): Manifest {
+  return readManifestFile(dir).manifest;
+}
+
+/**
+ * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
+ * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
+ * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ */
+export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+  const abs = path.resolve(dir);
+  const fail = (msg: string): never => {
+    throw new ModelDirError(abs, msg);
+  };
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
+  const { manifest } = readManifestFile(abs);
   const onnxPath = path.join(abs, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) fail(`missing ${ONNX_FILE}`);
   const tokenizerPath = path.join(abs, TOKENIZER_FILE);

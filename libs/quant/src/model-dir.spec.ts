@@ -3,12 +3,28 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { findLinears } from './quantize';
 import { loadOnnx } from './onnx';
-import { manifestQuantization, quantizeModelDir, readManifest } from './model-dir';
+import { readManifest } from '@dllm/model';
+import { manifestQuantization, quantizeModelDir } from './model-dir';
 import { buildLinearStack, randomWeights } from './synthetic';
 
 let tmp: string;
 let src: string;
-const manifest = { format: 'dllm-farm/v1', name: 'synthetic', version: '0.3.0', kind: 'block-diffusion', block_size: 32, tokens: { mask: 1, eos: 2, pad: 0 }, graph: { inputs: ['x'], outputs: ['logits'] } };
+// A valid dllm-farm manifest (read through libs/model's one reader) over a linear-stack graph; `x_note` is
+// a key the schema does not know, which quantize must carry over.
+const architecture = { type: 'qwen2', hidden_size: 64, intermediate_size: 128, num_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: false };
+const manifest = {
+  format: 'dllm-farm/v1',
+  name: 'synthetic',
+  version: '0.3.0',
+  kind: 'block-diffusion',
+  architecture,
+  vocab_size: 40,
+  dtype: 'float32',
+  block_size: 32,
+  tokens: { mask: 1, eos: 2, pad: 0 },
+  graph: { inputs: ['x'], outputs: ['logits'] },
+  x_note: 'kept',
+};
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-quant-'));
@@ -32,6 +48,7 @@ test('manifest round trip: record, version suffix, other fields and files kept',
   expect(m.name).toBe('synthetic');
   expect(m.tokens).toEqual(manifest.tokens);
   expect(m.graph).toEqual({ ...manifest.graph, external_data: null });
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'dllm.json'), 'utf8')).x_note).toBe('kept');
   const q = manifestQuantization(out)!;
   expect(q).toMatchObject({ scheme: 'int4', bits: 4, group_size: 64, method: 'rtn', kept_fp32: ['lm_head.weight'], kernel: 'MatMulNBits' });
   expect(manifestQuantization(src)).toBeNull();
@@ -70,6 +87,10 @@ describe('bad input is rejected with a clear error', () => {
     await expect(quantizeModelDir(src, src, { scheme: 'int4' })).rejects.toThrow(/must differ/);
     await expect(quantizeModelDir(src, q, { scheme: 'int4' })).rejects.toThrow(/not empty \(pass --force/);
     await expect(quantizeModelDir(src, q, { scheme: 'int8' }, { force: true })).resolves.toBeDefined();
-    await expect(quantizeModelDir(tmp, path.join(tmp, 'x'), { scheme: 'int4' })).rejects.toThrow(/no dllm.json/);
+    await expect(quantizeModelDir(tmp, path.join(tmp, 'x'), { scheme: 'int4' })).rejects.toThrow(/missing dllm.json/);
+    const bad = path.join(tmp, 'bad-manifest');
+    fs.cpSync(src, bad, { recursive: true });
+    fs.writeFileSync(path.join(bad, 'dllm.json'), JSON.stringify({ ...manifest, version: '' }));
+    await expect(quantizeModelDir(bad, path.join(tmp, 'x'), { scheme: 'int4' })).rejects.toThrow(/invalid manifest: version/);
   });
 });

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { captureActivations, calibrationTexts } from './activations';
 import { HessianAccumulator, gptqBlockwise } from './gptq';
+import { MANIFEST_FILE, ONNX_FILE, readManifest, readManifestFile } from '@dllm/model';
 import { externalRef } from '@dllm/onnx';
 import { loadOnnx, writeOnnx, type OnnxModel } from './onnx';
 import {
@@ -31,27 +32,12 @@ export interface QuantizeDirResult {
   sizeOut: number;
 }
 
-interface RawManifest {
-  version?: unknown;
-  quantization?: unknown;
-  graph?: { external_data?: string | null };
-  [k: string]: unknown;
-}
-
-export function readManifest(dir: string): RawManifest {
-  const file = path.join(dir, 'dllm.json');
-  if (!fs.existsSync(file)) throw new Error(`not a model directory (no dllm.json): ${dir}`);
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as RawManifest;
-  if (typeof m !== 'object' || m === null || typeof m.version !== 'string' || !m.version) throw new Error(`${file}: manifest has no version`);
-  return m;
-}
-
 /** The quantization a model directory's manifest records, or null for a float model. */
 export function manifestQuantization(dir: string): QuantizationRecord | null {
   const q = readManifest(dir).quantization;
   if (q === undefined || q === null) return null;
   const r = quantizationRecordSchema.safeParse(q);
-  if (!r.success) throw new Error(`${path.join(dir, 'dllm.json')}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new Error(`${path.join(dir, MANIFEST_FILE)}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
 }
 
@@ -94,11 +80,11 @@ export async function quantizeModelDir(srcDir: string, outDir: string, options: 
   const opts = resolveQuantizeOptions(options);
   const src = path.resolve(srcDir);
   const out = path.resolve(outDir);
-  const manifest = readManifest(src);
+  const { manifest, raw } = readManifestFile(src);
   if (manifest.quantization) throw new Error(`${src} is already quantized (${JSON.stringify(manifest.quantization)}); quantize the float model instead`);
   if (out === src) throw new Error('the output directory must differ from the model directory');
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !force) throw new Error(`output directory ${out} is not empty (pass --force to overwrite)`);
-  const onnxPath = path.join(src, 'model.onnx');
+  const onnxPath = path.join(src, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) throw new Error(`model directory has no model.onnx: ${src}`);
 
   const model = loadOnnx(onnxPath);
@@ -110,7 +96,7 @@ export async function quantizeModelDir(srcDir: string, outDir: string, options: 
     const r = externalRef(t.proto);
     if (r) externalFiles.add(r.location);
   }
-  const skip = new Set(['model.onnx', 'model.onnx.data', 'dllm.json', ...externalFiles]);
+  const skip = new Set([ONNX_FILE, `${ONNX_FILE}.data`, MANIFEST_FILE, ...externalFiles]);
   fs.mkdirSync(out, { recursive: true });
   for (const entry of fs.readdirSync(src)) {
     if (skip.has(entry)) continue;
@@ -118,12 +104,13 @@ export async function quantizeModelDir(srcDir: string, outDir: string, options: 
   }
   for (const f of skip) if (fs.existsSync(path.join(out, f))) fs.rmSync(path.join(out, f));
   // A source with external data (large models: protobuf caps a model at 2 GiB) gives an output with external data.
-  const written = writeOnnx(model, plan.edit, path.join(out, 'model.onnx'), { externalData: externalFiles.size > 0 });
+  const written = writeOnnx(model, plan.edit, path.join(out, ONNX_FILE), { externalData: externalFiles.size > 0 });
   model.reader.close();
-  const version = `${manifest.version as string}+${versionSuffix(plan.record)}`;
-  const next: RawManifest = { ...manifest, version, quantization: plan.record };
-  if (next.graph) next.graph = { ...next.graph, external_data: written.dataFile ? path.basename(written.dataFile) : null };
-  fs.writeFileSync(path.join(out, 'dllm.json'), `${JSON.stringify(next, null, 2)}\n`);
+  const version = `${manifest.version}+${versionSuffix(plan.record)}`;
+  // Written over the manifest as it was on disk, so keys this schema does not know are kept.
+  const next: Record<string, unknown> = { ...raw, version, quantization: plan.record };
+  if (manifest.graph) next.graph = { ...(raw.graph as object), external_data: written.dataFile ? path.basename(written.dataFile) : null };
+  fs.writeFileSync(path.join(out, MANIFEST_FILE), `${JSON.stringify(next, null, 2)}\n`);
   const sizeIn = fs.statSync(onnxPath).size + [...externalFiles].reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0);
   return { outDir: out, version, record: plan.record, layers: plan.layers, sizeIn, sizeOut: written.bytes };
 }

@@ -6,11 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildDecoderOnnx, buildTinyModel, loadModelDir } from '@dllm/model';
+import { buildDecoderOnnx, buildTinyModel, loadModelDir, readManifest } from '@dllm/model';
 import { parseOnnx, rewriteOnnx } from './onnx';
-import { inspectActivations, sequenceFeeds, calibrationIds } from './activations';
-import { quantizeModelDir, readManifest } from './model-dir';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { inspectActivations, loadRunInfo, sequenceFeeds, calibrationIds } from './activations';
+import { quantizeModelDir } from './model-dir';
 
 let tmp: string;
 let fp32: string;
@@ -32,9 +31,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function logits(dir: string, text: string): Promise<Float32Array> {
-  const manifest = readManifest(dir) as never;
-  const tokenizer = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), {});
-  const info = { manifest, tokenizer };
+  const info = await loadRunInfo(dir);
   const ids = calibrationIds({ text, promptChars: text.length }, info, 1);
   const s = await ort.InferenceSession.create(path.join(dir, 'model.onnx'), { graphOptimizationLevel: 'all' });
   try {
