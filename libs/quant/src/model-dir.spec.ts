@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findLinears } from './quantize';
-import { loadOnnx } from './onnx';
+import { decodeModel, encodeModel, tensorProto } from '@dllm/onnx';
+import { loadOnnx, tensorBytes } from './onnx';
 import { readManifest } from '@dllm/model';
 import { manifestQuantization, quantizeModelDir } from './model-dir';
 import { buildLinearStack, randomWeights } from './synthetic';
@@ -93,4 +94,36 @@ describe('bad input is rejected with a clear error', () => {
     fs.writeFileSync(path.join(bad, 'dllm.json'), JSON.stringify({ ...manifest, version: '' }));
     await expect(quantizeModelDir(bad, path.join(tmp, 'x'), { scheme: 'int4' })).rejects.toThrow(/invalid manifest: version/);
   });
+});
+
+test('quantize reads external data above 2 GiB by ranges (issue 11: "File size (2520645120) is greater than 2 GiB")', async () => {
+  // The source keeps its weights at offsets past 2 GiB of a 2,520,645,120-byte data file: sparse, so it costs no disk.
+  const big = path.join(tmp, 'big-external');
+  fs.mkdirSync(big);
+  for (const f of ['dllm.json', 'tokenizer.json']) fs.copyFileSync(path.join(src, f), path.join(big, f));
+  const m = decodeModel(fs.readFileSync(path.join(src, 'model.onnx')));
+  const fd = fs.openSync(path.join(big, 'model.onnx.data'), 'w');
+  let offset = 2 ** 31 + 4096;
+  m.graph!.initializer = m.graph!.initializer.map((t) => {
+    fs.writeSync(fd, t.rawData, 0, t.rawData.length, offset);
+    const ext = tensorProto(t.name, t.dataType, t.dims.map(Number), null, { location: 'model.onnx.data', offset, length: t.rawData.length });
+    offset += t.rawData.length + 64 - (t.rawData.length % 64);
+    return ext;
+  });
+  fs.ftruncateSync(fd, 2520645120);
+  fs.closeSync(fd);
+  fs.writeFileSync(path.join(big, 'model.onnx'), encodeModel(m));
+
+  const out = path.join(tmp, 'big-int8');
+  const r = await quantizeModelDir(big, out, { scheme: 'int8' });
+  expect(r.sizeIn).toBeGreaterThan(2520645120);
+  expect(readManifest(out).graph?.external_data).toBe('model.onnx.data');
+  expect(fs.statSync(path.join(out, 'model.onnx.data')).size).toBeLessThan(1 << 20); // only the ranges in use are copied
+  // the same weights quantized from the inline model give the same tensors and nodes
+  const inline = await quantizeModelDir(src, path.join(tmp, 'big-int8-ref'), { scheme: 'int8' });
+  const a = loadOnnx(path.join(out, 'model.onnx'));
+  const b = loadOnnx(path.join(inline.outDir, 'model.onnx'));
+  expect(a.nodes.map((n) => [n.opType, n.inputs, n.outputs])).toEqual(b.nodes.map((n) => [n.opType, n.inputs, n.outputs]));
+  expect([...a.initializers.keys()].sort()).toEqual([...b.initializers.keys()].sort());
+  for (const [name, t] of a.initializers) expect(Buffer.from(tensorBytes(a, t)).equals(Buffer.from(tensorBytes(b, b.initializers.get(name)!)))).toBe(true);
 });
