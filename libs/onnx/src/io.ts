@@ -8,7 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
+  GraphProtoSchema,
   ModelProtoSchema,
   TensorProto_DataLocation,
   TensorProto_DataType,
@@ -292,7 +294,92 @@ export function summarizeModel(m: ModelProto): OnnxSummary {
   };
 }
 
-/** Reads a model file's summary (the weights of an inline model are parsed as views, not copied). */
+/** One field of a message as found in a file: its number, wire type, and byte ranges. */
+interface FileField {
+  no: number;
+  wire: WireType;
+  /** [start, end) of the whole field (tag included). */
+  start: number;
+  end: number;
+  /** where a length-delimited payload starts (end for other wire types). */
+  payload: number;
+}
+
+/** The fields of the message at [start, end) of a file, read by small positioned reads (payloads are not read). */
+function fileFields(fd: number, start: number, end: number, file: string): FileField[] {
+  const out: FileField[] = [];
+  const head = Buffer.alloc(24);
+  for (let pos = start; pos < end; ) {
+    const n = fs.readSync(fd, head, 0, Math.min(head.length, end - pos), pos);
+    const r = new BinaryReader(head.subarray(0, n));
+    const [no, wire] = r.tag();
+    let payload: number;
+    let fieldEnd: number;
+    if (wire === WireType.LengthDelimited) {
+      const len = r.uint32();
+      payload = pos + r.pos;
+      fieldEnd = payload + len;
+    } else if (wire === WireType.Varint) {
+      r.uint64();
+      fieldEnd = payload = pos + r.pos;
+    } else if (wire === WireType.Bit64 || wire === WireType.Bit32) {
+      fieldEnd = payload = pos + r.pos + (wire === WireType.Bit64 ? 8 : 4);
+    } else throw new Error(`${file}: unsupported protobuf wire type ${wire} at byte ${pos}`);
+    if (fieldEnd > end) throw new Error(`${file}: field ${no} at byte ${pos} runs past the end of its message (truncated file?)`);
+    out.push({ no, wire, start: pos, end: fieldEnd, payload });
+    pos = fieldEnd;
+  }
+  return out;
+}
+
+/** The tensor data fields a summary never needs (raw_data and the typed repeated values). */
+const TENSOR_DATA_FIELDS = new Set(
+  (['rawData', 'floatData', 'int32Data', 'stringData', 'int64Data', 'doubleData', 'uint64Data'] as const).map((k) => TensorProtoSchema.field[k].number),
+);
+
+/**
+ * Reads a model file without its weights: every field is read except the tensor data of the
+ * graph's initializers (raw_data and typed values), which is skipped by length. So a summary of a
+ * model with 1.9 GiB of inline weights reads kilobytes. Field numbers come from the generated schema.
+ */
+export function readModelSkeleton(file: string): ModelProto {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const bytes = (f: { start: number; end: number }): Buffer => {
+      const b = Buffer.allocUnsafe(f.end - f.start);
+      readFully(fd, b, 0, b.length, f.start, file);
+      return b;
+    };
+    const wrap = (no: number, payload: Uint8Array): Uint8Array => new BinaryWriter().tag(no, WireType.LengthDelimited).bytes(payload).finish();
+    const graphNo = ModelProtoSchema.field.graph.number;
+    const initNo = GraphProtoSchema.field.initializer.number;
+    const parts: Uint8Array[] = [];
+    for (const f of fileFields(fd, 0, size, file)) {
+      if (f.no !== graphNo || f.wire !== WireType.LengthDelimited) {
+        parts.push(bytes(f));
+        continue;
+      }
+      const graph: Uint8Array[] = [];
+      for (const g of fileFields(fd, f.payload, f.end, file)) {
+        if (g.no !== initNo || g.wire !== WireType.LengthDelimited) {
+          graph.push(bytes(g));
+          continue;
+        }
+        const kept = fileFields(fd, g.payload, g.end, file).filter((t) => !TENSOR_DATA_FIELDS.has(t.no));
+        graph.push(wrap(initNo, Buffer.concat(kept.map(bytes))));
+      }
+      parts.push(wrap(graphNo, Buffer.concat(graph)));
+    }
+    return decodeModel(Buffer.concat(parts));
+  } catch (e) {
+    throw new Error(`${file} is not a valid ONNX model (${(e as Error).message})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads a model file's summary without reading its weights (see readModelSkeleton). */
 export function inspectOnnx(file: string): OnnxSummary {
-  return summarizeModel(readModel(file));
+  return summarizeModel(readModelSkeleton(file));
 }

@@ -12,8 +12,11 @@ import {
   decodeModel,
   encodeModel,
   externalRef,
+  inspectOnnx,
   modelProto,
   nodeProto,
+  readModel,
+  readModelSkeleton,
   summarizeModel,
   tensorBytes,
   tensorProto,
@@ -80,6 +83,25 @@ describe('ModelProto read/write', () => {
       metadata: { note: 'hi' },
     });
     expect(() => summarizeModel(decodeModel(new Uint8Array(0)))).toThrow(/no graph/);
+  });
+
+  it('inspects a model file without reading its tensor data (summary equal to a full parse)', () => {
+    const file = path.join(__dirname, '../../../models/tiny-dllm/model.onnx');
+    const skel = readModelSkeleton(file);
+    expect(skel.graph!.initializer.length).toBeGreaterThan(10);
+    expect(skel.graph!.initializer.every((t) => t.rawData.length === 0 && t.floatData.length === 0)).toBe(true);
+    expect(skel.graph!.initializer.map((t) => [t.name, t.dims])).toEqual(readModel(file).graph!.initializer.map((t) => [t.name, t.dims]));
+    expect(inspectOnnx(file)).toEqual(summarizeModel(readModel(file)));
+    const m = smallModel();
+    m.graph!.initializer.push(tensorProto('big', TensorType.FLOAT, [4], null, { location: 'w.data', offset: 64, length: 16 }));
+    const f2 = path.join(tmp, 'ext.onnx');
+    fs.writeFileSync(f2, encodeModel(m));
+    expect(inspectOnnx(f2).externalFiles).toEqual(['w.data']);
+    const junk = path.join(tmp, 'junk.onnx');
+    fs.writeFileSync(junk, 'this is not protobuf');
+    expect(() => inspectOnnx(junk)).toThrow(/not a valid ONNX model|no graph/);
+    fs.writeFileSync(junk, Buffer.from(encodeModel(m)).subarray(0, 40));
+    expect(() => inspectOnnx(junk)).toThrow(/truncated|not a valid ONNX model/);
   });
 
   it('writes attributes with their type discriminators', () => {
