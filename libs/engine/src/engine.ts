@@ -8,7 +8,7 @@ import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
 import { resolveOptions, type DecodeOptions } from './options';
 import { policies } from './policies';
-import { randomSeed } from './rng';
+import { randomSeed } from '@dllm/prng';
 import { OrtRunner, StagingArena } from './runner/ort-runner';
 import type { ModelRunner } from './runner/runner';
 import { Sequence, type BlockEvent, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';

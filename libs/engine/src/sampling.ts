@@ -1,6 +1,6 @@
 // Turning one row of logits into a committed token. Pure functions of (logits, params, rng):
 // batch-safe by construction (each row is handled on its own, with its own rng).
-import type { Rng } from './rng';
+import type { Sfc32 as Rng } from '@dllm/prng';
 
 export interface SamplingParams {
   /** 0 = greedy. */

@@ -11,7 +11,7 @@
 import { KvPool, pageFloats, type KvGeometry, type KvPage } from './kv/pool';
 import type { ResolvedOptions } from './options';
 import type { Candidate, DecodePolicy } from './policies/types';
-import { Rng } from './rng';
+import { Sfc32 as Rng } from '@dllm/prng';
 import { drawToken, type Draw } from './sampling';
 import type { ModelRunner } from './runner/runner';
 import type { EngineManifest, TextCodec } from './model-dir';

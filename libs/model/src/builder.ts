@@ -15,8 +15,7 @@
 // Every linear layer is emitted by one function (`LinearEmitter`) so quantization can replace it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OnnxGraph, TensorType, type IoSpec } from './onnx';
-import { writeChunks } from './proto';
+import { OnnxGraph, TensorType, writeChunks, type IoSpec } from './onnx';
 import type { Architecture } from './manifest';
 import type { WeightSource } from './safetensors';
 

@@ -7,7 +7,5 @@ export * from './safetensors';
 export * from './builder';
 export * from './convert';
 export * from './tiny';
-export { OnnxGraph, TensorType, inspectOnnx, tensorProto, nodeProto, attributeProto, valueInfoProto } from './onnx';
+export { OnnxGraph, BuiltModel, writeChunks, TensorType, inspectOnnx, tensorProto, nodeProto, attributeProto, valueInfoProto } from './onnx';
 export type { AttrValue, Dim, ExternalRef, IoSpec, OnnxIo, OnnxSummary, TensorTypeId } from './onnx';
-export { PbMessage, writeChunks, walkFields, bufferSource, fileSource } from './proto';
-export type { ByteSource, PbField } from './proto';

@@ -9,17 +9,24 @@ export const GRAPH_IO = {
   outputs: { logits: 'logits', presentKey: 'present_key.', presentValue: 'present_value.' },
 } as const;
 
+/** The names of layer `i`'s KV-cache inputs (past_*) and outputs (present_*). */
+export function layerIoNames(i: number): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
+  const { inputs, outputs } = GRAPH_IO;
+  return { pastKey: `${inputs.pastKey}${i}`, pastValue: `${inputs.pastValue}${i}`, presentKey: `${outputs.presentKey}${i}`, presentValue: `${outputs.presentValue}${i}` };
+}
+
 /** The graph's input names for a model with `numLayers` layers, in order. */
 export function graphInputNames(numLayers: number): string[] {
-  const out = ['input_ids', 'position_ids', 'attention_mask'];
-  for (let i = 0; i < numLayers; i++) out.push(`past_key.${i}`, `past_value.${i}`);
+  const { inputIds, positionIds, attentionMask } = GRAPH_IO.inputs;
+  const out: string[] = [inputIds, positionIds, attentionMask];
+  for (let i = 0; i < numLayers; i++) out.push(layerIoNames(i).pastKey, layerIoNames(i).pastValue);
   return out;
 }
 
 /** The graph's output names for a model with `numLayers` layers, in order. */
 export function graphOutputNames(numLayers: number): string[] {
-  const out = ['logits'];
-  for (let i = 0; i < numLayers; i++) out.push(`present_key.${i}`, `present_value.${i}`);
+  const out: string[] = [GRAPH_IO.outputs.logits];
+  for (let i = 0; i < numLayers; i++) out.push(layerIoNames(i).presentKey, layerIoNames(i).presentValue);
   return out;
 }
 
@@ -93,6 +100,23 @@ export const ManifestSchema = z
     }
   });
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/**
+ * The manifest fields a decoder reads (the engine's view of a model). Every Manifest is one; a test
+ * runner that is not a Qwen2 graph (the engine's counting model) builds just these.
+ */
+export interface DecodeManifest {
+  name: string;
+  version: string;
+  kind: Manifest['kind'] | (string & {});
+  block_size: number;
+  /** rows of the LM head; token ids must be below it (optional: hand-built test manifests may omit it). */
+  vocab_size?: number;
+  tokens: Manifest['tokens'];
+  delimiter_token_ids?: number[];
+  /** only max_position_embeddings is read (the longest sequence the model takes). */
+  architecture?: Partial<Architecture>;
+}
 
 /** Readable one-line-per-problem text for a failed parse. */
 export function formatZodError(err: z.ZodError): string {

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildTinyModel } from './tiny';
-import { loadModelDir } from './model-dir';
+import { ModelDirError, loadModelDir, readManifest, readManifestFile } from './model-dir';
 import { inspectOnnx } from './onnx';
-import { ManifestSchema } from './manifest';
+import { ManifestSchema, graphInputNames, graphOutputNames, layerIoNames } from './manifest';
 
 describe('loadModelDir contract validation', () => {
   let tmp: string;
@@ -19,6 +19,25 @@ describe('loadModelDir contract validation', () => {
     f(m);
     fs.writeFileSync(p, JSON.stringify(m));
   };
+
+  it('reads the manifest alone (one reader for every tool), keeping unknown keys in `raw`', () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.x_tool = { a: 1 }));
+    const { manifest, raw } = readManifestFile(dir);
+    expect(manifest.architecture.num_layers).toBe(2);
+    expect(raw.x_tool).toEqual({ a: 1 });
+    expect(readManifest(dir).version).toBe(manifest.version);
+    editManifest(dir, (m) => (m.tokens.mask = 1000));
+    expect(() => readManifest(dir)).toThrow(ModelDirError);
+    expect(() => readManifest(dir)).toThrow(/tokens.mask: mask token id 1000 is outside the vocabulary/);
+    expect(() => readManifest(path.join(tmp, 'nowhere'))).toThrow(/missing dllm.json/);
+  });
+
+  it('names the KV-cache graph I/O of each layer consistently with graphInputNames / graphOutputNames', () => {
+    expect(layerIoNames(1)).toEqual({ pastKey: 'past_key.1', pastValue: 'past_value.1', presentKey: 'present_key.1', presentValue: 'present_value.1' });
+    expect(graphInputNames(2).slice(3)).toEqual([0, 1].flatMap((i) => [layerIoNames(i).pastKey, layerIoNames(i).pastValue]));
+    expect(graphOutputNames(2)).toEqual(['logits', ...[0, 1].flatMap((i) => [layerIoNames(i).presentKey, layerIoNames(i).presentValue])]);
+  });
 
   it('loads a valid directory without opening onnxruntime, reading the graph header', async () => {
     const dir = fresh();

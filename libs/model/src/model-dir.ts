@@ -2,8 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
-import { graphInputNames, graphOutputNames, parseManifest, type Manifest } from './manifest';
-import { inspectOnnx, TensorType, type OnnxSummary } from './onnx';
+import { graphInputNames, graphOutputNames, layerIoNames, parseManifest, type Manifest } from './manifest';
+import { inspectOnnx, TensorType, type OnnxIo, type OnnxSummary } from './onnx';
 import { Tokenizer } from './tokenizer';
 
 export const MANIFEST_FILE = 'dllm.json';
@@ -48,10 +48,11 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   if (missingOut.length) problems.push(`graph lacks output(s) ${missingOut.join(', ')} (manifest says ${L} layers)`);
   const extraIn = g.inputs.map((i) => i.name).filter((n) => !graphInputNames(L).includes(n));
   if (extraIn.length) problems.push(`graph has unexpected input(s) ${extraIn.join(', ')} (manifest says ${L} layers)`);
-  const want = (name: string, elem: number, io: Map<string, { elemType: number; shape: (number | string | null)[] }>, dims: Record<number, number>, rank: number) => {
+  const want = (name: string, elem: number, io: Map<string, OnnxIo>, dims: Record<number, number>, rank: number) => {
     const v = io.get(name);
     if (!v) return;
     if (v.elemType !== elem) problems.push(`${name} has element type ${v.elemType}, expected ${elem === TensorType.FLOAT ? 'float32 (1)' : 'int64 (7)'}`);
+    if (!v.shape) return;
     if (v.shape.length && v.shape.length !== rank) problems.push(`${name} has rank ${v.shape.length}, expected ${rank}`);
     for (const [axis, size] of Object.entries(dims)) {
       const d = v.shape[Number(axis)];
@@ -64,23 +65,23 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   want('logits', TensorType.FLOAT, outNames, { 2: m.vocab_size }, 3);
   const a = m.architecture;
   for (let i = 0; i < L; i++) {
-    for (const n of [`past_key.${i}`, `past_value.${i}`]) want(n, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
-    for (const n of [`present_key.${i}`, `present_value.${i}`]) want(n, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    const n = layerIoNames(i);
+    for (const name of [n.pastKey, n.pastValue]) want(name, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    for (const name of [n.presentKey, n.presentValue]) want(name, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
   }
   return problems;
 }
 
 /**
- * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
- * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
- * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ * Reads and validates a model directory's manifest (dllm.json) only: no graph, tokenizer or weight
+ * checks. Returns the parsed manifest and the JSON object as written (with any keys the schema does
+ * not know, for tools that rewrite the manifest). Throws a ModelDirError saying what is wrong.
  */
-export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+export function readManifestFile(dir: string): { manifest: Manifest; raw: Record<string, unknown> } {
   const abs = path.resolve(dir);
   const fail = (msg: string): never => {
     throw new ModelDirError(abs, msg);
   };
-  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
   const manifestPath = path.join(abs, MANIFEST_FILE);
   if (!fs.existsSync(manifestPath)) fail(`missing ${MANIFEST_FILE} (the manifest)`);
   let raw: unknown;
@@ -95,6 +96,26 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   } catch (e) {
     fail((e as Error).message);
   }
+  return { manifest, raw: raw as Record<string, unknown> };
+}
+
+/** The validated manifest of a model directory (see readManifestFile). */
+export function readManifest(dir: string): Manifest {
+  return readManifestFile(dir).manifest;
+}
+
+/**
+ * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
+ * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
+ * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ */
+export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+  const abs = path.resolve(dir);
+  const fail = (msg: string): never => {
+    throw new ModelDirError(abs, msg);
+  };
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
+  const { manifest } = readManifestFile(abs);
   const onnxPath = path.join(abs, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) fail(`missing ${ONNX_FILE}`);
   const tokenizerPath = path.join(abs, TOKENIZER_FILE);

@@ -1,5 +1,6 @@
 // Test helpers: run a dllm-farm graph on onnxruntime-node with a given past cache and mask.
 import * as ort from 'onnxruntime-node';
+import { layerIoNames } from '../manifest';
 
 export const BLOCKED = -1e9;
 
@@ -43,14 +44,14 @@ export async function forward(session: ort.InferenceSession, layers: number, ids
     attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
   };
   for (let i = 0; i < layers; i++) {
-    feeds[`past_key.${i}`] = cache.keys[i];
-    feeds[`past_value.${i}`] = cache.values[i];
+    feeds[layerIoNames(i).pastKey] = cache.keys[i];
+    feeds[layerIoNames(i).pastValue] = cache.values[i];
   }
   const out = await session.run(feeds);
   const present: Cache = { keys: [], values: [] };
   for (let i = 0; i < layers; i++) {
-    present.keys.push(out[`present_key.${i}`]);
-    present.values.push(out[`present_value.${i}`]);
+    present.keys.push(out[layerIoNames(i).presentKey]);
+    present.values.push(out[layerIoNames(i).presentValue]);
   }
   return { logits: out.logits.data as Float32Array, present };
 }

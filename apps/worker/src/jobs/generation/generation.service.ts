@@ -114,13 +114,12 @@ export class GenerationService {
 /** The resolver's model facts from the engine's current model (manifest + the engine's tokenizer). */
 export function engineFacts(engine: Engine): ModelFacts {
   const { name, kind, manifest } = engine.model;
-  const arch = manifest.architecture as { max_position_embeddings?: number } | undefined;
   return {
     name,
     kind,
     blockSize: manifest.block_size,
-    maxPositions: arch?.max_position_embeddings,
-    vocabSize: typeof manifest.vocab_size === 'number' ? manifest.vocab_size : undefined,
+    maxPositions: manifest.architecture?.max_position_embeddings,
+    vocabSize: manifest.vocab_size,
     tokenizer: engine.codec,
   };
 }
