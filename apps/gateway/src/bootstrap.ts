@@ -5,7 +5,10 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { Redis } from 'ioredis';
+import { ApiKeyRing } from './auth/api-keys';
+import { registerMultipart } from './batches/multipart';
 import { GatewayModule } from './gateway.module';
+import { checkBody, refuseBody } from './http/body-policy';
 import { fromFastifyError, sendApiError } from './http/error.filter';
 import { ApiError } from './http/api-error';
 import { MetricsService } from './metrics/metrics.service';
@@ -13,10 +16,9 @@ import { namedSchemas } from './openapi/zod-openapi';
 import type { GatewaySettings } from './settings';
 import { REDIS } from './tokens';
 
-export const MULTIPART = 'multipart/form-data';
-
+/** Fastify with BODY_LIMIT_BYTES as the (streamed) limit of every parsed body. */
 export function createAdapter(settings: Pick<GatewaySettings, 'bodyLimitBytes'>): FastifyAdapter {
-  return new FastifyAdapter({ bodyLimit: settings.bodyLimitBytes, logger: false, return503OnClosing: true });
+  return new FastifyAdapter({ bodyLimit: settings.bodyLimitBytes, logger: false, return503OnClosing: true, allowErrorHandlerOverride: true });
 }
 
 /** The OpenAPI document, deterministic (keys sorted) so docs/openapi.json diffs cleanly. */
@@ -48,10 +50,20 @@ export async function createGateway(settings: GatewaySettings, opts: { logLevels
     abortOnError: false,
   });
   const fastify = app.getHttpAdapter().getInstance();
-  // Uploads (POST /v1/files): the raw multipart body, parsed by the files controller, with its own limit.
-  fastify.addContentTypeParser(MULTIPART, { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
-  // JSONL uploads sent raw are accepted too.
-  fastify.addContentTypeParser(['application/jsonl', 'application/x-ndjson', 'text/plain'], { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
+  // Before any body is read: a valid key, an accepted Content-Type, a declared length within the
+  // route's limit (http/body-policy.ts). Everything else about the key (scopes, rate) is the guard's.
+  const keys = app.get(ApiKeyRing);
+  const limits = { jsonBytes: settings.bodyLimitBytes, fileBytes: settings.fileLimitBytes };
+  fastify.addHook('onRequest', (req, reply, done) => {
+    const refusal = checkBody(req, keys, limits);
+    if (refusal) {
+      void refuseBody(reply, refusal);
+      return;
+    }
+    done();
+  });
+  // Uploads (POST /v1/files, model versions) are streamed part by part (batches/multipart.ts).
+  await registerMultipart(fastify as never, settings.fileLimitBytes);
   fastify.setErrorHandler((err, _req, reply) => {
     const api = fromFastifyError(err as never) ?? new ApiError(500, 'Internal error; see the gateway log.', 'internal_error');
     if (api.status >= 500) new Logger('Gateway').error(err);

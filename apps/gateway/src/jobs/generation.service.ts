@@ -62,6 +62,18 @@ export interface JobView {
   result: GenerationResult | null;
 }
 
+/** What stays of a job cancelled while it was queued (BullMQ removed it): kept for the retention period. */
+export interface CancelledJob {
+  owner: string;
+  model: string;
+  /** Enqueue and cancel times, ms since the epoch. */
+  enqueuedMs: number;
+  cancelledMs: number;
+}
+
+/** A job found by id for its owner: the BullMQ job, or the record of its cancellation while queued. */
+export type FoundJob = { model: string; job: Job<GenerationPayload>; cancelled?: undefined } | { model: string; job?: undefined; cancelled: CancelledJob };
+
 @Injectable()
 export class GenerationService implements OnModuleDestroy {
   private readonly logger = new Logger('Generation');
@@ -219,6 +231,7 @@ export class GenerationService implements OnModuleDestroy {
         },
         completed: (rv) => complete(rv),
         failed: (reason) => finish(() => reject(new ApiError(500, `Generation failed: ${reason}`, 'generation_failed'))),
+        removed: () => void this.gone(jobId).then((e) => finish(() => reject(e))),
       });
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
@@ -229,7 +242,12 @@ export class GenerationService implements OnModuleDestroy {
       // Safety net for events lost across a Redis reconnect: look at the job now and then.
       poll = setInterval(() => {
         void Job.fromId(this.queue(model), jobId).then(async (read) => {
-          if (!read || done) return;
+          if (done) return;
+          if (!read) {
+            const e = await this.gone(jobId);
+            finish(() => reject(e));
+            return;
+          }
           const { job, state } = await settledSnapshot(this.queue(model), read);
           if (state === 'completed') complete(job.returnvalue);
           else if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
@@ -248,8 +266,21 @@ export class GenerationService implements OnModuleDestroy {
     return { promise, cancelWait: cleanup };
   }
 
-  /** Job with owner check: another key's job is a 404, like a missing one. */
+  /** Why a job that was waited for is no longer in its queue: cancelled while queued (409), or lost (503). */
+  async gone(jobId: string): Promise<ApiError> {
+    if (await this.cancelledRecord(jobId).catch(() => undefined)) return new ApiError(409, `Job ${jobId} was cancelled before it started.`, 'job_cancelled');
+    return new ApiError(503, `Job ${jobId} disappeared from its queue (Redis lost it or it was trimmed); submit it again.`, 'job_lost', null, { 'retry-after': '1' });
+  }
+
+  /** Job with owner check: another key's job is a 404, like a missing one (a cancelled queued job is a 409 here). */
   async getJob(owner: string, jobId: string): Promise<{ job: Job<GenerationPayload>; model: string }> {
+    const found = await this.find(owner, jobId);
+    if (found.cancelled) throw new ApiError(409, `Job ${jobId} was cancelled before it started.`, 'job_cancelled');
+    return found;
+  }
+
+  /** The job or, for one cancelled while queued, its cancellation record; 404 for a missing or foreign one. */
+  async find(owner: string, jobId: string): Promise<FoundJob> {
     for (const m of this.settings.models) {
       const job = (await Job.fromId(this.queue(m.name), jobId)) as Job<GenerationPayload> | undefined;
       if (job) {
@@ -257,12 +288,41 @@ export class GenerationService implements OnModuleDestroy {
         return { job, model: m.name };
       }
     }
+    const cancelled = await this.cancelledRecord(jobId);
+    if (cancelled && cancelled.owner === owner) return { model: cancelled.model, cancelled };
     throw ApiError.notFound('job', jobId);
   }
 
+  private cancelledKey(jobId: string): string {
+    return `${this.settings.keyPrefix}job-cancelled:${jobId}`;
+  }
+
+  /** The record of a job cancelled while queued, or undefined. */
+  async cancelledRecord(jobId: string): Promise<CancelledJob | undefined> {
+    const raw = await this.redis.get(this.cancelledKey(jobId));
+    return raw ? (JSON.parse(raw) as CancelledJob) : undefined;
+  }
+
   async view(owner: string, jobId: string): Promise<JobView> {
-    const found = await this.getJob(owner, jobId);
+    const found = await this.find(owner, jobId);
     const model = found.model;
+    if (found.cancelled) {
+      const c = found.cancelled;
+      return {
+        id: jobId,
+        object: 'job',
+        kind: 'generation',
+        model,
+        status: 'cancelled',
+        state: 'removed',
+        created_at: Math.floor(c.enqueuedMs / 1000),
+        timings: { enqueued_ms: c.enqueuedMs, started_ms: null, finished_ms: c.cancelledMs },
+        progress: null,
+        attempts: 0,
+        failed_reason: null,
+        result: null,
+      };
+    }
     const { job, state } = await settledSnapshot(this.queue(model), found.job);
     let result: GenerationResult | null = null;
     if (state === 'completed') result = await readGenerationResult(this.results, jobId, job.returnvalue).catch(() => null);
@@ -293,21 +353,27 @@ export class GenerationService implements OnModuleDestroy {
   }
 
   /**
-   * Cancels a job: a waiting one is removed; an active one is signalled (the worker stops at the
-   * next block boundary and keeps the partial output). Returns what happened.
+   * Cancels a job: a waiting one is removed and a record of it kept for the completed-job retention
+   * (GET shows it as `cancelled`, its event streams end with a `cancelled` event); an active one is
+   * signalled (the worker stops at the next block boundary and keeps the partial output).
    */
   async cancel(model: string, jobId: string): Promise<'removed' | 'signalled' | 'finished' | 'missing'> {
     const q = this.queue(model);
-    const job = await Job.fromId(q, jobId);
-    if (!job) return 'missing';
+    const job = (await Job.fromId(q, jobId)) as Job<GenerationPayload> | undefined;
+    if (!job) return (await this.cancelledRecord(jobId)) ? 'finished' : 'missing';
     const state = await job.getState();
     if (state === 'completed' || state === 'failed') return 'finished';
     if (state !== 'active') {
       try {
+        // The record first: a watcher that sees the job gone must find why.
+        const record: CancelledJob = { owner: job.data?.owner ?? '', model, enqueuedMs: job.timestamp, cancelledMs: Date.now() };
+        const ttl = this.settings.jobRetention?.completed.ageSeconds ?? 3600;
+        await this.redis.set(this.cancelledKey(jobId), JSON.stringify(record), 'EX', Math.max(1, ttl));
         await job.remove();
         return 'removed';
       } catch {
         // became active (locked) between the two calls: fall through to the signal
+        await this.redis.del(this.cancelledKey(jobId));
       }
     }
     await this.signalCancel(generationQueueName(model), jobId);
