@@ -84,7 +84,8 @@ export class DistillService implements OnModuleDestroy {
     const job = await this.job(owner, id);
     const ret = distillReturnSchema.safeParse(job.returnvalue);
     if (!ret.success) throw new ApiError(409, `Distillation ${id} has not completed.`, 'distill_not_finished');
-    const key = ret.data.files[name];
+    // A Map, not `files[name]`: 'constructor', '__proto__', 'toString' are names, not Object.prototype.
+    const key = new Map(Object.entries(ret.data.files)).get(name);
     if (!key) throw ApiError.notFound('dataset file', name.slice(0, 128));
     const stream = this.blobs.getStream ? await this.blobs.getStream(key) : null;
     const buf = stream ? null : await this.blobs.get(key);

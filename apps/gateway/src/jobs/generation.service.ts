@@ -423,5 +423,5 @@ export class GenerationService implements OnModuleDestroy {
 /** Engine option path (options.blockSize) -> the wire field the client sent (block_size). */
 export function wireName(path: string): string {
   const m = /^options\.([A-Za-z]+)(.*)$/.exec(path);
-  return m ? (ENGINE_TO_WIRE[m[1]] ?? m[1]) + m[2] : path;
+  return m ? (Object.hasOwn(ENGINE_TO_WIRE, m[1]) ? ENGINE_TO_WIRE[m[1]] : m[1]) + m[2] : path;
 }
