@@ -1,6 +1,7 @@
 import { DynamicModule, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { Redis } from 'ioredis';
+import { createRedis } from '@dllm/queue';
 import { ApiKeyRing } from './auth/api-keys';
 import { AuthGuard } from './auth/auth.guard';
 import { RateLimiter } from './auth/rate-limiter';
@@ -28,7 +29,9 @@ export class GatewayModule implements OnApplicationShutdown {
   constructor(@Inject(REDIS) private readonly redis: Redis) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    // QUIT would wait for a Redis that is not there: only a connected client says goodbye.
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
   }
 
   static forRoot(settings: GatewaySettings): DynamicModule {
@@ -39,7 +42,7 @@ export class GatewayModule implements OnApplicationShutdown {
         { provide: SETTINGS, useValue: settings },
         {
           provide: REDIS,
-          useFactory: () => new Redis(settings.redisUrl, { maxRetriesPerRequest: 3, connectionName: 'dllm-gateway', enableAutoPipelining: true }),
+          useFactory: () => createRedis(settings.redisUrl, 'gateway', { maxRetriesPerRequest: 3, connectionName: 'dllm-gateway', enableAutoPipelining: true }),
         },
         { provide: FILE_STORE, useFactory: () => gatewayFileStore(settings) },
         { provide: ApiKeyRing, useFactory: () => new ApiKeyRing(settings.apiKeys) },

@@ -1,5 +1,5 @@
 export { cancelChannel, cancelKey, resultBlobKey, resultStorePrefix } from './keys';
-export { createRedis, pingRedis, redisOptionsFromUrl } from './connection';
+export { createRedis, isRedisUnavailable, pingRedis, redactRedisUrl, redisOptionsFromUrl, reportRedisState } from './connection';
 export { jobOptions, retentionOptions } from './options';
 export type { Retention } from './options';
 export { CancelRegistry, isCancelRequested, requestCancel } from './cancel';

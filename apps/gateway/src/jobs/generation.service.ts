@@ -415,8 +415,10 @@ export class GenerationService implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
-    await Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close()));
+    // Closing BullMQ objects waits for Redis; while it is away, give up after a moment (the process is stopping).
+    const within = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, this.redis.status === 'ready' ? 5000 : 500).unref())]);
+    await within(Promise.allSettled([...this.watchers.values()].map((w) => w.close())));
+    await within(Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close())));
   }
 }
 
