@@ -72,7 +72,7 @@ export function checkBody(req: Pick<FastifyRequest, 'headers' | 'method'> & { ro
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     const which = type === MULTIPART_TYPE ? `${MAX_UPLOAD_FILES} files of FILE_LIMIT_BYTES=${limits.fileBytes}` : `BODY_LIMIT_BYTES=${limits.jsonBytes}`;
-    return new ApiError(413, `Request body of ${declared} bytes is over the limit (${which}).`, 'request_too_large');
+    return new ApiError(413, `Request body too large: ${declared} bytes, over the limit (${which}).`, 'request_too_large');
   }
   return undefined;
 }
