@@ -282,7 +282,7 @@ describe('SSE streams beat and always end (issue 13 fault 4)', () => {
         jobId = (await q.getWaiting()).map((j) => j.id!).find(Boolean);
         if (!jobId) await new Promise((r) => setTimeout(r, 50));
       }
-      expect((await (await fetch(`${base}/v1/jobs/${jobId}/cancel`, { method: 'POST', headers: auth })).json()).outcome).toBe('removed');
+      expect(((await (await fetch(`${base}/v1/jobs/${jobId}/cancel`, { method: 'POST', headers: auth })).json()) as { outcome: string }).outcome).toBe('removed');
       const text = await res.text();
       expect(text).toMatch(/: ping|data: /);
       expect(text).toContain('"code":"job_cancelled"');

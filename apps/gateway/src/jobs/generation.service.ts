@@ -4,11 +4,11 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { ENGINE_TO_WIRE, JOB_KINDS, queueName, workOf } from '@dllm/contracts';
-import { PendingWorkEstimator } from '@dllm/queue';
+import { ENGINE_TO_WIRE, JOB_KINDS, workOf } from '@dllm/contracts';
+import { PendingWorkEstimator, type QueueRegistry } from '@dllm/queue';
 import { ApiError, fromZodError } from '../http/api-error';
 import { MetricsService } from '../metrics/metrics.service';
-import { REDIS, SETTINGS } from '../tokens';
+import { QUEUES, REDIS, SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
 import { JobWatcher } from './job-watcher';
@@ -18,7 +18,6 @@ import {
   ProgressEvent,
   generationJob,
   generationQueueName,
-  jobOptions,
   readGenerationResult,
   requestCancel,
   settledSnapshot,
@@ -77,9 +76,6 @@ export type FoundJob = { model: string; job: Job<GenerationPayload>; cancelled?:
 @Injectable()
 export class GenerationService implements OnModuleDestroy {
   private readonly logger = new Logger('Generation');
-  private readonly queues = new Map<string, Queue>();
-  /** rollout / distill queues, only read here (their producers are the rollout and distill services). */
-  private readonly metricQueues = new Map<string, Queue>();
   private readonly watchers = new Map<string, JobWatcher>();
   private readonly watcherReady = new Map<string, Promise<void>>();
   /** Hook for batch accounting: every finished job of every queue this gateway watches. */
@@ -89,6 +85,7 @@ export class GenerationService implements OnModuleDestroy {
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly metrics: MetricsService,
+    @Inject(QUEUES) private readonly queues: QueueRegistry,
   ) {
     metrics.setDepthSource({ depths: () => this.depths() });
     metrics.setPendingWork(new PendingWorkEstimator(() => this.farmQueues()));
@@ -109,15 +106,10 @@ export class GenerationService implements OnModuleDestroy {
     }
   }
 
+  /** The model's generation queue (owned by the process's QueueRegistry). */
   queue(model: string): Queue {
     this.checkModel(model);
-    let q = this.queues.get(model);
-    if (!q) {
-      q = new Queue(generationQueueName(model), { connection: this.redis, prefix: this.settings.queuePrefix });
-      q.on('error', (e) => this.logger.warn(`queue ${model}: ${e.message}`));
-      this.queues.set(model, q);
-    }
-    return q;
+    return this.queues.get('generation', model);
   }
 
   /** The shared QueueEvents of a model's queue; resolves once it is listening. */
@@ -134,10 +126,9 @@ export class GenerationService implements OnModuleDestroy {
     return w;
   }
 
-  /** Catalogue defaults + retention by count and age (config), so Redis memory stays bounded. */
+  /** The registry's one job-options policy: catalogue defaults + retention by count and age (config). */
   jobOptions(jobId: string): JobsOptions {
-    const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
-    return jobOptions('generation', r, { jobId });
+    return this.queues.jobOptions('generation', { jobId });
   }
 
   /** Builds and validates the payload (422 on bad decode options), without enqueueing. */
@@ -393,15 +384,7 @@ export class GenerationService implements OnModuleDestroy {
   farmQueues(): { queue: Queue; model: string; measuresTpf: boolean }[] {
     return this.settings.models.flatMap((m) =>
       JOB_KINDS.map((kind) => {
-        if (kind === 'generation') return { queue: this.queue(m.name), model: m.name, measuresTpf: true };
-        const name = queueName(kind, m.name);
-        let q = this.metricQueues.get(name);
-        if (!q) {
-          q = new Queue(name, { connection: this.redis, prefix: this.settings.queuePrefix });
-          q.on('error', (e) => this.logger.warn(`queue ${name}: ${e.message}`));
-          this.metricQueues.set(name, q);
-        }
-        return { queue: q, model: m.name, measuresTpf: false };
+        return { queue: this.queues.get(kind, m.name), model: m.name, measuresTpf: kind === 'generation' };
       }),
     );
   }
@@ -418,7 +401,7 @@ export class GenerationService implements OnModuleDestroy {
     // Closing BullMQ objects waits for Redis; while it is away, give up after a moment (the process is stopping).
     const within = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, this.redis.status === 'ready' ? 5000 : 500).unref())]);
     await within(Promise.allSettled([...this.watchers.values()].map((w) => w.close())));
-    await within(Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close())));
+    // The queues belong to the QueueRegistry, closed by GatewayModule on shutdown.
   }
 }
 
