@@ -2,15 +2,13 @@
 // REDIS_URL pointing at a closed local port. Each says so in one line that names REDIS_URL with the
 // password redacted (no ioredis stack traces); the gateway stays live, is not ready, answers 503 with
 // Retry-After where Redis is needed, and both exit promptly on SIGTERM / SIGINT.
-import { fork, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { hashApiKey } from '../apps/gateway/src/auth/api-keys';
 import { testModelDir } from './helpers/fixture-model';
+import { startApp, type AppProcess } from './helpers/processes';
 
 jest.setTimeout(90_000);
 
-const ROOT = path.resolve(__dirname, '..');
 const KEY = 'sk-redis-down';
 
 async function closedPort(): Promise<number> {
@@ -21,30 +19,16 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-interface Proc {
-  child: ChildProcess;
-  out(): string;
-  exited: Promise<number | string>;
-}
+type Proc = AppProcess;
 
-function start(entry: string, env: Record<string, string>): Proc {
-  const child = fork(path.join(ROOT, entry), [], {
-    cwd: ROOT,
-    execArgv: ['-r', path.join(ROOT, 'test/gateway.register.js')],
-    env: { ...process.env, NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | string>((r) => child.once('exit', (code, sig) => r(code ?? sig ?? -1)));
-  return { child, out: () => out, exited };
+function start(entry: string, env: Record<string, string>): Promise<Proc> {
+  return startApp(entry, env, { waitReady: false, fromSource: true });
 }
 
 async function until(check: () => boolean, ms: number, what: string, p: Proc): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}. Output:\n${p.out()}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}. Output:\n${p.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -52,8 +36,8 @@ async function until(check: () => boolean, ms: number, what: string, p: Proc): P
 /** Stops the process with `signal` and returns how long it took to exit (ms). */
 async function stopMs(p: Proc, signal: NodeJS.Signals): Promise<number> {
   const t = Date.now();
-  p.child.kill(signal);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 20_000);
+  p.proc.kill(signal);
+  const timer = setTimeout(() => p.proc.kill('SIGKILL'), 20_000);
   await p.exited;
   clearTimeout(timer);
   return Date.now() - t;
@@ -71,13 +55,13 @@ let gateway: Proc | undefined;
 let worker: Proc | undefined;
 
 afterAll(() => {
-  for (const p of [gateway, worker]) if (p && p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  for (const p of [gateway, worker]) if (p && p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
 });
 
 it('gateway: one redacted line, live but not ready, 503 + Retry-After, prompt exit on SIGTERM', async () => {
   const port = await closedPort();
   const m = testModelDir();
-  gateway = start('apps/gateway/src/main.ts', {
+  gateway = await start('apps/gateway/src/main.ts', {
     REDIS_URL: `redis://user:s3cret@127.0.0.1:${port}`,
     API_KEYS: `alice:${hashApiKey(KEY)}`,
     MODELS: `tiny-dllm=${m.dir}`,
@@ -85,8 +69,8 @@ it('gateway: one redacted line, live but not ready, 503 + Retry-After, prompt ex
     GATEWAY_HOST: '127.0.0.1',
   });
   const g = gateway;
-  await until(() => /gateway listening on (\S+)/.test(g.out()), 60_000, 'the gateway to listen', g);
-  const base = /gateway listening on (\S+)/.exec(g.out())![1];
+  await until(() => /gateway listening on (\S+)/.test(g.output()), 60_000, 'the gateway to listen', g);
+  const base = /gateway listening on (\S+)/.exec(g.output())![1];
   expect((await fetch(`${base}/healthz`)).status).toBe(200);
   const ready = await fetch(`${base}/readyz`);
   expect(ready.status).toBe(503);
@@ -101,14 +85,14 @@ it('gateway: one redacted line, live but not ready, 503 + Retry-After, prompt ex
     expect(Date.now() - t).toBeLessThan(2000);
   }
   await new Promise((r) => setTimeout(r, 3000)); // let ioredis retry a few times
-  expectOneClearLine(g.out(), port);
+  expectOneClearLine(g.output(), port);
   expect(await stopMs(g, 'SIGTERM')).toBeLessThan(6000);
 });
 
 it('worker: one redacted line instead of stack traces, prompt exit on SIGINT', async () => {
   const port = await closedPort();
   const m = testModelDir();
-  worker = start('apps/worker/src/main.ts', {
+  worker = await start('apps/worker/src/main.ts', {
     REDIS_URL: `redis://user:s3cret@127.0.0.1:${port}`,
     MODELS: `tiny-dllm=${m.dir}`,
     WORKER_MODEL: 'tiny-dllm',
@@ -117,9 +101,9 @@ it('worker: one redacted line instead of stack traces, prompt exit on SIGINT', a
     WORKER_INTRA_OP_THREADS: '1',
   });
   const w = worker;
-  await until(() => /Redis unreachable/.test(w.out()), 60_000, 'the worker to report Redis', w);
+  await until(() => /Redis unreachable/.test(w.output()), 60_000, 'the worker to report Redis', w);
   await new Promise((r) => setTimeout(r, 3000));
-  expectOneClearLine(w.out(), port);
-  expect(w.out()).not.toMatch(/worker ready/);
+  expectOneClearLine(w.output(), port);
+  expect(w.output()).not.toMatch(/worker ready/);
   expect(await stopMs(w, 'SIGINT')).toBeLessThan(6000);
 });
