@@ -71,7 +71,8 @@ function postStreaming(p: string, headers: Record<string, string>, total: number
   return new Promise((resolve, reject) => {
     let sent = 0;
     let answered = false;
-    const req = http.request({ host: '127.0.0.1', port, path: p, method: 'POST', headers: { ...headers, ...(opts.chunked ? {} : { 'content-length': String(total) }) } }, (res) => {
+    const all = { ...headers, ...(opts.chunked ? {} : { 'content-length': String(total) }) };
+    const req = http.request({ host: '127.0.0.1', port, path: p, method: 'POST', headers: all }, (res) => {
       answered = true;
       const at = sent;
       let body = '';
@@ -158,7 +159,10 @@ describe('uploads stream to the file store (issue 12: @fastify/multipart)', () =
     const size = 128 * MB;
     const line = `${JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/completions', body: { model, prompt: 'hi' } })}\n`;
     const boundary = `----limits${Date.now()}`;
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n`,
+    );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const chunk = Buffer.from(line.repeat(Math.floor((256 * 1024) / line.length)));
     const fileBytes = Math.floor(size / chunk.length) * chunk.length;
@@ -167,7 +171,13 @@ describe('uploads stream to the file store (issue 12: @fastify/multipart)', () =
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers - before)), 5);
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port, path: '/v1/files', method: 'POST', headers: { ...auth, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + fileBytes + tail.length) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/files',
+          method: 'POST',
+          headers: { ...auth, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(head.length + fileBytes + tail.length) },
+        },
         (res) => {
           let body = '';
           res.on('data', (d) => (body += d));
@@ -236,7 +246,8 @@ async function readSse(url: string, onOpen?: () => Promise<void>): Promise<{ eve
 
 describe('SSE streams beat and always end (issue 13 fault 4)', () => {
   const submit = async () => {
-    const r = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'hi', options: { maxNewTokens: 4 } }) });
+    const body = JSON.stringify({ model, prompt: 'hi', options: { maxNewTokens: 4 } });
+    const r = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
     expect(r.status).toBe(202);
     return ((await r.json()) as { id: string }).id;
   };
@@ -273,7 +284,8 @@ describe('SSE streams beat and always end (issue 13 fault 4)', () => {
   });
 
   it('a streamed completion whose job is cancelled while queued ends with an error event, not a hang', async () => {
-    const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'hi', max_tokens: 4, stream: true }) });
+    const body = JSON.stringify({ model, prompt: 'hi', max_tokens: 4, stream: true });
+    const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
     expect(res.status).toBe(200);
     const q = new Queue(`dllm.generation.${model}`, { prefix: tag, connection: { url: redisUrl } });
     try {
@@ -282,7 +294,8 @@ describe('SSE streams beat and always end (issue 13 fault 4)', () => {
         jobId = (await q.getWaiting()).map((j) => j.id!).find(Boolean);
         if (!jobId) await new Promise((r) => setTimeout(r, 50));
       }
-      expect(((await (await fetch(`${base}/v1/jobs/${jobId}/cancel`, { method: 'POST', headers: auth })).json()) as { outcome: string }).outcome).toBe('removed');
+      const cancel = await fetch(`${base}/v1/jobs/${jobId}/cancel`, { method: 'POST', headers: auth });
+      expect(((await cancel.json()) as { outcome: string }).outcome).toBe('removed');
       const text = await res.text();
       expect(text).toMatch(/: ping|data: /);
       expect(text).toContain('"code":"job_cancelled"');
@@ -295,7 +308,9 @@ describe('SSE streams beat and always end (issue 13 fault 4)', () => {
 describe('names from Object.prototype are unknown names (issue 13 fault 9)', () => {
   it('404 on every route that looks a thing up by a name or id', async () => {
     for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
-      for (const p of [`/v1/jobs/${name}`, `/v1/jobs/${name}/result`, `/v1/files/${name}`, `/v1/files/${name}/content`, `/v1/batches/${name}`, `/v1/rollouts/${name}`, `/v1/distill/${name}`, `/v1/distill/${name}/files/${name}`, `/v1/models/${name}/versions`]) {
+      const paths = [`/v1/jobs/${name}`, `/v1/jobs/${name}/result`, `/v1/files/${name}`, `/v1/files/${name}/content`, `/v1/batches/${name}`];
+      paths.push(`/v1/rollouts/${name}`, `/v1/distill/${name}`, `/v1/distill/${name}/files/${name}`, `/v1/models/${name}/versions`);
+      for (const p of paths) {
         const r = await fetch(`${base}${p}`, { headers: auth });
         expect([p, r.status]).toEqual([p, 404]);
       }

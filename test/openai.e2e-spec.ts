@@ -74,7 +74,8 @@ describe('OpenAI-compatible API with the official client', () => {
     const params = { model: MODEL, prompt, max_tokens: 16, temperature: 0, seed: 3, block_size: 8 };
     const whole = await openai.completions.create(params as OpenAI.CompletionCreateParamsNonStreaming);
     for (const flag of [false, true]) {
-      const stream = await openai.completions.create({ ...params, stream: true, stream_options: { include_usage: flag } } as OpenAI.CompletionCreateParamsStreaming);
+      const streamed = { ...params, stream: true, stream_options: { include_usage: flag } } as OpenAI.CompletionCreateParamsStreaming;
+      const stream = await openai.completions.create(streamed);
       const chunks: OpenAI.Completion[] = [];
       for await (const c of stream) chunks.push(c);
       if (!flag) {
@@ -87,7 +88,8 @@ describe('OpenAI-compatible API with the official client', () => {
       expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
     }
     const messages = [{ role: 'user' as const, content: prompt }];
-    const chat = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const chatParams = { model: MODEL, messages, max_tokens: 8, temperature: 0, stream: true as const, stream_options: { include_usage: true } };
+    const chat = await openai.chat.completions.create(chatParams);
     const cc: OpenAI.ChatCompletionChunk[] = [];
     for await (const c of chat) cc.push(c);
     expect(cc[cc.length - 1].choices).toEqual([]);

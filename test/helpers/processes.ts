@@ -19,7 +19,11 @@ export interface AppProcess {
  * Starts `entry` (a dist .js, or with `fromSource` an apps/.../*.ts run through test/gateway.register.js)
  * and, unless waitReady is false, waits for its ready message.
  */
-export async function startApp(entry: string, env: Record<string, string>, opts: { timeoutMs?: number; waitReady?: boolean; fromSource?: boolean } = {}): Promise<AppProcess> {
+export async function startApp(
+  entry: string,
+  env: Record<string, string>,
+  opts: { timeoutMs?: number; waitReady?: boolean; fromSource?: boolean } = {},
+): Promise<AppProcess> {
   const proc = fork(path.join(ROOT, entry), [], {
     cwd: ROOT,
     ...(opts.fromSource ? { execArgv: ['-r', path.join(ROOT, 'test/gateway.register.js')] } : {}),

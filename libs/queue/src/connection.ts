@@ -38,7 +38,8 @@ export function reportRedisState(client: Redis, url: string, who: string, log: (
   client.on('error', (e: Error) => {
     if (unreachable.has(url)) return;
     unreachable.add(url);
-    log(`${who}: Redis unreachable at ${shown} (REDIS_URL): ${e.message || (e as NodeJS.ErrnoException).code || e.name}; retrying, not ready until it answers.`);
+    const why = e.message || (e as NodeJS.ErrnoException).code || e.name;
+    log(`${who}: Redis unreachable at ${shown} (REDIS_URL): ${why}; retrying, not ready until it answers.`);
   });
   client.on('ready', () => {
     if (unreachable.delete(url)) log(`${who}: Redis at ${shown} (REDIS_URL) answers again.`);

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, Queue, Worker } from 'bullmq';
-import { CancelRegistry, createRedis, createResultStore, pingRedis, QueueRegistry, redactRedisUrl, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease } from './index';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, QueueRegistry, redactRedisUrl } from './index';
+import { readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease } from './index';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `tq${process.pid}${Date.now().toString(36)}`;

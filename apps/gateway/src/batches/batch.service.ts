@@ -86,7 +86,8 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     for (const m of this.settings.models) void this.gen.watcher(m.name).catch((e: Error) => this.logger.warn(e.message));
     if (this.settings.batch.sweepMs > 0) {
       // While Redis is away the connection reporter has said so once; a sweep would only repeat it.
-      this.sweeper = setInterval(() => this.redis.status === 'ready' && void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`)), this.settings.batch.sweepMs);
+      const sweep = () => this.redis.status === 'ready' && void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`));
+      this.sweeper = setInterval(sweep, this.settings.batch.sweepMs);
       this.sweeper.unref();
     }
   }

@@ -54,7 +54,9 @@ export class FilesController {
       return err;
     };
     if (!purpose) throw await refuse(new ApiError(422, "Missing field 'purpose' (use 'batch').", 'missing_field', 'purpose'));
-    if (purpose !== 'batch') throw await refuse(new ApiError(422, `Unsupported purpose '${purpose}'; this gateway accepts 'batch'.`, 'invalid_value', 'purpose'));
+    if (purpose !== 'batch') {
+      throw await refuse(new ApiError(422, `Unsupported purpose '${purpose}'; this gateway accepts 'batch'.`, 'invalid_value', 'purpose'));
+    }
     if (!stored) throw new ApiError(422, "Missing file part 'file'.", 'missing_field', 'file');
     if (stored.bytes === 0) throw await refuse(new ApiError(422, 'The uploaded file is empty.', 'empty_file', 'file'));
     return publicFile(await this.files.register(req.owner, stored.id, stored.filename, purpose, stored.bytes));

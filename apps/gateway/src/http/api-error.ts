@@ -58,5 +58,6 @@ export const REDIS_RETRY_AFTER_S = 5;
 
 /** 503 + Retry-After: the request needs Redis and Redis does not answer (readiness is false meanwhile). */
 export function redisUnavailable(): ApiError {
-  return new ApiError(503, 'The gateway cannot reach Redis right now; retry shortly.', 'redis_unavailable', null, { 'retry-after': String(REDIS_RETRY_AFTER_S) });
+  const headers = { 'retry-after': String(REDIS_RETRY_AFTER_S) };
+  return new ApiError(503, 'The gateway cannot reach Redis right now; retry shortly.', 'redis_unavailable', null, headers);
 }

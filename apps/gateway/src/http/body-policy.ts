@@ -54,7 +54,9 @@ export interface BodyLimits {
  * The onRequest check: returns the ApiError to answer with, or undefined to go on. Pure (no I/O)
  * so the order of the three refusals is unit-tested.
  */
-export function checkBody(req: Pick<FastifyRequest, 'headers' | 'method'> & { routeOptions?: { config?: unknown } }, keys: ApiKeyRing, limits: BodyLimits): ApiError | undefined {
+export type BodyRequest = Pick<FastifyRequest, 'headers' | 'method'> & { routeOptions?: { config?: unknown; url?: string } };
+
+export function checkBody(req: BodyRequest, keys: ApiKeyRing, limits: BodyLimits): ApiError | undefined {
   if (!hasBody(req)) return undefined;
   const secret = presentedKey(req.headers);
   if (!secret) return new ApiError(401, 'Missing API key: send `Authorization: Bearer <key>`.', 'missing_api_key');
@@ -64,7 +66,8 @@ export function checkBody(req: Pick<FastifyRequest, 'headers' | 'method'> & { ro
   if (!accepts.includes(type)) {
     return new ApiError(
       415,
-      `Content-Type '${type || '(none)'}' is not accepted by ${req.method} ${(req as FastifyRequest).routeOptions?.url ?? 'this route'}; send ${accepts.join(' or ')}.`,
+      `Content-Type '${type || '(none)'}' is not accepted by ${req.method} ${req.routeOptions?.url ?? 'this route'}; ` +
+        `send ${accepts.join(' or ')}.`,
       'unsupported_media_type',
     );
   }

@@ -260,7 +260,8 @@ export class GenerationService implements OnModuleDestroy {
   /** Why a job that was waited for is no longer in its queue: cancelled while queued (409), or lost (503). */
   async gone(jobId: string): Promise<ApiError> {
     if (await this.cancelledRecord(jobId).catch(() => undefined)) return new ApiError(409, `Job ${jobId} was cancelled before it started.`, 'job_cancelled');
-    return new ApiError(503, `Job ${jobId} disappeared from its queue (Redis lost it or it was trimmed); submit it again.`, 'job_lost', null, { 'retry-after': '1' });
+    const message = `Job ${jobId} disappeared from its queue (Redis lost it or it was trimmed); submit it again.`;
+    return new ApiError(503, message, 'job_lost', null, { 'retry-after': '1' });
   }
 
   /** Job with owner check: another key's job is a 404, like a missing one (a cancelled queued job is a 409 here). */

@@ -105,7 +105,9 @@ export class JobsController {
         );
       };
       const removed = () => {
-        void this.gen.gone(id).then((e) => (e.code === 'job_cancelled' ? final('cancelled', { id, status: 'cancelled' }) : final('lost', { id, message: e.message })));
+        void this.gen.gone(id).then((e) =>
+          e.code === 'job_cancelled' ? final('cancelled', { id, status: 'cancelled' }) : final('lost', { id, message: e.message }),
+        );
       };
       // Where the job is now: catches outcomes from before we subscribed, and events lost in a reconnect.
       const check = async () => {

@@ -127,7 +127,8 @@ export class CompletionsController {
     const usageField = includeUsage ? { usage: null } : {};
     let id = '';
     let sent = '';
-    const head = () => (chat ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model } : { id: `cmpl-${id}`, object: 'text_completion', created, model });
+    const head = () =>
+      chat ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model } : { id: `cmpl-${id}`, object: 'text_completion', created, model };
     const chunk = (text: string | null, finish: string | null, extra: Record<string, unknown> = {}) =>
       chat
         ? { ...head(), choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...usageField, ...extra }
