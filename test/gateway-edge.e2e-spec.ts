@@ -158,7 +158,7 @@ describe('gateway HTTP edge', () => {
     expectApiError(await post(JSON.stringify({ model, prompt: 'x', block_size: 'big' })), 422, /block_size/);
     expectApiError(await post(JSON.stringify({ model: 'nope', prompt: 'x' })), 404, /model 'nope' does not exist/);
     expectApiError(await post(JSON.stringify({ model, prompt: 'x'.repeat(20_000) })), 413, /too large/);
-    expectApiError(await post('a=b', { 'content-type': 'application/x-www-form-urlencoded' }), 422);
+    expectApiError(await post('a=b', { 'content-type': 'application/x-www-form-urlencoded' }), 415, /application\/json/);
     expectApiError(await post('<x/>', { 'content-type': 'application/xml' }), 415);
     const chat = (b: unknown) => call('POST', '/v1/chat/completions', { headers: { ...alice, ...json }, body: JSON.stringify(b) });
     expectApiError(await chat({ model, messages: [] }), 422, /messages/);

@@ -1,12 +1,13 @@
 export { cancelChannel, cancelKey, resultBlobKey, resultStorePrefix } from './keys';
-export { createRedis, pingRedis, redisOptionsFromUrl } from './connection';
+export { createRedis, isRedisUnavailable, pingRedis, redactRedisUrl, redisOptionsFromUrl, reportRedisState } from './connection';
 export { jobOptions, retentionOptions } from './options';
 export type { Retention } from './options';
 export { CancelRegistry, isCancelRequested, requestCancel } from './cancel';
 export type { CancelTarget } from './cancel';
 export { createResultStore, readGenerationResult, storeGenerationResult, ResultUnavailableError } from './results';
 export type { ResultStoreConfig } from './results';
-export { createQueue, destroyQueue } from './queue-factory';
+export { DEFAULT_RETENTION, destroyQueue, QueueRegistry } from './queue-factory';
+export type { QueueRegistryOptions } from './queue-factory';
 export { settledSnapshot } from './snapshot';
 export { PendingWorkEstimator, PENDING_STATES } from './pending-work';
 export type { PendingQueue, PendingWorkReading, PendingState } from './pending-work';

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, Queue, Worker } from 'bullmq';
-import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease, Lease } from './index';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, QueueRegistry, redactRedisUrl } from './index';
+import { readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease, Lease } from './index';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `tq${process.pid}${Date.now().toString(36)}`;
@@ -150,3 +151,31 @@ describe('Lease (token-checked)', () => {
   });
 });
 
+describe('QueueRegistry', () => {
+  it('one Queue per queue name, one job-options policy (catalogue defaults, retention, then the call)', async () => {
+    const reg = new QueueRegistry({ connection: redis, prefix, retention: { completed: { count: 5, ageSeconds: 60 }, failed: { count: 7, ageSeconds: 120 } } });
+    try {
+      const a = reg.get('generation', 'm1');
+      expect(reg.get('generation', 'm1')).toBe(a);
+      expect(reg.get('rollout', 'm1')).not.toBe(a);
+      expect(a.name).toBe('dllm.generation.m1');
+      expect(reg.all()).toHaveLength(2);
+      const o = reg.jobOptions('generation', { jobId: 'j1', removeOnComplete: { age: 9 } });
+      expect(o).toMatchObject({ jobId: 'j1', removeOnComplete: { age: 9 }, removeOnFail: { count: 7, age: 120 } });
+      const added = await a.add('generate', { x: 1 }, reg.jobOptions('generation', { jobId: 'j2' }));
+      expect(added.opts.removeOnComplete).toEqual({ count: 5, age: 60 });
+      await a.obliterate({ force: true });
+    } finally {
+      await reg.close();
+    }
+  });
+});
+
+describe('redactRedisUrl', () => {
+  it('hides the password (or a bare user name), keeps host, port and db', () => {
+    expect(redactRedisUrl('redis://user:s3cret@10.0.0.1:6380/2')).toBe('redis://user:***@10.0.0.1:6380/2');
+    expect(redactRedisUrl('rediss://:tok@h:1')).toBe('rediss://:***@h:1');
+    expect(redactRedisUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
+    expect(redactRedisUrl('not a url')).toBe('(unparsable REDIS_URL)');
+  });
+});

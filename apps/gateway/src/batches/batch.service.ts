@@ -72,7 +72,9 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     // Watch every model's queue so line completions are counted even with no request waiting.
     for (const m of this.settings.models) void this.gen.watcher(m.name).catch((e: Error) => this.logger.warn(e.message));
     if (this.settings.batch.sweepMs > 0) {
-      this.sweeper = setInterval(() => void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`)), this.settings.batch.sweepMs);
+      // While Redis is away the connection reporter has said so once; a sweep would only repeat it.
+      const sweep = () => this.redis.status === 'ready' && void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`));
+      this.sweeper = setInterval(sweep, this.settings.batch.sweepMs);
       this.sweeper.unref();
     }
   }

@@ -70,15 +70,21 @@ export class CompletionsController {
       return reply.send(endpoint === 'completions' ? completionBody(jobId, model, result) : chatBody(jobId, model, result));
     }
     this.gen.payload(input); // 4xx before the stream opens
-    const sse = openSse(reply);
+    const sse = openSse(reply, { heartbeatMs: this.settings.sseHeartbeatMs });
     const chat = endpoint === 'chat.completions';
     const created = now();
+    // OpenAI's stream_options.include_usage: only when true, every chunk carries `usage: null` and one
+    // extra chunk with `choices: []` and the usage comes before [DONE]; otherwise no usage field at all.
+    const includeUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
+    const usageField = includeUsage ? { usage: null } : {};
     let id = '';
     let sent = '';
+    const head = () =>
+      chat ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model } : { id: `cmpl-${id}`, object: 'text_completion', created, model };
     const chunk = (text: string | null, finish: string | null, extra: Record<string, unknown> = {}) =>
       chat
-        ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...extra }
-        : { id: `cmpl-${id}`, object: 'text_completion', created, model, choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...extra };
+        ? { ...head(), choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...usageField, ...extra }
+        : { ...head(), choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...usageField, ...extra };
     const jobId = `gen-${randomUUID()}`;
     id = jobId;
     try {
@@ -99,7 +105,8 @@ export class CompletionsController {
         sse.data(chunk(rest, null));
         sent += rest;
       }
-      sse.data(chunk(chat ? null : '', openAiFinish(result), { usage: usage(result), dllm: dllmStats(jobId, result) }));
+      sse.data(chunk(chat ? null : '', openAiFinish(result), { dllm: dllmStats(jobId, result) }));
+      if (includeUsage) sse.data({ ...head(), choices: [], usage: usage(result) });
       sse.data('[DONE]');
     } catch (e) {
       sse.data(toApiError(e).body());

@@ -69,6 +69,7 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
 
   async onApplicationShutdown(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
-    await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
+    // QUIT would wait for a Redis that is away: only connected clients say goodbye.
+    await Promise.allSettled([this.redis, this.subscriber].map((c) => (c.status === 'ready' ? c.quit() : Promise.resolve(c.disconnect()))));
   }
 }
