@@ -14,7 +14,12 @@ export interface BuiltBatch {
   B: number;
   S: number;
   P: number;
+  /** Drawn positions per row (`logit_index` is [B,R]; shorter rows repeat their last index). */
+  R: number;
 }
+
+/** The graph outputs with the draw statistics (format v2; libs/model logit-head.ts). */
+export const STAT_FETCHES = ['argmax', 'max_prob', 'entropy'] as const;
 
 export function pastLength(s: ForwardSpec): number {
   return s.pastLen + (s.extra ? s.extra.len : 0);
@@ -28,6 +33,19 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
   let P = 0;
   for (const s of specs) P = Math.max(P, pastLength(s));
   const T = P + S;
+  let R = 0;
+  for (const s of specs) R = Math.max(R, s.drawRows.length);
+  const logitIndex = arena.int64('logit_index', B * R);
+  for (let r = 0; r < B; r++) {
+    const rows = specs[r].drawRows;
+    for (let k = 0; k < R; k++) {
+      const v = rows.length ? rows[Math.min(k, rows.length - 1)] : 0;
+      if (v < 0 || v >= S) throw new Error(`buildBatch: draw row ${v} outside the forward's ${S} positions`);
+      logitIndex[r * R + k] = BigInt(v);
+    }
+  }
+  const banned = arena.int64('banned_token_ids', 1);
+  banned[0] = BigInt(handle.maskId);
   const ids = arena.int64('input_ids', B * S);
   const pos = arena.int64('position_ids', B * S);
   const mask = arena.float32('attention_mask', B * S * T);
@@ -89,15 +107,21 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
     input_ids: { type: 'int64', dims: [B, S], data: ids },
     position_ids: { type: 'int64', dims: [B, S], data: pos },
     attention_mask: { type: 'float32', dims: [B, 1, S, T], data: mask },
+    logit_index: { type: 'int64', dims: [B, R], data: logitIndex },
+    banned_token_ids: { type: 'int64', dims: [1], data: banned },
   };
   for (let l = 0; l < g.layers; l++) {
     feeds[`past_key.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastK[l] };
     feeds[`past_value.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastV[l] };
   }
   const fetches: string[] = [];
-  if (specs.some((s) => s.wantLogits)) fetches.push('logits');
+  if (R > 0) {
+    fetches.push(...STAT_FETCHES);
+    // Vocabulary-wide rows cross into JS only when a row samples.
+    if (specs.some((s) => s.drawRows.length > 0 && s.seq.opts.temperature > 0)) fetches.push('logits');
+  }
   if (specs.some((s) => s.wantKV)) {
     for (let l = 0; l < g.layers; l++) fetches.push(`present_key.${l}`, `present_value.${l}`);
   }
-  return { feeds, fetches, B, S, P };
+  return { feeds, fetches, B, S, P, R };
 }

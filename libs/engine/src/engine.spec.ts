@@ -269,6 +269,34 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
+  it('logits only where drawn: KV-only prefill draws nothing, windows draw the active sub-block\'s masked slots, commits one row', async () => {
+    const { e, runner } = engine();
+    // prompt of 11: prefill [0,8) (S=8), then the window of block [8,16) with slots 0..2 known.
+    const r = await e.generate({ prompt: 'abcdefghija', options: { ...base, maxNewTokens: 7 } });
+    expect(r.text.length).toBe(7);
+    const forwards = runner.shapes.map(([B, S], i) => ({ B, S, rows: runner.drawn[i][0], fetched: runner.fetched[i] }));
+    // prefill: no row drawn, only K/V fetched (the LM head multiplies an empty matrix)
+    expect(forwards[0]).toEqual({ B: 1, S: 8, rows: [], fetched: ['present_key.0', 'present_value.0'] });
+    // first window: sub-block [0,4) has masked slot 3 only -> row 2; greedy: statistics, never the logits
+    expect(forwards[1].rows).toEqual([2]);
+    expect(forwards[1].fetched).toEqual(['argmax', 'max_prob', 'entropy']);
+    // next window: sub-block [4,8): slots 4..7 masked -> rows 3..6
+    expect(forwards[2].rows).toEqual([3, 4, 5, 6]);
+    // the commit forward of block [8,16) draws from its last output only
+    const commit = forwards.find((f, i) => i > 0 && f.fetched.includes('present_key.0'))!;
+    expect(commit.rows).toEqual([7]);
+    for (const f of forwards) expect(f.fetched).not.toContain('logits');
+    await e.close();
+  });
+
+  it('sampling fetches the drawn rows\' logits (and only then)', async () => {
+    const { e, runner } = engine({ kind: 'autoregressive' });
+    await e.generate({ prompt: prompt5, options: { maxNewTokens: 3, temperature: 1, seed: 1 } });
+    expect(runner.fetched.every((f) => f.includes('logits'))).toBe(true);
+    expect(runner.drawn[0]).toEqual([[4]]); // the prompt forward draws from its last position only
+    await e.close();
+  });
+
   it('rejects bad requests with clear errors', async () => {
     const { e } = engine();
     await expect(e.generate({ prompt: '' })).rejects.toThrow(/empty/);

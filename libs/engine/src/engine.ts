@@ -11,7 +11,7 @@ import { policies } from './policies';
 import { randomSeed } from './rng';
 import { OrtRunner, StagingArena } from './runner/ort-runner';
 import type { ModelRunner } from './runner/runner';
-import { Sequence, type BlockEvent, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
+import { Sequence, type BlockEvent, type DrawOutputs, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
 
 export interface EngineCreateOptions {
   modelDir: string;
@@ -264,12 +264,20 @@ export class Engine {
     }
     this.forwards++;
     this.rows += specs.length;
-    const logits = out.logits?.data ?? null;
-    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data) : null;
-    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data) : null;
-    const V = h.vocabSize;
+    const draws: DrawOutputs | null = out.argmax
+      ? {
+          R: batch.R,
+          V: h.vocabSize,
+          argmax: out.argmax.data as BigInt64Array,
+          maxProb: out.max_prob.data as Float32Array,
+          entropy: out.entropy.data as Float32Array,
+          logits: (out.logits?.data as Float32Array | undefined) ?? null,
+        }
+      : null;
+    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data as Float32Array) : null;
+    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data as Float32Array) : null;
     for (let r = 0; r < specs.length; r++) {
-      const row: RowOutput = { logits, logitsBase: r * batch.S * V, presentK: pk, presentV: pv, row: r };
+      const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r };
       try {
         specs[r].seq.onOutput(specs[r], row);
       } catch (e) {

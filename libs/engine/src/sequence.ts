@@ -12,7 +12,7 @@ import { KvPool, pageFloats, type KvGeometry, type KvPage } from './kv/pool';
 import type { ResolvedOptions } from './options';
 import type { Candidate, DecodePolicy } from './policies/types';
 import { Rng } from './rng';
-import { drawToken, type Draw } from './sampling';
+import { drawToken, greedyDraw, type Draw } from './sampling';
 import type { ModelRunner } from './runner/runner';
 import type { EngineManifest, TextCodec } from './model-dir';
 
@@ -50,14 +50,29 @@ export interface ForwardSpec {
   pastLen: number;
   /** Extra past after the pages: the kept window K/V of the sub-block cache, with the stale slots blocked. */
   extra: { buf: Float32Array; capacity: number; len: number; blockedFrom: number; blockedTo: number } | null;
-  wantLogits: boolean;
+  /**
+   * The new positions (0..S-1, ascending) this row draws from: the graph's `logit_index` row. Only
+   * these get logits and statistics (format v2); empty for KV-only forwards (no LM head at all).
+   */
+  drawRows: number[];
   wantKV: boolean;
 }
 
-export interface RowOutput {
-  /** logits [B,S,V] of the whole batch, and this row's offset of position 0. */
+/** The draw head's outputs of one forward, for R drawn positions per row (batch.ts pads rows to R). */
+export interface DrawOutputs {
+  R: number;
+  V: number;
+  /** [B,R] each: the in-graph statistics (MASK banned). */
+  argmax: BigInt64Array;
+  maxProb: Float32Array;
+  entropy: Float32Array;
+  /** [B,R,V] raw logits; fetched only when a row of the batch samples (temperature > 0). */
   logits: Float32Array | null;
-  logitsBase: number;
+}
+
+export interface RowOutput {
+  /** Draw statistics (and logits when fetched) of the whole batch; null when no row draws. */
+  draws: DrawOutputs | null;
   /** present_key.<l> / present_value.<l> [B,Hkv,S,Dh] per layer, and the row. */
   presentK: Float32Array[] | null;
   presentV: Float32Array[] | null;
@@ -357,7 +372,7 @@ export class Sequence {
         this.phase = 'ar';
         const from = this.committed;
         this.preparePages(from, this.promptLen, true);
-        return this.spec('ar', from, this.promptLen, null, true, true);
+        return this.spec('ar', from, this.promptLen, null, [this.promptLen - 1 - from], true);
       }
       this.prefillEnd = Math.floor((this.promptLen - 1) / bs) * bs;
       if (!this.walkDone) {
@@ -371,14 +386,14 @@ export class Sequence {
         this.preparePages(from, this.prefillEnd, true);
         const blockIds = [];
         for (let p = from; p < this.prefillEnd; p++) blockIds.push(Math.floor(p / bs));
-        return this.spec('prefill', from, this.prefillEnd, blockIds, false, true);
+        return this.spec('prefill', from, this.prefillEnd, blockIds, [], true);
       }
     }
     if (this.phase === 'ar') {
       if (this.aborted) return this.finish('cancelled'), null;
       const last = this.all.length - 1;
       this.preparePages(last, last + 1, false);
-      return this.spec('ar', last, last + 1, null, true, true);
+      return this.spec('ar', last, last + 1, null, [0], true);
     }
     // block mode
     const w = this.win!;
@@ -395,7 +410,7 @@ export class Sequence {
         return null;
       }
       this.preparePages(w.start, w.start + w.len, false);
-      return this.spec('commit', w.start, w.start + w.len, this.sameBlock(w.len), true, true);
+      return this.spec('commit', w.start, w.start + w.len, this.sameBlock(w.len), [w.len - 1], true);
     }
     const S = w.planned ? w.len : w.planLen;
     if (this.opts.subBlockCache && w.planned) {
@@ -403,28 +418,40 @@ export class Sequence {
       const kept = this.kept;
       const sub = Math.floor(a / this.opts.subBlockSize);
       if (kept && kept.block === w.index && kept.sub === sub && this.all[w.start + a] !== this.handle.maskId) {
-        const s = this.spec('sub', w.start + a, w.start + b, this.sameBlock(b - a), true, true);
+        const s = this.spec('sub', w.start + a, w.start + b, this.sameBlock(b - a), this.drawSlots(a, b, a + 1), true);
         s.pastLen = w.start;
         s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: a, blockedTo: b };
         return s;
       }
     }
     const wantKV = this.opts.subBlockCache && w.planned;
-    return this.spec('window', w.start, w.start + S, this.sameBlock(S), true, wantKV);
+    // Planned: only the active sub-block's masked slots are drawn (slot j from output j-1). AdaBlock's
+    // planning forward draws its whole lookahead, and the block it plans decides the rest: every row.
+    const rows = w.planned ? this.drawSlots(...this.activeSub(), 1) : Array.from({ length: S }, (_, i) => i);
+    return this.spec('window', w.start, w.start + S, this.sameBlock(S), rows, wantKV);
   }
 
   private sameBlock(n: number): number[] {
     return new Array<number>(n).fill(0);
   }
 
-  private spec(kind: ForwardSpec['kind'], from: number, to: number, blockIds: number[] | null, wantLogits: boolean, wantKV: boolean): ForwardSpec {
+  /** Rows (new-position indices) that draw the masked targets among window slots [a, b): slot j is output j - shift. */
+  private drawSlots(a: number, b: number, shift: number): number[] {
+    const w = this.win!;
+    const rows: number[] = [];
+    const end = Math.min(w.start + b, this.targetEnd());
+    for (let p = w.start + a; p < end; p++) if (this.isMasked(p)) rows.push(p - w.start - shift);
+    return rows;
+  }
+
+  private spec(kind: ForwardSpec['kind'], from: number, to: number, blockIds: number[] | null, drawRows: number[], wantKV: boolean): ForwardSpec {
     const ids: number[] = [];
     const positions: number[] = [];
     for (let p = from; p < to; p++) {
       ids.push(p < this.all.length ? this.all[p] : this.handle.maskId);
       positions.push(p);
     }
-    return { seq: this, kind, ids, positions, blockIds, pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from, extra: null, wantLogits, wantKV };
+    return { seq: this, kind, ids, positions, blockIds, pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from, extra: null, drawRows, wantKV };
   }
 
   private openWindow(start: number): void {
@@ -467,8 +494,18 @@ export class Sequence {
     throw new Error(`sequence ${this.id}: no active sub-block`);
   }
 
-  private draw(logits: Float32Array, offset: number): Draw {
-    return drawToken(logits, offset, this.handle.vocabSize, this.opts, this.rng, [this.handle.maskId]);
+  /**
+   * Draws from new position `r` of this row. Greedy: the graph's statistics (no vocabulary-wide row
+   * reaches JS); sampling: the fetched logits through `drawToken`.
+   */
+  private draw(out: RowOutput, spec: ForwardSpec, r: number): Draw {
+    const k = spec.drawRows.indexOf(r);
+    const d = out.draws;
+    if (k < 0 || !d) throw new Error(`sequence ${this.id}: position ${r} of a ${spec.kind} forward was not requested for drawing (drawRows ${spec.drawRows.join(',')})`);
+    const i = out.row * d.R + k;
+    if (this.opts.temperature === 0) return greedyDraw(Number(d.argmax[i]), d.maxProb[i], d.entropy[i]);
+    if (!d.logits) throw new Error(`sequence ${this.id}: sampling needs logits, which this forward did not fetch`);
+    return drawToken(d.logits, i * d.V, d.V, this.opts, this.rng, [this.handle.maskId]);
   }
 
   private commitToken(pos: number, d: Draw, step: number): void {
@@ -483,7 +520,6 @@ export class Sequence {
 
   onOutput(spec: ForwardSpec, out: RowOutput): void {
     if (this.phase === 'done') return;
-    const V = this.handle.vocabSize;
     const S = spec.ids.length;
     if (spec.kind === 'prefill') {
       this.prefillForwards++;
@@ -495,7 +531,7 @@ export class Sequence {
       this.writeKV(out, spec);
       const pos = spec.positions[S - 1] + 1;
       this.all.push(0);
-      this.commitToken(pos, this.draw(out.logits!, out.logitsBase + (S - 1) * V), step);
+      this.commitToken(pos, this.draw(out, spec, S - 1), step);
       const n = pos + 1 - this.promptLen;
       if (n % this.opts.blockSize === 0) this.emitBlock(this.promptLen + n - this.opts.blockSize, pos + 1);
       this.checkStopStrings();
@@ -509,7 +545,7 @@ export class Sequence {
       this.writeKV(out, spec);
       const pos = w.start + w.len;
       this.openWindow(pos);
-      this.commitToken(pos, this.draw(out.logits!, out.logitsBase + (S - 1) * V), step);
+      this.commitToken(pos, this.draw(out, spec, S - 1), step);
       this.checkStopStrings();
       if (this.done) return;
       if (this.firstStop === pos) {
@@ -527,7 +563,7 @@ export class Sequence {
       if (!c) {
         const r = rowOf(slot);
         if (r < 0 || r >= S) throw new Error(`sequence ${this.id}: slot ${slot} has no logit row in this forward`);
-        c = { slot, ...this.draw(out.logits!, out.logitsBase + r * V) };
+        c = { slot, ...this.draw(out, spec, r) };
         drawn.set(slot, c);
       }
       return c;

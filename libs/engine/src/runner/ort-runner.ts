@@ -22,6 +22,14 @@ export function infoFromMetadata(inputs: MetaEntry[], outputs: MetaEntry[]): Run
     if (!inputNames.includes(need)) throw new Error(`model graph has no input '${need}' (inputs: ${inputNames.join(', ')})`);
   }
   if (!outputNames.includes('logits')) throw new Error(`model graph has no output 'logits'`);
+  const v2 = ['logit_index', 'banned_token_ids'].filter((n) => !inputNames.includes(n));
+  const v2out = ['argmax', 'max_prob', 'entropy'].filter((n) => !outputNames.includes(n));
+  if (v2.length || v2out.length) {
+    throw new Error(
+      `model graph lacks ${[...v2.map((n) => `input '${n}'`), ...v2out.map((n) => `output '${n}'`)].join(', ')}: it is an older format than dllm-farm/v2; ` +
+        'rebuild it with `dllm-farm export <dir> /tmp/ckpt && dllm-farm convert /tmp/ckpt <dir>` (docs/MODEL_FORMAT.md)',
+    );
+  }
   let layers = 0;
   while (inputNames.includes(`past_key.${layers}`)) layers++;
   if (layers === 0) throw new Error('model graph has no past_key.0 input');
