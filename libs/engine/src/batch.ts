@@ -1,5 +1,6 @@
-// Builds one batched forward from several sequences' ForwardSpecs (same model, same new-token count S)
-// and hands each row its outputs. Past K/V is gathered from each sequence's pages into engine-owned
+// Builds one batched forward from several sequences' ForwardSpecs (same model) and hands each row its
+// outputs. Rows may have different new-token counts: S is the longest, shorter rows are padded (their
+// pad queries attend only to themselves, no real query sees a pad key, pads are never drawn from). Past K/V is gathered from each sequence's pages into engine-owned
 // staging buffers [B,Hkv,P,Dh] (P = the batch's longest past; shorter rows are padded and the padding
 // is blocked in the mask), which the runner reads without copying.
 import type { ForwardSpec, ModelHandle } from './sequence';
@@ -28,8 +29,8 @@ export function pastLength(s: ForwardSpec): number {
 export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], arena: StagingArena): BuiltBatch {
   const g = handle.geometry;
   const B = specs.length;
-  const S = specs[0].ids.length;
-  for (const s of specs) if (s.ids.length !== S) throw new Error('buildBatch: rows differ in length');
+  let S = 0;
+  for (const s of specs) S = Math.max(S, s.ids.length);
   let P = 0;
   for (const s of specs) P = Math.max(P, pastLength(s));
   const T = P + S;
@@ -60,13 +61,16 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
   }
   for (let r = 0; r < B; r++) {
     const s = specs[r];
+    const Sr = s.ids.length;
     for (let i = 0; i < S; i++) {
-      ids[r * S + i] = BigInt(s.ids[i]);
-      pos[r * S + i] = BigInt(s.positions[i]);
+      // pads repeat the row's last token and position (any valid input: nothing reads their outputs)
+      ids[r * S + i] = BigInt(s.ids[Math.min(i, Sr - 1)]);
+      pos[r * S + i] = BigInt(s.positions[Math.min(i, Sr - 1)]);
     }
     const pl = s.pastLen;
     const el = s.extra ? s.extra.len : 0;
-    for (let i = 0; i < S; i++) {
+    for (let i = Sr; i < S; i++) mask[(r * S + i) * T + P + i] = 0; // a pad query sees only itself
+    for (let i = 0; i < Sr; i++) {
       const rowBase = (r * S + i) * T;
       // The committed prefix is visible to every new position (earlier positions, earlier blocks).
       mask.fill(0, rowBase, rowBase + pl);
@@ -76,7 +80,7 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
           mask[rowBase + pl + j] = 0;
         }
       }
-      for (let k = 0; k < S; k++) {
+      for (let k = 0; k < Sr; k++) {
         const ok = s.blockIds === null ? s.positions[k] <= s.positions[i] : s.blockIds[k] <= s.blockIds[i];
         if (ok) mask[rowBase + P + k] = 0;
       }

@@ -161,6 +161,45 @@ describe('Engine on a counting model', () => {
     await b.e.close();
   });
 
+  it('sub-block cache: every step after a block\'s first runs only the active sub-block and the slots before it whose K/V changed', async () => {
+    const opts = { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, trajectory: true } as const;
+    const a = engine();
+    const off = await a.e.generate({ prompt: prompt5, options: opts });
+    const b = engine();
+    const on = await b.e.generate({ prompt: prompt5, options: { ...opts, subBlockCache: true } });
+    // the counting model counts the real tokens each query sees: a kept slot whose K/V still says MASK
+    // after its token was committed would change the count and the tokens
+    expect(on.tokenIds).toEqual(off.tokenIds);
+    expect(on.stats.forwards).toBe(off.stats.forwards);
+    // block [0,16) (prompt in slots 0..4): the first step is the 16-slot window; every later step runs
+    // [a-1, a+4) of the active sub-block [a, a+4) (slot a-1's output draws slot a): 5 slots
+    const S = b.runner.shapes.map(([, s]) => s);
+    expect(S[0]).toBe(16);
+    expect(S.slice(1, 11)).toEqual(new Array(10).fill(5));
+    expect(a.runner.shapes.every(([, s]) => s === 16)).toBe(true);
+    await a.e.close();
+    await b.e.close();
+  });
+
+  it('rows of different lengths share one forward (padded), and each gets what it gets alone', async () => {
+    const reqs = [
+      { prompt: 'abc', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, subBlockCache: true } },
+      { prompt: 'abcdefg', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12 } },
+    ];
+    const alone: string[] = [];
+    for (const r of reqs) {
+      const { e } = engine();
+      alone.push((await e.generate(r)).text);
+      await e.close();
+    }
+    const { e, runner } = engine();
+    const together = await Promise.all(reqs.map((r) => e.generate(r)));
+    expect(together.map((r) => r.text)).toEqual(alone);
+    // 5-slot sub-block steps and 16-slot windows ran in the same forwards
+    expect(runner.shapes.filter(([B, S]) => B === 2 && S === 16).length).toBeGreaterThan(5);
+    await e.close();
+  });
+
   it('batch invariance: concurrent requests of different lengths give what each gives alone', async () => {
     const reqs = [
       { prompt: 'abc', options: { ...base, maxNewTokens: 9 } },

@@ -70,6 +70,18 @@ interface Pending {
 
 let nextHandleId = 1;
 
+/**
+ * Rows whose new-token counts share a class run in one forward, padded to the longest (batch.ts):
+ * 1 (AR steps), 2..16 (sub-block steps: the active sub-block plus the slots before it whose K/V
+ * changed), then powers of two (windows, prefills). Padding costs < 2x compute within a class
+ * and keeps batches full instead of splitting them by exact length.
+ */
+export function sizeClass(S: number): number {
+  if (S <= 1) return 1;
+  if (S <= 16) return 16;
+  return 2 ** Math.ceil(Math.log2(S));
+}
+
 async function loadHandle(opts: EngineCreateOptions): Promise<ModelHandle> {
   const dir = await loadEngineModelDir(opts.modelDir);
   const ro = { modelPath: dir.onnxPath, executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads };
@@ -310,7 +322,7 @@ export class EngineCore implements EngineApi {
           continue;
         }
         if (!spec) continue;
-        const key = `${seq.handle.id}:${spec.ids.length}`;
+        const key = `${seq.handle.id}:${sizeClass(spec.ids.length)}`;
         let g = groups.get(key);
         if (!g) groups.set(key, (g = []));
         g.push(spec);
@@ -366,7 +378,7 @@ export class EngineCore implements EngineApi {
     const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data as Float32Array) : null;
     const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data as Float32Array) : null;
     for (let r = 0; r < specs.length; r++) {
-      const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r };
+      const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r, S: batch.S };
       try {
         specs[r].seq.onOutput(specs[r], row);
       } catch (e) {

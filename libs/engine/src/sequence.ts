@@ -77,6 +77,8 @@ export interface RowOutput {
   presentK: Float32Array[] | null;
   presentV: Float32Array[] | null;
   row: number;
+  /** The batch's S (rows shorter than it are padded: present K/V rows are S apart). */
+  S: number;
 }
 
 export interface BlockEvent {
@@ -156,7 +158,11 @@ export class Sequence {
   private win: Window | null = null;
   private firstStop = Infinity;
   private stopCut: { tokens: number; text: string } | null = null;
-  private kept: { buf: Float32Array; capacity: number; block: number; sub: number } | null = null;
+  /**
+   * Sub-block cache: the K/V of the current block's window slots, and the lowest slot committed since
+   * its K/V was computed (`dirtyFrom`; Infinity when every kept slot matches its token).
+   */
+  private kept: { buf: Float32Array; capacity: number; block: number; dirtyFrom: number } | null = null;
   private reservedBytes = 0;
   private walkDone = false;
   forwards = 0;
@@ -301,6 +307,7 @@ export class Sequence {
   private writeKV(out: RowOutput, spec: ForwardSpec): void {
     const g = this.handle.geometry;
     const S = spec.ids.length;
+    const stride = out.S;
     const ps = this.pageSize;
     for (let i = 0; i < S; i++) {
       const pos = spec.positions[i];
@@ -311,7 +318,7 @@ export class Sequence {
       if (!page.ready) {
         for (let l = 0; l < g.layers; l++) {
           for (let h = 0; h < g.kvHeads; h++) {
-            const src = ((out.row * g.kvHeads + h) * S + i) * g.headDim;
+            const src = ((out.row * g.kvHeads + h) * stride + i) * g.headDim;
             const dk = (((l * 2) * g.kvHeads + h) * ps + off) * g.headDim;
             const dv = (((l * 2 + 1) * g.kvHeads + h) * ps + off) * g.headDim;
             page.data.set(out.presentK![l].subarray(src, src + g.headDim), dk);
@@ -416,11 +423,14 @@ export class Sequence {
     if (this.opts.subBlockCache && w.planned) {
       const [a, b] = this.activeSub();
       const kept = this.kept;
-      const sub = Math.floor(a / this.opts.subBlockSize);
-      if (kept && kept.block === w.index && kept.sub === sub && this.all[w.start + a] !== this.handle.maskId) {
-        const s = this.spec('sub', w.start + a, w.start + b, this.sameBlock(b - a), this.drawSlots(a, b, a + 1), true);
+      if (kept && kept.block === w.index) {
+        // Every step after the block's first: only [from, b) runs, against the prefix pages and the
+        // kept window. from = the slot before the active sub-block (its output draws slot a: token
+        // shift), or earlier when a slot committed since its K/V was computed lies before it.
+        const from = Math.max(0, Math.min(a - 1, kept.dirtyFrom));
+        const s = this.spec('sub', w.start + from, w.start + b, this.sameBlock(b - from), this.drawSlots(a, b, from + 1), true);
         s.pastLen = w.start;
-        s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: a, blockedTo: b };
+        s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: from, blockedTo: b };
         return s;
       }
     }
@@ -510,6 +520,8 @@ export class Sequence {
 
   private commitToken(pos: number, d: Draw, step: number): void {
     this.all[pos] = d.token;
+    const w = this.win;
+    if (this.kept && w && this.kept.block === w.index && pos >= w.start && pos < w.start + w.len) this.kept.dirtyFrom = Math.min(this.kept.dirtyFrom, pos - w.start);
     const i = pos - this.promptLen;
     this.tStep[i] = step;
     this.tConf[i] = d.prob;
@@ -599,25 +611,26 @@ export class Sequence {
       const bytes = floats * 4;
       if (this.reservedBytes < bytes) throw new Error(`sequence ${this.id}: scratch beyond its reservation`);
       this.reservedBytes -= bytes;
-      this.kept = { buf: this.pool.allocateScratch(floats), capacity: cap, block: -1, sub: -1 };
+      this.kept = { buf: this.pool.allocateScratch(floats), capacity: cap, block: -1, dirtyFrom: Infinity };
     }
     const S = spec.ids.length;
-    this.copyIntoKept(out, S, 0, S, g);
-    const [a] = this.activeSub();
+    this.copyIntoKept(out, 0, S, g);
     this.kept.block = this.win!.index;
-    this.kept.sub = Math.floor(a / this.opts.subBlockSize);
+    this.kept.dirtyFrom = Infinity;
   }
 
   private writeKept(out: RowOutput, spec: ForwardSpec): void {
     const off = spec.positions[0] - this.win!.start;
-    this.copyIntoKept(out, spec.ids.length, off, spec.ids.length, this.handle.geometry);
+    this.copyIntoKept(out, off, spec.ids.length, this.handle.geometry);
+    // every slot committed before this forward lies in [off, b): all kept slots match their tokens again
+    this.kept!.dirtyFrom = Infinity;
   }
 
-  private copyIntoKept(out: RowOutput, S: number, slotOffset: number, n: number, g: KvGeometry): void {
+  private copyIntoKept(out: RowOutput, slotOffset: number, n: number, g: KvGeometry): void {
     const kept = this.kept!;
     for (let l = 0; l < g.layers; l++) {
       for (let h = 0; h < g.kvHeads; h++) {
-        const src = ((out.row * g.kvHeads + h) * S) * g.headDim;
+        const src = ((out.row * g.kvHeads + h) * out.S) * g.headDim;
         const dk = (((l * 2) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
         const dv = (((l * 2 + 1) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
         kept.buf.set(out.presentK![l].subarray(src, src + n * g.headDim), dk);
