@@ -8,6 +8,7 @@ import type { EngineApi, EngineCreateOptions, EngineStats, GenerateHooks, Genera
 import { fromWire, type FromHost, type HostOptions, type ModelInfo, type ToHost } from './engine-protocol';
 import { loadEngineModelDir, type TextCodec } from './model-dir';
 import type { GenerationResult } from './sequence';
+import { workerReady } from './runner/worker-ready';
 
 interface Pending {
   resolve: (r: GenerationResult) => void;
@@ -43,26 +44,11 @@ export class EngineThread implements EngineApi {
     const dir = await loadEngineModelDir(opts.modelDir);
     const { thread: _thread, ...hostOpts } = opts;
     const worker = new Worker(path.join(__dirname, 'engine-worker.js'), { workerData: hostOpts satisfies HostOptions });
-    const ready = await new Promise<Extract<FromHost, { t: 'ready' }>>((resolve, reject) => {
-      const onMsg = (m: FromHost) => {
-        if (m.t === 'ready') done(() => resolve(m));
-        else if (m.t === 'init-error') done(() => reject(fromWire(m.error)));
-      };
-      const onErr = (e: Error) => done(() => reject(e));
-      const onExit = (code: number) => done(() => reject(new Error(`engine thread exited while loading (code ${code})`)));
-      const done = (f: () => void) => {
-        worker.off('message', onMsg);
-        worker.off('error', onErr);
-        worker.off('exit', onExit);
-        f();
-      };
-      worker.on('message', onMsg);
-      worker.on('error', onErr);
-      worker.on('exit', onExit);
-    }).catch(async (e) => {
-      await worker.terminate();
-      throw e;
-    });
+    const ready = await workerReady<FromHost, Extract<FromHost, { t: 'ready' }>>(
+      worker,
+      (m) => (m.t === 'ready' ? { ok: m } : m.t === 'init-error' ? { err: fromWire(m.error) } : undefined),
+      (code) => `engine thread exited while loading (code ${code})`,
+    );
     return new EngineThread(worker, ready.model, dir.codec, ready.pageBytes, ready.stats);
   }
 

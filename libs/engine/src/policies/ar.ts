@@ -21,8 +21,6 @@ export const arPolicy: DecodePolicy = {
 export const arBlockOrderPolicy: DecodePolicy = {
   name: 'ar',
   mode: 'block',
-  step(candidates: readonly Candidate[]): Candidate[] {
-    if (candidates.length === 0) return [];
-    return [candidates[0]];
-  },
+  // one-slot sub-blocks offer exactly the next position, as the causal loop does
+  step: arPolicy.step,
 };

@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import type { ModelRunner, RunResult, RunnerInfo, RunnerOutputs, RunnerTensor } from './runner';
+import { workerReady } from './worker-ready';
 
 export interface OrtRunnerOptions {
   modelPath: string;
@@ -93,36 +94,12 @@ export class OrtRunner implements ModelRunner {
     const worker = new Worker(path.join(__dirname, 'ort-worker.js'), {
       workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0 },
     });
-    const ready = await new Promise<{ inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }>((resolve, reject) => {
-      const onMsg = (m: { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }) => {
-        if (m.type === 'ready') {
-          cleanup();
-          resolve(m);
-        } else if (m.type === 'error') {
-          cleanup();
-          reject(new Error(`cannot load model ${opts.modelPath}: ${m.error}`));
-        }
-      };
-      const onErr = (e: Error) => {
-        cleanup();
-        reject(e);
-      };
-      const onExit = (code: number) => {
-        cleanup();
-        reject(new Error(`onnxruntime worker exited while loading (code ${code})`));
-      };
-      const cleanup = () => {
-        worker.off('message', onMsg);
-        worker.off('error', onErr);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMsg);
-      worker.on('error', onErr);
-      worker.on('exit', onExit);
-    }).catch(async (e) => {
-      await worker.terminate();
-      throw e;
-    });
+    type Msg = { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] };
+    const ready = await workerReady<Msg, Msg>(
+      worker,
+      (m) => (m.type === 'ready' ? { ok: m } : m.type === 'error' ? { err: new Error(`cannot load model ${opts.modelPath}: ${m.error}`) } : undefined),
+      (code) => `onnxruntime worker exited while loading (code ${code})`,
+    );
     let info: RunnerInfo;
     try {
       info = infoFromMetadata(ready.inputMetadata, ready.outputMetadata);
