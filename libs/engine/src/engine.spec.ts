@@ -137,15 +137,20 @@ describe('Engine on a counting model', () => {
   it('adablock ends the block right after the most confident predicted delimiter', async () => {
     const table = [...letters.slice(0, 9), 10]; // c % 10 == 9 -> '.'
     const margins = [LO, LO, HI, LO]; // position 11 is predicted by output 10 (10 % 4 == 2): the confident one
-    const { e } = engine({ table, margins });
+    const { e, runner } = engine({ table, margins });
     const prompt9 = 'abcdefghi';
     const r = await e.generate({ prompt: prompt9, options: { ...base, policy: 'adablock', maxNewTokens: 16, delimiterThreshold: 0.3 } });
     // window at 8 (slot 0 = prompt), lookahead 4 slots (9..12) all predict '.'; most confident at 11 -> block [8,12).
     expect(r.trajectory!.blocks[0]).toEqual([0, 3]);
     // step 0 (c=9) commits only the confident '.' at 11; then 9 ('a', c=10) and 10 ('b', c=11).
     expect(r.text.slice(0, 3)).toBe('ab.');
+    // block-aligned: the block after [8,12) runs to the trained boundary 16, never across it, and no
+    // planning window is longer than the block size
+    expect(r.trajectory!.blocks[1]).toEqual([3, 7]);
+    for (const [a, b] of r.trajectory!.blocks) expect(Math.floor((9 + a) / 8)).toBe(Math.floor((9 + b - 1) / 8));
     const fixed = await e.generate({ prompt: prompt9, options: { ...base, policy: 'adablock', maxNewTokens: 16, delimiterThreshold: 0.95 } });
     expect(fixed.trajectory!.blocks[0]).toEqual([0, 7]); // default block length 8 from position 8
+    expect(Math.max(...runner.shapes.map(([, S]) => S))).toBeLessThanOrEqual(8);
     await e.close();
   });
 

@@ -215,7 +215,7 @@ export class Sequence {
   }
 
   private scratchPositions(): number {
-    return this.policy.planBlock ? Math.max(this.opts.blockSize, this.opts.blockSize + Math.ceil(this.opts.maxNewTokens / 4)) : this.opts.blockSize;
+    return this.opts.blockSize;
   }
 
   private scratchFloats(): number {
@@ -469,12 +469,12 @@ export class Sequence {
     const index = this.win ? this.win.index + 1 : 0;
     while (this.all.length < start) this.all.push(this.handle.maskId);
     if (this.policy.planBlock) {
-      const firstTarget = Math.max(0, this.promptLen - start);
-      const remaining = Math.max(1, this.targetEnd() - (start + firstTarget));
-      const look = Math.max(1, Math.min(Math.ceil(this.opts.maxNewTokens / 4), remaining));
-      const planLen = Math.min(Math.max(firstTarget + look, bs), this.scratchPositions(), this.maxPos - start);
-      const promptBlock = start + bs <= this.promptLen;
-      this.win = { start, len: promptBlock ? Math.min(bs, this.maxPos - start) : planLen, planned: promptBlock, planLen, index, fresh: true };
+      // Block-aligned AdaBlock: the planning window never crosses the aligned block boundary the model
+      // was trained on, so it is at most blockSize; a block that ends early at a delimiter is followed
+      // by one that runs to the same boundary (adaptive blocks split the trained blocks, never span two).
+      const alignedEnd = Math.min((Math.floor(start / bs) + 1) * bs, this.maxPos);
+      const planLen = alignedEnd - start;
+      this.win = { start, len: planLen, planned: alignedEnd <= this.promptLen, planLen, index, fresh: true };
     } else {
       const len = Math.min((Math.floor(start / bs) + 1) * bs, this.maxPos) - start;
       this.win = { start, len, planned: true, planLen: len, index, fresh: true };
@@ -586,7 +586,7 @@ export class Sequence {
       const look = Math.max(1, Math.min(Math.ceil(this.opts.maxNewTokens / 4), remaining));
       const lookahead: Candidate[] = [];
       for (let s = firstTarget; s < Math.min(firstTarget + look, w.planLen); s++) if (this.isMasked(w.start + s)) lookahead.push(drawSlot(s));
-      const len = this.policy.planBlock!({ lookahead, delimiters: this.handle.delimiters, defaultLength: this.opts.blockSize, maxLength: w.planLen }, { options: this.opts });
+      const len = this.policy.planBlock!({ lookahead, delimiters: this.handle.delimiters, defaultLength: w.planLen, maxLength: w.planLen }, { options: this.opts });
       w.len = Math.max(len, firstTarget + 1);
       w.planned = true;
       // Slots past the block end go back to unknown (they belong to the next block).
