@@ -5,6 +5,7 @@ export * from './model-dir';
 export * from './tokenizer';
 export * from './safetensors';
 export * from './builder';
+export * from './logit-head';
 export * from './convert';
 export * from './tiny';
 export { OnnxGraph, BuiltModel, writeChunks, TensorType, inspectOnnx, tensorProto, nodeProto, attributeProto, valueInfoProto } from './onnx';

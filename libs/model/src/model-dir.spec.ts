@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildTinyModel } from './tiny';
-import { ModelDirError, loadModelDir, readManifest, readManifestFile } from './model-dir';
+import { ModelDirError, checkGraphContract, loadModelDir, readManifest, readManifestFile } from './model-dir';
 import { inspectOnnx } from './onnx';
 import { ManifestSchema, graphInputNames, graphOutputNames, layerIoNames } from './manifest';
 
@@ -43,9 +43,20 @@ describe('loadModelDir contract validation', () => {
     const dir = fresh();
     const m = await loadModelDir(dir);
     expect(m.session).toBeUndefined();
-    expect(m.manifest.format).toBe('dllm-farm/v1');
-    expect(m.graph.inputs.map((i) => i.name)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'past_key.0', 'past_value.0', 'past_key.1', 'past_value.1']);
-    expect(m.graph.outputs.find((o) => o.name === 'logits')!.shape).toEqual(['batch', 'seq', 100]);
+    expect(m.manifest.format).toBe('dllm-farm/v2');
+    expect(m.graph.inputs.map((i) => i.name)).toEqual([
+      'input_ids',
+      'position_ids',
+      'attention_mask',
+      'logit_index',
+      'banned_token_ids',
+      'past_key.0',
+      'past_value.0',
+      'past_key.1',
+      'past_value.1',
+    ]);
+    expect(m.graph.outputs.find((o) => o.name === 'logits')!.shape).toEqual(['batch', 'drawn', 100]);
+    expect(m.graph.outputs.map((o) => o.name).slice(0, 5)).toEqual(['logits', 'argmax', 'max_prob', 'log_sum_exp', 'entropy']);
     expect(m.graph.opsets['']).toBe(17);
     expect(m.tokenizer.vocabSize).toBe(99);
     expect(m.tokenizer.tokenToId('<|mask|>')).toBe(2);
@@ -100,6 +111,24 @@ describe('loadModelDir contract validation', () => {
     await expect(loadModelDir(dir)).rejects.toThrow(/past_key.0 dimension 3 is 8, expected 16/);
     fs.writeFileSync(path.join(dir, 'model.onnx'), Buffer.from('this is not protobuf at all'));
     await expect(loadModelDir(dir)).rejects.toThrow(/model.onnx is not a readable ONNX model/);
+  });
+
+  it('refuses an older format with a message naming the rebuild (export, then convert), and an unknown one', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.format = 'dllm-farm/v1'));
+    await expect(loadModelDir(dir)).rejects.toThrow(/model format dllm-farm\/v1 is older than dllm-farm\/v2.*dllm-farm export .*dllm-farm convert/);
+    // export may read it back out; its v2 graph then breaks the v1 contract it claims
+    await expect(loadModelDir(dir, { allowOlderFormat: true })).rejects.toThrow(/unexpected input\(s\) logit_index, banned_token_ids/);
+    editManifest(dir, (m) => (m.format = 'dllm-farm/v9'));
+    await expect(loadModelDir(dir)).rejects.toThrow(/unknown model format "dllm-farm\/v9" \(this version reads dllm-farm\/v1, dllm-farm\/v2\)/);
+  });
+
+  it('rejects a v2 graph without the draw head', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.architecture.num_layers = 2));
+    const m = await loadModelDir(dir);
+    const g = { ...m.graph, inputs: m.graph.inputs.filter((i) => i.name !== 'logit_index'), outputs: m.graph.outputs.filter((o) => o.name !== 'entropy') };
+    expect(checkGraphContract(g, m.manifest).join('; ')).toMatch(/lacks input\(s\) logit_index.*lacks output\(s\) entropy/);
   });
 
   it('rejects a tokenizer larger than the model vocabulary', async () => {

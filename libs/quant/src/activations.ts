@@ -84,6 +84,11 @@ export function sequenceFeeds(ids: number[], info: ModelRunInfo): Record<string,
     position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, S]),
     attention_mask: new ort.Tensor('float32', mask, [1, 1, S, S]),
   };
+  if (m.format !== 'dllm-farm/v1') {
+    // Format v2 draw head: every position's logits (so the LM head sees every row), nothing banned.
+    feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, S]);
+    feeds.banned_token_ids = new ort.Tensor('int64', new BigInt64Array(0), [0]);
+  }
   for (let i = 0; i < a.num_layers; i++) {
     feeds[layerIoNames(i).pastKey] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
     feeds[layerIoNames(i).pastValue] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
