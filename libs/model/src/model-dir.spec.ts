@@ -35,8 +35,12 @@ describe('loadModelDir contract validation', () => {
 
   it('names the KV-cache graph I/O of each layer consistently with graphInputNames / graphOutputNames', () => {
     expect(layerIoNames(1)).toEqual({ pastKey: 'past_key.1', pastValue: 'past_value.1', presentKey: 'present_key.1', presentValue: 'present_value.1' });
-    expect(graphInputNames(2).slice(3)).toEqual([0, 1].flatMap((i) => [layerIoNames(i).pastKey, layerIoNames(i).pastValue]));
-    expect(graphOutputNames(2)).toEqual(['logits', ...[0, 1].flatMap((i) => [layerIoNames(i).presentKey, layerIoNames(i).presentValue])]);
+    const kvIn = [0, 1].flatMap((i) => [layerIoNames(i).pastKey, layerIoNames(i).pastValue]);
+    const kvOut = [0, 1].flatMap((i) => [layerIoNames(i).presentKey, layerIoNames(i).presentValue]);
+    expect(graphInputNames(2)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'logit_index', 'banned_token_ids', ...kvIn]);
+    expect(graphOutputNames(2)).toEqual(['logits', 'argmax', 'max_prob', 'log_sum_exp', 'entropy', ...kvOut]);
+    expect(graphInputNames(2, 'dllm-farm/v1')).toEqual(['input_ids', 'position_ids', 'attention_mask', ...kvIn]);
+    expect(graphOutputNames(2, 'dllm-farm/v1')).toEqual(['logits', ...kvOut]);
   });
 
   it('loads a valid directory without opening onnxruntime, reading the graph header', async () => {
