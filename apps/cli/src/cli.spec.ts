@@ -44,7 +44,7 @@ describe('dllm-farm exit status: 2 for bad usage, 1 for other failures, 0 for su
 
   test('a failure that is not a usage error exits 1', async () => {
     const r = await cli(['export', path.join(ROOT, 'no-such-model-dir'), path.join(ROOT, 'no-such-out-dir')]);
-    expect(r.stderr).toMatch(/^dllm-farm: not a model directory/);
+    expect(r.stderr).toMatch(/^dllm-farm: model directory .*no-such-model-dir: does not exist or is not a directory/);
     expect(r.code).toBe(1);
   });
 

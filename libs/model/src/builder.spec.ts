@@ -25,7 +25,7 @@ describe('decoder graph on onnxruntime', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-model-'));
     tiny = buildTinyModel(path.join(tmp, 'm'), { seed: 7, manifest: { block_size: BLOCK } });
     arch = tiny.manifest.architecture;
-    session = await ort.InferenceSession.create(path.join(tiny.dir, 'model.onnx'));
+    session = await ort.InferenceSession.create(path.join(tiny.dir, 'model.onnx'), { logSeverityLevel: 3 }); // ORT warns (W) about the empty [B,0] statistics of zero-draw runs: expected, asserted below
   });
   afterAll(async () => {
     await session?.release();

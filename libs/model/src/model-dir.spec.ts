@@ -30,7 +30,9 @@ describe('loadModelDir contract validation', () => {
     editManifest(dir, (m) => (m.tokens.mask = 1000));
     expect(() => readManifest(dir)).toThrow(ModelDirError);
     expect(() => readManifest(dir)).toThrow(/tokens.mask: mask token id 1000 is outside the vocabulary/);
-    expect(() => readManifest(path.join(tmp, 'nowhere'))).toThrow(/missing dllm.json/);
+    expect(() => readManifest(path.join(tmp, 'nowhere'))).toThrow(/nowhere: does not exist or is not a directory/);
+    fs.mkdirSync(path.join(tmp, 'empty'));
+    expect(() => readManifest(path.join(tmp, 'empty'))).toThrow(/missing dllm.json/);
   });
 
   it('names the KV-cache graph I/O of each layer consistently with graphInputNames / graphOutputNames', () => {

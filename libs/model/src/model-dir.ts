@@ -99,6 +99,7 @@ export function readManifestFile(dir: string): { manifest: Manifest; raw: Record
   const fail = (msg: string): never => {
     throw new ModelDirError(abs, msg);
   };
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
   const manifestPath = path.join(abs, MANIFEST_FILE);
   if (!fs.existsSync(manifestPath)) fail(`missing ${MANIFEST_FILE} (the manifest)`);
   let raw: unknown;
