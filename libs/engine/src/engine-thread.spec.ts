@@ -95,7 +95,7 @@ describe('Engine in its own thread', () => {
       await e.close();
     }
     await expect(e.generate(req)).rejects.toThrow(/closed/);
-  });
+  }, 60_000); // starts an engine thread and a second model: seconds on a loaded 2-core machine
 
   it('a model directory that does not load rejects create with the loader message', async () => {
     await expect(Engine.create({ modelDir: path.join(tmp, 'absent') })).rejects.toThrow(/does not exist/);
