@@ -108,7 +108,8 @@ describe('rollouts', () => {
       expect(r.stepMap).toHaveLength(r.responseLength);
       expect(r.logprobs).toHaveLength(r.responseLength);
       expect(r.tpf).toBeCloseTo(r.numForwards ? r.responseLength / r.numForwards : 0, 12);
-      expect(r.policy).toEqual({ name: MODEL, version: '1' });
+      expect(r.policy).toEqual({ name: MODEL, version: '1', seq: 0 });
+      expect(r.promptTokenIds).toHaveLength(r.promptTokens);
       expect(r.decoding).toMatchObject({ temperature: 3, maxNewTokens: 12, blockSize: 8 });
       if (r.truncated) expect(r.correct).toBe(false);
     }
@@ -228,6 +229,7 @@ describe('rollouts', () => {
     // v1 samples are one version behind the newest (bound 0): marked stale, their groups filtered 'stale'
     for (const r of recs) {
       expect(r.stale).toBe(r.policy.version === '1');
+      expect(r.policy.seq).toBe(Number(r.policy.version)); // registry sequence numbers 1 and 2
       if (r.stale) expect(r.filterReason).toBe('stale');
     }
     // replay a few samples of each version on an engine of that version alone: same tokens (no KV of the other version leaked in)
@@ -237,6 +239,11 @@ describe('rollouts', () => {
         for (const r of recs.filter((x) => x.policy.version === version).slice(0, 3)) {
           const again = await engine.generate({ prompt: r.prompt, options: { ...(r.decoding as object), trajectory: false } });
           expect(again.tokenIds).toEqual(r.responseTokenIds);
+          // what an outside learner does: rebuild the input from the recorded ids and seed
+          const fromIds = await engine.generate({ promptIds: r.promptTokenIds, options: { ...(r.decoding as object), seed: r.seed, trajectory: true } });
+          expect(fromIds.tokenIds).toEqual(r.responseTokenIds);
+          expect(fromIds.trajectory!.stepMap).toEqual(r.stepMap);
+          expect(fromIds.trajectory!.logprobs).toEqual(r.logprobs);
         }
       } finally {
         await engine.close();

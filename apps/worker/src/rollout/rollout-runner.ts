@@ -110,10 +110,22 @@ export class RolloutRunner {
     } finally {
       cancel?.done();
     }
+    await this.fillPolicySeq(run.records);
     const recordsKey = await this.d.store.putGroup(p.rolloutId, p.groupIndex, run.records);
     const verdict = scoreRecords(run.records.map((r) => ({ ...r })), { config: req.reward }).groups[0];
     await this.finishGroup(p, verdict.kept);
     return { groupIndex: p.groupIndex, recordsKey, skipped: false, samples: run.records.length, tokens: run.completionTokens, promptTokens: run.promptTokens, prefixHitTokens: run.prefixHitTokens, wallMs: run.wallMs };
+  }
+
+  /** Sets `policy.seq` on each record from the registry (0 for a version never registered). */
+  private async fillPolicySeq(records: TrajectoryRecord[]): Promise<void> {
+    const seqs = new Map<string, number>();
+    for (const r of records) {
+      const k = `${r.policy.name}@${r.policy.version}`;
+      let seq = seqs.get(k);
+      if (seq === undefined) seqs.set(k, (seq = r.policy.version === 'unknown' ? 0 : await this.d.registry.seqOf(r.policy.name, r.policy.version)));
+      r.policy.seq = seq;
+    }
   }
 
   /** Marks (or rejects) samples whose policy version breaks the request's staleness bound (at aggregation time). */
@@ -226,11 +238,12 @@ export class RolloutRunner {
       const pr = req.prompts[g];
       groups.push(
         Array.from({ length: req.groupSize }, (_, i) =>
-          failedRecord({ rolloutId: p.rolloutId, groupIndex: g, sampleIndex: i, promptId: pr.id ?? `p${g}`, prompt: pr.prompt, answer: pr.answer ?? null, verifier: (pr.verifier ?? req.verifier).name }, 'failed', `group job failed: ${reason}`, 0, { name: req.model, version: 'unknown' }, {}),
+          failedRecord({ rolloutId: p.rolloutId, groupIndex: g, sampleIndex: i, promptId: pr.id ?? `p${g}`, prompt: pr.prompt, answer: pr.answer ?? null, verifier: (pr.verifier ?? req.verifier).name, promptTokenIds: [] }, 'failed', `group job failed: ${reason}`, 0, { name: req.model, version: 'unknown', seq: 0 }, {}),
         ),
       );
     }
     groups.sort((a, b) => a[0].groupIndex - b[0].groupIndex);
+    await this.fillPolicySeq(groups.flat());
     // staleness is judged when the batch is handed over: against the newest version registered now
     await this.applyStaleness(req, groups.flat());
 
