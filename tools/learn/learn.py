@@ -184,8 +184,8 @@ def record_rows(records, vocab):
     for r in records:
         if not r.get("kept") or r.get("advantage") is None or not r.get("responseTokenIds"):
             continue
-        p = r.get("promptTokenIds")
-        if p is None:
+        p = r.get("promptTokenIds")  # trajectory schema 2; older records: encode the prompt text
+        if not p:
             p = vocab.encode(r["prompt"])
             if r.get("promptTokens") and r["promptTokens"] != len(p):
                 raise FarmError(f"record {r['groupId']}#{r['sampleIndex']}: the prompt encodes to {len(p)} tokens here but the worker saw "
