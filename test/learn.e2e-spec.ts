@@ -61,8 +61,8 @@ const common = (out: string, extra: string[] = []) => [
   '--gateway', cluster.gatewayUrl, '--key', cluster.apiKey, '--model', MODEL, '--init', path.join(ROOT, 'models', MODEL),
   '--out', out, '--model-root', path.join(work, 'models'), '--cli', CLI, ...extra,
 ];
-// tiny settings: 2 kept groups of 4 samples, short answers, arith only
-const tiny = ['--group-size', '4', '--groups', '2', '--reserve', '2', '--max-new', '24', '--families', 'arith', '--n-problems', '64', '--lr', '1e-4', '--minibatch', '8'];
+// tiny settings: 2 kept groups of 4 samples, arith only (its worked solutions are ~40 tokens)
+const tiny = ['--group-size', '4', '--groups', '2', '--reserve', '2', '--max-new', '48', '--families', 'arith', '--n-problems', '64', '--lr', '1e-4', '--minibatch', '8'];
 
 maybe('learner (tools/learn) against the real farm', () => {
   const prefix = `e2e-${randomBytes(3).toString('hex')}`;
@@ -85,9 +85,14 @@ maybe('learner (tools/learn) against the real farm', () => {
 
   it('runs two RL steps: new versions registered, workers swapped, the next rollout carries the new version', async () => {
     const out = path.join(work, 'rl');
-    const r = await run(['rl', ...common(out, [...tiny, '--steps', '2', '--version-prefix', prefix])]);
-    if (r.code !== 0) throw new Error(`learn.py rl exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+    // step 1, then a second process that resumes from the checkpoint and state.json for step 2
+    for (const steps of ['1', '2']) {
+      const r = await run(['rl', ...common(out, [...tiny, '--steps', steps, '--version-prefix', prefix])]);
+      if (r.code !== 0) throw new Error(`learn.py rl --steps ${steps} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
+      if (steps === '2') expect(r.stderr).toContain('resuming run');
+    }
     const lines = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    console.log(`learn.e2e step log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
     expect(lines.map((l) => l.step)).toEqual([1, 2]);
     for (const l of lines) {
       for (const k of ['accuracy', 'tpf', 'kept_groups', 'filter_reasons', 'time']) expect(l).toHaveProperty(k);
@@ -97,6 +102,10 @@ maybe('learner (tools/learn) against the real farm', () => {
         expect(l.clip_frac).toBeGreaterThanOrEqual(0);
       }
     }
+    // the loss ran on kept samples (tiny-dllm answers most arith problems at temperature 1, so groups are kept)
+    const trained = lines.filter((l) => l.trained_samples > 0);
+    expect(trained.length).toBeGreaterThan(0);
+    for (const l of trained) for (const k of ['kl', 'clip_frac', 'policy_loss', 'nll', 'loss']) expect(Number.isFinite(l[k])).toBe(true);
     expect(lines[0].version).toBe(`${prefix}.1`);
     expect(lines[1].version).toBe(`${prefix}.2`);
     // step 2's rollout ran on the version step 1 registered (the staleness bound: required version)
