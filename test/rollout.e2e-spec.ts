@@ -57,7 +57,8 @@ const request = (extra: Record<string, unknown> = {}) => ({
   // a group whose answers can never match (all wrong), one that always matches, and mixed ones
   prompts: [
     { id: 'never', prompt: 'Q: abcdefghijklmn?\nA:', verifier: { name: 'regex', params: { pattern: 'ZZZ' } } },
-    { id: 'always', prompt: 'Q: bcdefghijklmno?\nA:', verifier: { name: 'regex', params: { pattern: '^' } } },
+    // any character: correct unless the response is empty (a pattern matching the empty string is refused as vacuous)
+    { id: 'always', prompt: 'Q: bcdefghijklmno?\nA:', verifier: { name: 'regex', params: { pattern: '[\\s\\S]' } } },
     { id: 'two', prompt: 'Q: cdefghijklmnop?\nA:', answer: '^.{2,}' },
     { id: 'three', prompt: 'Q: defghijklmnopq?\nA:', answer: '^.{3,}' },
   ],
@@ -171,8 +172,9 @@ describe('rollouts', () => {
   it('dynamic sampling: over-samples to refill after filtering, stops at the target, reports leftovers as batch_full', async () => {
     // 2 groups wanted; prompt 0 can never be right (filtered), prompts 1..5 always are
     const base = request();
-    const prompts = [base.prompts[0], ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`, verifier: { name: 'regex', params: { pattern: '^' } } }))];
-    const created = await api('POST', '/v1/rollouts', request({ prompts, targetGroups: 2 }));
+    // no stop strings: 12 digits per response, so '[0-9]' always matches
+    const prompts = [base.prompts[0], ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[0-9]' } } }))];
+    const created = await api('POST', '/v1/rollouts', request({ prompts, targetGroups: 2, decoding: { maxNewTokens: 12, blockSize: 8, subBlockSize: 4 } }));
     const view = await waitDone(created.json.id);
     const r = view.result;
     expect(r.targetGroups).toBe(2);
@@ -213,7 +215,7 @@ describe('rollouts', () => {
     expect((await api('POST', `/v1/models/${MODEL}/versions`, { dir: '/nonexistent' })).status).toBe(422);
 
     // long enough (24 groups x 4 samples x 64 tokens, 4 groups at a time) that the swap lands mid-rollout
-    const prompts = Array.from({ length: 24 }, (_, i) => ({ id: `q${i}`, prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`, verifier: { name: 'regex', params: { pattern: '^' } } }));
+    const prompts = Array.from({ length: 24 }, (_, i) => ({ id: `q${i}`, prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[0-9]' } } }));
     const created = await api('POST', '/v1/rollouts', request({ prompts, decoding: { maxNewTokens: 64, blockSize: 8, subBlockSize: 4 }, policy: { maxStaleness: 0, onStale: 'mark' } }));
     expect(created.status).toBe(202);
     // swap once the first groups are done

@@ -5,6 +5,7 @@ import { UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   rolloutGroupJob,
+  rolloutBaseSeed,
   rolloutGroupJobId,
   rolloutJob,
   rolloutStateKeys,
@@ -79,7 +80,9 @@ export class RolloutRunner {
     const p = parsed.data;
     const keys = rolloutStateKeys(this.d.prefix, p.rolloutId);
     const skipped = (): RolloutGroupReturn => ({ groupIndex: p.groupIndex, recordsKey: null, skipped: true, samples: 0, tokens: 0, promptTokens: 0, prefixHitTokens: 0, wallMs: 0 });
-    if ((await this.d.redis.hget(keys.state, 'full')) === '1') {
+    const [full, cancelled] = await this.d.redis.hmget(keys.state, 'full', 'cancelled');
+    if (full === '1' || cancelled === '1') {
+      // the batch is full, or the rollout was cancelled: a group that has not started is skipped
       await this.finishGroup(p, null);
       return skipped();
     }
@@ -88,7 +91,7 @@ export class RolloutRunner {
     if (!prompt) throw new UnrecoverableError(`rollout ${p.rolloutId}: no prompt ${p.groupIndex}`);
     const verifier = verifiers.bind(prompt.verifier ?? req.verifier);
     const engine = this.d.engine();
-    const baseSeed = ((req.sampling.seed ?? 0) + p.groupIndex * req.groupSize) >>> 0;
+    const baseSeed = (rolloutBaseSeed(p.rolloutId, req.sampling.seed) + p.groupIndex * req.groupSize) >>> 0;
     const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
     let run;
     try {
@@ -167,7 +170,9 @@ export class RolloutRunner {
         const already = finished.some((f) => f.groupId === me);
         if (!already && kept !== null) finished.push({ groupId: me, finishedAt: finished.length, kept });
         const inFlight = inflightRaw.filter((g) => g !== me);
-        const plan = planDynamicSampling({ targetGroups: target, finished, inFlight, remainingPrompts: Math.max(0, total - launched) });
+        // a cancelled rollout launches nothing more from the reserve
+        const remaining = state.cancelled === '1' ? 0 : Math.max(0, total - launched);
+        const plan = planDynamicSampling({ targetGroups: target, finished, inFlight, remainingPrompts: remaining });
         const m = conn.multi();
         if (!already && kept !== null) m.rpush(keys.finished, `${me}:${kept ? 1 : 0}`);
         m.srem(keys.inflight, me);
@@ -212,7 +217,8 @@ export class RolloutRunner {
     const failures = job.getIgnoredChildrenFailures ? await job.getIgnoredChildrenFailures() : {};
     const keys = rolloutStateKeys(this.d.prefix, p.rolloutId);
     const finishedRaw = await this.d.redis.lrange(keys.finished, 0, -1);
-    const launched = Number((await this.d.redis.hget(keys.state, 'launched')) ?? p.targetGroups);
+    const [launchedRaw, cancelledRaw] = await this.d.redis.hmget(keys.state, 'launched', 'cancelled');
+    const launched = Number(launchedRaw ?? p.targetGroups);
 
     const groups: TrajectoryRecord[][] = [];
     let tokens = 0;
@@ -280,6 +286,9 @@ export class RolloutRunner {
       trajectoriesKey: pub.jsonlKey,
       tokens: { completion: tokens, prompt: promptTokens, prefixHit },
       policyVersions: [...new Set(all.filter((r) => r.status !== 'failed' || r.numForwards > 0).map((r) => `${r.policy.name}@${r.policy.version}`))],
+      seed: rolloutBaseSeed(p.rolloutId, req.sampling.seed),
+      seedDrawn: p.seedDrawn === true,
+      cancelled: cancelledRaw === '1',
       wallMs: Date.now() - p.createdAt,
     };
     const resultKey = rolloutBlobKeys.result(p.rolloutId);
