@@ -142,10 +142,12 @@ maybe('learner (tools/learn) against the real farm', () => {
   });
 
   it('reports a version conflict instead of overwriting a registered version', async () => {
-    // a fresh run with the first run's version prefix: its step 1 would re-register '<prefix>.1' with other weights
+    // a fresh run with the first run's version prefix: its step 1 would re-register '<prefix>.1' with other weights.
+    // (A version directory another run wrote is refused at registration time too: convert_and_register.)
     const r = await run(['rl', ...common(path.join(work, 'conflict'), [...tiny, '--steps', '1', '--version-prefix', prefix, '--no-sync-probe'])]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`version conflict: ${path.join(work, 'models', `${prefix}.1`)} already exists and was not written by this run`);
+    expect(r.stderr).toContain(`version conflict: ${MODEL} versions with prefix '${prefix}' already exist (${prefix}.1, ${prefix}.2)`);
+    expect(fs.existsSync(path.join(work, 'conflict', 'state.json'))).toBe(false); // refused before any step
     // the first run's version directory is untouched
     expect(JSON.parse(fs.readFileSync(path.join(work, 'models', `${prefix}.1`, 'learn-run.json'), 'utf8')).version).toBe(`${prefix}.1`);
   });
@@ -159,24 +161,29 @@ maybe('learner (tools/learn) against the real farm', () => {
       'import learn, farm',
       `a = types.SimpleNamespace(model_root=${JSON.stringify(path.join(work, 'models'))}, model=${JSON.stringify(MODEL)}, cli=${JSON.stringify(CLI)})`,
       `c = farm.Client(${JSON.stringify(cluster.gatewayUrl)}, ${JSON.stringify(cluster.apiKey)})`,
-      'try:\n  learn.convert_and_register(a, c, sys.argv[1], "never-registered", "r1")\nexcept farm.FarmError as e:\n  print(e); sys.exit(3)',
+      'try:\n  learn.convert_and_register(a, c, sys.argv[1], sys.argv[2], "r1")\nexcept farm.FarmError as e:\n  print(e); sys.exit(3)',
     ].join('\n');
-    let out = '';
-    let code = 0;
-    try {
-      out = execFileSync(PY, ['-c', script, bad], { cwd: ROOT, encoding: 'utf8' });
-    } catch (e) {
-      code = (e as { status: number }).status;
-      out = String((e as { stdout: string }).stdout);
-    }
-    expect(code).toBe(3);
-    expect(out).toContain(`the converter rejected ${bad}`);
+    const py = (dir: string, version: string) => {
+      try {
+        return { code: 0, out: execFileSync(PY, ['-c', script, dir, version], { cwd: ROOT, encoding: 'utf8' }) };
+      } catch (e) {
+        return { code: (e as { status: number }).status, out: String((e as { stdout: string }).stdout) };
+      }
+    };
+    const r = py(bad, 'never-registered');
+    expect(r.code).toBe(3);
+    expect(r.out).toContain(`the converter rejected ${bad}`);
     expect((await api('GET', `/v1/models/${MODEL}/versions`)).json.data.map((v: { version: string }) => v.version)).not.toContain('never-registered');
+    expect(fs.existsSync(path.join(work, 'models', 'never-registered'))).toBe(false);
+    // another run's version directory is never overwritten or re-registered
+    const other = py(path.join(work, 'rl', 'ckpt'), `${prefix}.1`);
+    expect(other.code).toBe(3);
+    expect(other.out).toContain(`version conflict: ${path.join(work, 'models', `${prefix}.1`)} already exists and was not written by this run (r1)`);
   });
 
   it('distils a /v1/distill dataset with certainty forcing and registers the result', async () => {
-    const created = await api('POST', '/v1/distill', { model: MODEL, tasks: [{ family: 'arith', split: 'train', seed: 3, n: 8 }], decoding: { maxNewTokens: 32 } });
-    expect(created.status).toBe(202);
+    const created = await api('POST', '/v1/distill', { model: MODEL, tasks: [{ family: 'arith', split: 'train', seed: 3, n: 8 }], decoding: { maxNewTokens: 64 } });
+    if (created.status !== 202) throw new Error(`POST /v1/distill -> ${created.status}: ${created.text.slice(0, 500)}`);
     await waitFor(async () => {
       const v = (await api('GET', `/v1/distill/${created.json.id}`)).json;
       if (v.status === 'failed') throw new Error(`distill failed: ${v.failed_reason}`);

@@ -269,6 +269,12 @@ def cmd_rl(args):
     listing = client.request("GET", f"/v1/models/{args.model}/versions")  # gateway up, key valid, model served
     state = load_state(out)
     if state is None:
+        if args.version_prefix:  # a new run must not reuse another run's version names: say so before the first step
+            taken = [v["version"] for v in listing.get("data", []) if v["version"].startswith(args.version_prefix + ".")]
+            taken += [d for d in (os.listdir(args.model_root) if os.path.isdir(args.model_root) else []) if d.startswith(args.version_prefix + ".")]
+            if taken:
+                raise FarmError(f"version conflict: {args.model} versions with prefix '{args.version_prefix}' already exist ({', '.join(sorted(set(taken))[:3])}); "
+                                f"choose another --version-prefix (or resume that run with its --out)")
         hf = prepare_init(args, os.path.join(out, "init"))
         state = dict(run_id=secrets.token_hex(3), step=0, registered=True, version=None, pending=None, problem_offset=0, init=os.path.abspath(hf))
         # the frozen reference policy for the KL term: the starting weights, kept for the whole run
