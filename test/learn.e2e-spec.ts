@@ -32,9 +32,9 @@ const CLI = `node -r ${path.join(ROOT, 'test/gateway.register.js')} ${path.join(
 
 let cluster: Cluster;
 let work: string;
-const run = (args: string[], timeoutMs = 240_000) =>
+const run = (args: string[], env: Record<string, string> = {}, timeoutMs = 240_000) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(PY, [path.join(ROOT, 'tools/learn/learn.py'), ...args], { cwd: ROOT, env: { ...process.env, TRAIN_THREADS: '1' } });
+    const p = spawn(PY, [path.join(ROOT, 'tools/learn/learn.py'), ...args], { cwd: ROOT, env: { ...process.env, TRAIN_THREADS: '1', ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -127,6 +127,30 @@ maybe('learner (tools/learn) against the real farm', () => {
     const again = await run(['rl', ...common(out, [...tiny, '--steps', '2', '--version-prefix', prefix])]);
     expect(again.code).toBe(0);
     expect(fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
+  it('resumes after crashes mid-read and between the checkpoint and state.json, never updating twice', async () => {
+    const out = path.join(work, 'crash');
+    const args = ['rl', ...common(out, [...tiny, '--steps', '1', '--version-prefix', `${prefix}-crash`])];
+    const state = () => JSON.parse(fs.readFileSync(path.join(out, 'state.json'), 'utf8'));
+    // 1: killed after the first stream page is on disk but before it was acknowledged
+    const a = await run(args, { DLLM_LEARN_CRASH_AT: 'after-page' });
+    expect(a.code).toBe(137);
+    expect(state().pending.cursor).toMatch(/^\d+-\d+$/);
+    // 2: resumes the same rollout from its cursor, learns, killed after the checkpoint, before state.json
+    const b = await run(args, { DLLM_LEARN_CRASH_AT: 'after-checkpoint' });
+    expect(b.code).toBe(137);
+    expect(b.stderr).toContain('resuming run');
+    expect(state().step).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'ckpt', 'progress.json'), 'utf8')).step).toBe(1);
+    // 3: sees the step-1 checkpoint, does not learn again, registers it and waits for the swap
+    const c = await run(args);
+    if (c.code !== 0) throw new Error(`resume exited ${c.code}:\n${c.stderr.slice(-3000)}`);
+    expect(c.stderr).toContain(`registered ${prefix}-crash.1 after resuming`);
+    expect(c.stderr).not.toContain('"trained_samples"');
+    expect(state()).toMatchObject({ step: 1, registered: true, version: `${prefix}-crash.1`, pending: null });
+    const listing = await api('GET', `/v1/models/${MODEL}/versions`);
+    expect(listing.json.latest).toBe(`${prefix}-crash.1`);
   });
 
   it('says clearly when the gateway does not answer', async () => {

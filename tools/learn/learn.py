@@ -42,6 +42,13 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def crash_point(name):
+    """Fault injection for the resume tests: DLLM_LEARN_CRASH_AT=<name> kills the process here (exit 137, no cleanup)."""
+    if os.environ.get("DLLM_LEARN_CRASH_AT") == name:
+        log(f"learn.py: simulated crash at {name} (DLLM_LEARN_CRASH_AT)")
+        os._exit(137)
+
+
 # ---------------------------------------------------------------- state, checkpoints
 
 
@@ -59,12 +66,15 @@ def load_state(out):
     return json.load(open(p)) if os.path.exists(p) else None
 
 
-def save_checkpoint(out, model, opt, vocab, tokenizer_path, extra):
-    """out/ckpt: HF-style dir (config.json, model.safetensors, tokenizer.json) + optimizer.pt, replaced atomically."""
+def save_checkpoint(out, model, opt, vocab, tokenizer_path, progress):
+    """out/ckpt: HF-style dir (config.json, model.safetensors, tokenizer.json) + optimizer.pt + progress.json (the
+    step these weights are the result of), replaced atomically: a crash leaves the old or the new one, whole."""
     tmp = os.path.join(out, "ckpt.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    train.save_model(model, vocab, tmp, tokenizer_path, "block-diffusion", extra)
+    train.save_model(model, vocab, tmp, tokenizer_path, "block-diffusion")
     torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+    with open(os.path.join(tmp, "progress.json"), "w") as f:
+        json.dump(progress or {}, f)
     final = os.path.join(out, "ckpt")
     old = os.path.join(out, "ckpt.old")
     shutil.rmtree(old, ignore_errors=True)
@@ -283,13 +293,17 @@ def cmd_rl(args):
         opt = make_optimizer(model, args.lr)
         shutil.rmtree(os.path.join(out, "ref"), ignore_errors=True)
         train.save_model(model, vocab, os.path.join(out, "ref"), os.path.join(hf, "tokenizer.json"), "block-diffusion")
-        save_checkpoint(out, model, opt, vocab, os.path.join(hf, "tokenizer.json"), None)
+        save_checkpoint(out, model, opt, vocab, os.path.join(hf, "tokenizer.json"), {"step": 0, "problem_offset": 0})
         write_json_atomic(os.path.join(out, "state.json"), state)
         log(f"rl: new run {state['run_id']} from {hf} (registry latest: {listing.get('latest')})")
     else:
         log(f"rl: resuming run {state['run_id']} after step {state['step']} (version {state['version']})")
     ck = os.path.join(out, "ckpt")
     tok = os.path.join(ck, "tokenizer.json")
+    prog = json.load(open(os.path.join(ck, "progress.json"))) if os.path.exists(os.path.join(ck, "progress.json")) else {}
+    if prog.get("step", 0) > state["step"]:  # crashed after writing the step's checkpoint, before state.json: never redo the update
+        state.update(step=prog["step"], registered=False, pending=None, problem_offset=prog["problem_offset"])
+        write_json_atomic(os.path.join(out, "state.json"), state)
     vocab = train.Vocab(tok)
     model, cfg = train.load_model(ck, args.device)
     if cfg.get("bd_size", blockdiff.BLOCK) != blockdiff.BLOCK:
@@ -315,8 +329,11 @@ def cmd_rl(args):
         convert_and_register(args, client, ck, v, state["run_id"])
         state.update(registered=True, version=v)
         save_state()
-        probe_version(args, client, v, problems)
+        probes = probe_version(args, client, v, problems) if args.sync_probe else 0
         log(f"rl: registered {v} after resuming ({time.time() - t0:.1f}s)")
+        logf.write(json.dumps(dict(step=state["step"], version=v, resumed="registered after a crash", sync_probes=probes,
+                                   time=dict(weight_sync=round(time.time() - t0, 2)))) + "\n")
+        logf.flush()
 
     while state["step"] < args.steps:
         step = state["step"] + 1
@@ -341,6 +358,7 @@ def cmd_rl(args):
                 os.fsync(f.fileno())
             pend["cursor"] = cursor
             save_state()
+            crash_point("after-page")  # the page is on disk, not yet acknowledged
 
         read_stream(client, pend["rollout"], f"learner-{state['run_id']}", pend["cursor"], on_page, args.rollout_timeout)
         seen = {}
@@ -359,7 +377,8 @@ def cmd_rl(args):
             lstats = {"updates": 0, "trained_samples": 0, "skipped": "no kept group (every group filtered)"}
         t2 = time.time()
         state.update(step=step, registered=False, pending=None, problem_offset=state["problem_offset"] + pend["n"])
-        save_checkpoint(out, model, opt, vocab, tok, None)
+        save_checkpoint(out, model, opt, vocab, tok, {"step": step, "problem_offset": state["problem_offset"]})
+        crash_point("after-checkpoint")  # the step's weights are saved, state.json still says the step is pending
         save_state()
         v = f"{prefix}.{step}"
         reg = convert_and_register(args, client, ck, v, state["run_id"])
@@ -439,6 +458,9 @@ def cmd_distill(args):
     ck = os.path.join(out, "ckpt")
     tok = os.path.join(ck, "tokenizer.json")
     vocab = train.Vocab(tok)
+    prog = json.load(open(os.path.join(ck, "progress.json"))) if os.path.exists(os.path.join(ck, "progress.json")) else {}
+    if prog.get("step", 0) > state["step"]:  # crashed between the checkpoint and state.json
+        state["step"] = prog["step"]
     dvocab = train.Vocab(os.path.join(data, "tokenizer.json"))
     if dvocab.vocab != vocab.vocab:
         raise FarmError("the dataset's tokenizer.json differs from the model's: distil into the model that served as the teacher (or one with its vocabulary)")
@@ -466,7 +488,7 @@ def cmd_distill(args):
             logf.flush()
             log(json.dumps(line))
         if state["step"] % args.save_every == 0 or state["step"] == args.steps:
-            save_checkpoint(out, model, opt, vocab, tok, None)
+            save_checkpoint(out, model, opt, vocab, tok, {"step": state["step"]})
             write_json_atomic(os.path.join(out, "state.json"), state)
     version = args.version or f"distill-{state['run_id']}.{state['step']}"
     if not state.get("registered"):
