@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Redis } from 'ioredis';
 
-/** The registration script (KEYS/ARGV documented in the file); shipped next to the compiled code by the build. */
+/** The registration script (KEYS/ARGV documented in the file); `npm run build` copies the .lua files of libs next to the compiled code. */
 const REGISTER_LUA = fs.readFileSync(path.join(__dirname, 'lua', 'register-version.lua'), 'utf8');
 const REGISTER_CMD = 'dllmRegisterPolicyVersion';
 

@@ -29,7 +29,15 @@ export const rolloutBlobKeys = {
   result: (id: string) => `rollouts/${id}/result.json`,
 };
 
-export class StreamCursorError extends RangeError {}
+/** A bad stream read parameter; `param` names the query parameter (group, consumer, cursor, count, claim_idle_ms). */
+export class StreamCursorError extends RangeError {
+  constructor(
+    message: string,
+    readonly param: 'group' | 'consumer' | 'cursor' | 'count' | 'claim_idle_ms' = 'cursor',
+  ) {
+    super(message);
+  }
+}
 
 /** Default idle time (ms) after which a reader's unacknowledged records may be taken over by another reader of its group. */
 export const DEFAULT_CLAIM_IDLE_MS = 60_000;
@@ -139,12 +147,12 @@ export class TrajectoryStore {
     const o: ReadOptions = typeof opts === 'string' ? { consumer: opts } : opts;
     const consumer = o.consumer ?? 'learner';
     const claimIdleMs = o.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS;
-    if (!CONSUMER_GROUP_RE.test(group)) throw new StreamCursorError(`group must be 1-64 letters, digits, . _ - (got '${group.slice(0, 64)}')`);
-    if (!CONSUMER_GROUP_RE.test(consumer)) throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`);
+    if (!CONSUMER_GROUP_RE.test(group)) throw new StreamCursorError(`group must be 1-64 letters, digits, . _ - (got '${group.slice(0, 64)}')`, 'group');
+    if (!CONSUMER_GROUP_RE.test(consumer)) throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`, 'consumer');
     if (cursor !== null && !STREAM_ID_RE.test(cursor)) throw new StreamCursorError(`cursor must be a stream id like 1700000000000-0 (the cursor of the previous page), got '${cursor.slice(0, 40)}'`);
-    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new StreamCursorError(`count must be an integer in [1, 1000], got ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new StreamCursorError(`count must be an integer in [1, 1000], got ${count}`, 'count');
     if (!Number.isInteger(claimIdleMs) || claimIdleMs < CLAIM_IDLE_MS_RANGE.min || claimIdleMs > CLAIM_IDLE_MS_RANGE.max) {
-      throw new StreamCursorError(`claimIdleMs must be an integer in [${CLAIM_IDLE_MS_RANGE.min}, ${CLAIM_IDLE_MS_RANGE.max}] (milliseconds), got ${claimIdleMs}`);
+      throw new StreamCursorError(`claimIdleMs must be an integer in [${CLAIM_IDLE_MS_RANGE.min}, ${CLAIM_IDLE_MS_RANGE.max}] (milliseconds), got ${claimIdleMs}`, 'claim_idle_ms');
     }
     const key = this.streamKey(rolloutId);
     try {

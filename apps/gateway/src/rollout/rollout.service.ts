@@ -213,7 +213,7 @@ export class RolloutService implements OnModuleDestroy {
     try {
       return await this.store.read(id, group, cursor, count, opts);
     } catch (e) {
-      if (e instanceof StreamCursorError) throw new ApiError(400, e.message, 'invalid_cursor');
+      if (e instanceof StreamCursorError) throw new ApiError(400, e.message, e.param === 'cursor' ? 'invalid_cursor' : 'invalid_value', e.param);
       throw e;
     }
   }

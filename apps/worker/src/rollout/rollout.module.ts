@@ -61,7 +61,11 @@ export class RolloutService implements OnApplicationShutdown {
       ttlSeconds: config.storage.resultTtlSeconds || undefined,
     });
     // weight sync: the registry's latest before the first job, then announcements and reconnects
-    engine.beforeReady(() => this.syncLatest('boot'));
+    // (the subscription is confirmed first: a version registered between the read and the subscribe would be missed)
+    engine.beforeReady(async () => {
+      await subscribed;
+      await this.syncLatest('boot');
+    });
     // the connection name carries the queue prefix: one deployment's subscribers are told apart on a shared Redis
     this.sub = createRedis(config.redis.url, `dllm-worker-models:${prefix}`);
     this.sub.on('message', (channel: string, message: string) => {
@@ -77,10 +81,15 @@ export class RolloutService implements OnApplicationShutdown {
     });
     let connections = 0;
     this.sub.on('ready', () => {
-      // ioredis re-subscribes by itself on reconnect; what was announced meanwhile is read from the registry
-      if (connections++ > 0 && this.engine.ready) void this.syncLatest('reconnect');
+      // ioredis re-subscribes by itself on reconnect; once that is confirmed (SUBSCRIBE again is a
+      // no-op queued behind it), what was announced meanwhile is read from the registry
+      if (connections++ === 0 || !this.engine.ready) return;
+      void this.sub
+        .subscribe(this.registry.channel)
+        .then(() => this.syncLatest('reconnect'))
+        .catch((e: Error) => this.logger.error(`after reconnecting: cannot read the latest model version: ${e.message}`));
     });
-    void this.sub.subscribe(this.registry.channel).catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
+    const subscribed = this.sub.subscribe(this.registry.channel).catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
   }
 
   /** Reads the registry's latest version of this model and swaps to it when it is newer than the served one. */
