@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot, startCluster, type Cluster } from '../apps/demo/src/cluster';
 import { waitFor } from './helpers';
+import { callApi } from './helpers/http';
 
 jest.setTimeout(300_000);
 
@@ -46,16 +47,7 @@ const run = (args: string[], env: Record<string, string> = {}, timeoutMs = 240_0
     });
   });
 
-const api = async (method: string, url: string, body?: unknown) => {
-  const res = await fetch(`${cluster.gatewayUrl}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${cluster.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  const json = (res.headers.get('content-type') ?? '').includes('application/json') ? JSON.parse(text) : null;
-  return { status: res.status, text, json };
-};
+const api = (method: string, url: string, body?: unknown) => callApi(cluster.gatewayUrl, cluster.apiKey, method, url, body);
 
 const common = (out: string, extra: string[] = []) => [
   '--gateway', cluster.gatewayUrl, '--key', cluster.apiKey, '--model', MODEL, '--init', path.join(ROOT, 'models', MODEL),
