@@ -178,6 +178,13 @@ describe('rollout farm faults (issue 14)', () => {
     expect(groups.size).toBeGreaterThanOrEqual(1);
     expect(groups.size).toBeLessThan(40); // queued groups were skipped
     expect(recs.some((r) => r.status === 'completed' || r.status === 'truncated')).toBe(true); // finished trajectories kept
+    // groups running at the cancel stopped at a block boundary: their samples are aborted with partial output, the group incomplete
+    const aborted = recs.filter((r) => r.status === 'aborted');
+    expect(aborted.length).toBeGreaterThan(0);
+    for (const r of aborted) {
+      expect(r.responseLength).toBeLessThan(256);
+      expect(r.filterReason).toBe('incomplete');
+    }
     for (const r of recs) expect(trajectoryRecordSchema.safeParse(r).success).toBe(true);
     // the stream ends: a reader gets every record and done
     let cursor: string | null = null;
