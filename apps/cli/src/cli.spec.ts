@@ -31,6 +31,7 @@ describe('dllm-farm exit status: 2 for bad usage, 1 for other failures, 0 for su
     [['eval', '--task', 'arith', '--bogus'], /Unknown option '--bogus'/],
     [['eval', '--task', 'arith', '--n', '0'], /--n must be an integer >= 1/],
     [['tasks', '--family', 'arith', '--split', 'dev'], /--split must be 'train' or 'test'/],
+    [['eval', '--task', 'arith', '--split', 'dev'], /--split must be 'train' or 'test'/],
     [['quantize', 'a', 'b'], /--weights is required/],
     [['status'], /expected one batch or job id/],
     [['frobnicate'], /unknown command 'frobnicate'/],

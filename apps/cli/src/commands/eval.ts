@@ -9,6 +9,8 @@ const HELP = `Usage: dllm-farm eval [--model <dir>] --task <family> [--n N] [--s
 
   --model DIR        model directory (default: models/tiny-dllm)
   --task NAME        task family (${familyNames().join(', ')}); problems come from its held-out test split
+  --split test|train which split the problems come from (default test); choose training checkpoints on
+                     train-split problems of an unused seed (a validation set), never on the test split
   --n N              number of problems (default 50)
   --seed S           problem stream seed (default 0); with --temperature > 0 also the sampling seed
                      base (problem i samples with seed S + i)
@@ -43,7 +45,8 @@ export interface EvalSummary {
 /**
  * Runs `n` held-out problems of `task` (test split, stream `seed`) through `engine`, `batch` at a time,
  * and sums exact-match accuracy, tokens, forwards and wall time. `onResult` is called once per
- * finished problem (progress display).
+ * finished problem (progress display). `split: 'train'` draws the problems from the training split
+ * instead (a validation set for choosing checkpoints, with a seed the training data did not use).
  */
 export async function runEval(
   engine: Engine,
@@ -53,8 +56,9 @@ export async function runEval(
   options: Partial<DecodeOptions>,
   batch: number,
   onResult?: (r: { correct: boolean; tokens: number }) => void,
+  split: 'test' | 'train' = 'test',
 ): Promise<EvalSummary> {
-  const items = problems(task, { split: 'test', seed, n });
+  const items = problems(task, { split, seed, n });
   const t0 = performance.now();
   let next = 0;
   let correct = 0;
@@ -98,6 +102,7 @@ export const command: CliCommand = {
         options: {
           model: { type: 'string' },
           task: { type: 'string' },
+          split: { type: 'string' },
           n: { type: 'string' },
           batch: { type: 'string' },
           threads: { type: 'string' },
@@ -113,6 +118,8 @@ export const command: CliCommand = {
     }
     if (!values.task) throw new UsageError(`--task is required (${familyNames().join(', ')})`);
     if (!familyNames().includes(values.task)) throw new UsageError(`unknown task '${values.task}' (known: ${familyNames().join(', ')})`);
+    const split = values.split ?? 'test';
+    if (split !== 'test' && split !== 'train') throw new UsageError(`--split must be 'train' or 'test'`);
     const n = int('n', values.n, 50, 1);
     const seed = int('seed', values.seed, 0, 0);
     const batch = int('batch', values.batch, 8, 1);
@@ -136,13 +143,13 @@ export const command: CliCommand = {
           done++;
           if (r.correct) right++;
           progress.tick();
-        });
+        }, split);
       } finally {
         progress.done();
       }
       if (values.json) console.log(JSON.stringify(s));
       else {
-        console.log(`${s.model.name}@${s.model.version} on ${s.task} (${s.n} held-out problems, seed ${seed})`);
+        console.log(`${s.model.name}@${s.model.version} on ${s.task} (${s.n} ${split === 'test' ? 'held-out' : 'train-split'} problems, seed ${seed})`);
         console.log(`  accuracy   ${(s.accuracy * 100).toFixed(1)}% (${s.correct}/${s.n})`);
         console.log(`  tokens     ${s.tokens} in ${s.forwards} forwards: TPF ${s.tpf.toFixed(2)}`);
         console.log(`  speed      ${s.tokens_per_second.toFixed(1)} tokens/s, ${s.wall_seconds.toFixed(2)} s wall`);
