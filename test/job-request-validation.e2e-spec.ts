@@ -156,7 +156,7 @@ describe('after a model-version swap the gateway judges requests against the new
     const reg = await post(`/v1/models/${DLLM}/versions`, { dir: v3 });
     expect(reg.status).toBe(201);
     expect((await post('/v1/rollouts', mid)).status).toBe(202);
-    const long = rollout(DLLM, [{ prompt: 'a b '.repeat(100) }]); // ~200 tokens: over 64, under 512
+    const long = rollout(DLLM, [{ prompt: 'a b '.repeat(100) }]); // over version 2's 64 positions, under version 3's 512
     expect((await post('/v1/rollouts', long)).status).toBe(202);
   });
 });
