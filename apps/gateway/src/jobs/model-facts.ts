@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { unknownModelFacts, type ModelFacts } from '@dllm/contracts';
 import { MANIFEST_FILE, TOKENIZER_FILE, Tokenizer, parseManifest } from '@dllm/model';
 import { createRedis } from '@dllm/queue';
-import { PolicyRegistry, type SwapAnnouncement } from '@dllm/rl';
+import { parseAnnouncement, PolicyRegistry } from '@dllm/rl';
 import type { GatewaySettings } from '../settings';
 import { REDIS, SETTINGS } from '../tokens';
 
@@ -68,14 +68,8 @@ export class ModelFactsService implements OnModuleInit, OnModuleDestroy {
     // in the background: a gateway starts (and reports readiness) whether or not Redis answers yet
     this.sub = createRedis(this.settings.redisUrl, 'gateway-models', { connectionName: `dllm-gateway-models:${this.settings.queuePrefix}` }, (l) => this.logger.warn(l));
     this.sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.registry.channel) return;
-      let a: SwapAnnouncement;
-      try {
-        a = JSON.parse(message) as SwapAnnouncement;
-      } catch {
-        return;
-      }
-      if (typeof a?.name === 'string' && typeof a.dir === 'string' && Number.isInteger(a.seq)) this.apply(a.name, a.seq, a.version, a.dir);
+      const a = channel === this.registry.channel ? parseAnnouncement(message) : null;
+      if (a) this.apply(a.name, a.seq, a.version, a.dir);
     });
     // the first 'ready' and every reconnection: subscribe (a no-op when ioredis re-subscribed), then read `latest`
     this.sub.on('ready', () => {

@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { queueName, rolloutGroupJob, rolloutGroupReturnSchema } from '@dllm/contracts';
 import type { Config } from '@dllm/config';
 import { CancelRegistry, createRedis, retentionOptions } from '@dllm/queue';
-import { PolicyRegistry, TrajectoryStore, type SwapAnnouncement } from '@dllm/rl';
+import { parseAnnouncement, PolicyRegistry, TrajectoryStore, type SwapAnnouncement } from '@dllm/rl';
 import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, REDIS, RESULT_STORE } from '../core/tokens';
@@ -72,15 +72,8 @@ export class RolloutService implements OnApplicationShutdown {
     // the connection name carries the queue prefix: one deployment's subscribers are told apart on a shared Redis
     this.sub = createRedis(config.redis.url, `dllm-worker-models:${prefix}`);
     this.sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.registry.channel) return;
-      let a: SwapAnnouncement;
-      try {
-        a = JSON.parse(message) as SwapAnnouncement;
-      } catch {
-        return;
-      }
-      if (a.name !== config.worker.model.name || !Number.isInteger(a.seq)) return;
-      this.request(a, 'announcement');
+      const a = channel === this.registry.channel ? parseAnnouncement(message) : null;
+      if (a && a.name === config.worker.model.name) this.request(a, 'announcement');
     });
     let connections = 0;
     this.sub.on('ready', () => {
