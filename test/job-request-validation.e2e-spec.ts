@@ -11,8 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { queueName } from '@dllm/contracts';
 import { PolicyRegistry } from '@dllm/rl';
-import { hashApiKey } from '../apps/gateway/src/auth/api-keys';
-import { startGateway } from '../apps/gateway/src/bootstrap';
+import { startTestGateway } from './helpers/gateway';
 import { waitFor } from './helpers';
 import { callApi } from './helpers/http';
 
@@ -53,18 +52,7 @@ const rollout = (model: string, prompts: { prompt: string; answer?: string }[], 
 beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-jobval-'));
   redis = new Redis(redisUrl);
-  app = await startGateway(
-    {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix: `${tag}:gw:`,
-      apiKeys: [{ name: 'jobval', sha256: hashApiKey('sk-jobval') }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 1 << 20,
-      models: [{ name: DLLM, dir: path.join(root, 'models/tiny-dllm') }, { name: AR, dir: path.join(root, 'models/tiny-ar') }],
-      storageDir: storage, batch: { maxLines: 100, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 3000, retentionSeconds: 600,
-    },
-    { docsUi: false, logLevels: ['error'] },
-  );
-  base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-jobval', storageDir: storage, redisUrl }));
 });
 
 afterAll(async () => {
