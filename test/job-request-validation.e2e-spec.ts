@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { queueName } from '@dllm/contracts';
 import { PolicyRegistry } from '@dllm/rl';
 import { startTestGateway } from './helpers/gateway';
-import { waitFor } from './helpers';
+import { cleanupPrefix, waitFor } from './helpers';
 import { callApi } from './helpers/http';
 
 jest.setTimeout(60_000);
@@ -57,15 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  for (const kind of ['rollout', 'distill'] as const) {
-    for (const m of [DLLM, AR]) {
-      const q = new Queue(queueName(kind, m), { prefix: tag, connection: { url: redisUrl } });
-      await q.obliterate({ force: true });
-      await q.close();
-    }
-  }
-  const keys = await redis.keys(`${tag}*`);
-  if (keys.length) await redis.del(...keys);
+  await cleanupPrefix(tag, redisUrl); // the queues, the registry, rate and batch keys: all under the tag
   await redis.quit();
   fs.rmSync(storage, { recursive: true, force: true });
 });
