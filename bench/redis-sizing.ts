@@ -7,8 +7,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Queue, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { QueueRegistry } from '@dllm/queue';
 
 // bench/ from the sources, or dist/bench/ from the build: scripts/redis.js is at the repository root.
 const root = [path.resolve(__dirname, '..'), path.resolve(__dirname, '..', '..')].find((d) => fs.existsSync(path.join(d, 'scripts/redis.js')))!;
@@ -51,7 +52,9 @@ async function main() {
   const connection = { url: redisInfo.url, maxRetriesPerRequest: null } as const;
   const redis = new Redis(redisInfo.url);
   const queueName = 'dllm.generation.tiny-dllm';
-  const queue = new Queue(queueName, { connection: { ...connection }, prefix });
+  // the queue's owner, as in the gateway (retention is set per job below: the bench sizes its own)
+  const queues = new QueueRegistry({ connection: { ...connection }, prefix });
+  const queue = queues.get('generation', 'tiny-dllm');
   const prompt = 'Q: '.padEnd(promptChars, '7+8=15; ');
   try {
     const empty = await keyBytes(redis, `${prefix}:*`);
@@ -109,7 +112,7 @@ async function main() {
     }
   } finally {
     await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
+    await queues.close();
     let cursor = '0';
     do {
       const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);

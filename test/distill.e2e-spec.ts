@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startCluster, type Cluster } from '../apps/demo/src/cluster';
 import { waitFor } from './helpers';
+import { callApi } from './helpers/http';
 import { buildTinyModel } from '@dllm/model';
 import { BOS_ID, buildTokenizerJson, EOS_ID, MASK_ID, PAD_ID, VOCAB_SIZE } from '@dllm/tasks';
 
@@ -17,21 +18,7 @@ let cluster: Cluster;
 let modelDir: string;
 let dataDir: string;
 
-const api = async (method: string, url: string, body?: unknown) => {
-  const res = await fetch(`${cluster.gatewayUrl}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${cluster.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, json, text };
-};
+const api = (method: string, url: string, body?: unknown) => callApi(cluster.gatewayUrl, cluster.apiKey, method, url, body);
 
 const hasPython = (() => {
   try {

@@ -10,12 +10,10 @@ import { Redis } from 'ioredis';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { hashApiKey } from '../apps/gateway/src/auth/api-keys';
-import { startGateway } from '../apps/gateway/src/bootstrap';
+import { startTestGateway } from './helpers/gateway';
 
 jest.setTimeout(60_000);
 
-const root = path.resolve(__dirname, '..');
 const tag = `gwval${process.pid}${Date.now().toString(36)}`;
 const DLLM = 'tiny-dllm';
 const AR = 'tiny-ar';
@@ -49,18 +47,7 @@ async function queued(model: string): Promise<number> {
 beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-val-'));
   redis = new Redis(redisUrl);
-  app = await startGateway(
-    {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix: `${tag}:gw:`,
-      apiKeys: [{ name: 'val', sha256: hashApiKey('sk-val') }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 1 << 20,
-      models: [{ name: DLLM, dir: path.join(root, 'models/tiny-dllm') }, { name: AR, dir: path.join(root, 'models/tiny-ar') }],
-      storageDir: storage, batch: { maxLines: 100, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 3000, retentionSeconds: 600,
-    },
-    { docsUi: false, logLevels: ['error'] },
-  );
-  base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-val', storageDir: storage, redisUrl }));
 });
 
 afterAll(async () => {

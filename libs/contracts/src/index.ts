@@ -5,5 +5,6 @@ export * from './catalogue';
 export * from './jobs/generation';
 export * from './jobs/rollout';
 export * from './jobs/distill';
+export * from './jobs/job-requests';
 export * from './work';
 export * from './decode';

@@ -1,6 +1,6 @@
 export { cancelChannel, cancelKey, resultBlobKey, resultStorePrefix } from './keys';
 export { createRedis, isRedisUnavailable, pingRedis, redactRedisUrl, redisOptionsFromUrl, reportRedisState } from './connection';
-export { jobOptions, retentionOptions } from './options';
+export { definitionOptions, jobOptions, retentionOptions } from './options';
 export type { Retention } from './options';
 export { CancelRegistry, isCancelRequested, requestCancel } from './cancel';
 export type { CancelTarget } from './cancel';

@@ -17,5 +17,13 @@ export function retentionOptions(r: Retention): Pick<JobsOptions, 'removeOnCompl
 
 /** Options for adding a job of `kind` (pass jobId etc. in `extra`). */
 export function jobOptions(kind: JobKind, retention: Retention, extra: JobsOptions = {}): JobsOptions {
-  return { ...catalogue[kind].defaults, ...retentionOptions(retention), ...extra };
+  return definitionOptions(catalogue[kind], retention, extra);
+}
+
+/**
+ * Options for adding a job of one definition (a catalogue kind or a child job such as
+ * rolloutGroupJob): its defaults (attempts, backoff), retention, then `extra` (jobId, parent...).
+ */
+export function definitionOptions(def: { defaults: JobsOptions }, retention: Retention, extra: JobsOptions = {}): JobsOptions {
+  return { ...def.defaults, ...retentionOptions(retention), ...extra };
 }

@@ -3,7 +3,7 @@
 // object and every job is added with the same defaults (BullMQ's advice: reuse Queue instances).
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { queueName, type JobKind, type QueueKind } from '@dllm/contracts';
-import { jobOptions, type Retention } from './options';
+import { definitionOptions, jobOptions, type Retention } from './options';
 
 /** Retention when config gives none: completed jobs 1 h / 10k, failed 24 h / 10k. */
 export const DEFAULT_RETENTION: Retention = { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
@@ -44,6 +44,11 @@ export class QueueRegistry {
   /** Options for adding a job of `kind`: catalogue defaults, retention, then `extra` (jobId, overrides). */
   jobOptions(kind: JobKind, extra: JobsOptions = {}): JobsOptions {
     return jobOptions(kind, this.o.retention ?? DEFAULT_RETENTION, extra);
+  }
+
+  /** Options for a job of one definition (e.g. a flow's child rolloutGroupJob): its defaults, retention, then `extra`. */
+  definitionOptions(def: { defaults: JobsOptions }, extra: JobsOptions = {}): JobsOptions {
+    return definitionOptions(def, this.o.retention ?? DEFAULT_RETENTION, extra);
   }
 
   /** Every Queue made so far. */

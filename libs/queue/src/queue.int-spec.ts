@@ -164,6 +164,9 @@ describe('QueueRegistry', () => {
       expect(o).toMatchObject({ jobId: 'j1', removeOnComplete: { age: 9 }, removeOnFail: { count: 7, age: 120 } });
       const added = await a.add('generate', { x: 1 }, reg.jobOptions('generation', { jobId: 'j2' }));
       expect(added.opts.removeOnComplete).toEqual({ count: 5, age: 60 });
+      // a flow's child job (not a catalogue kind): its own defaults under the same retention policy
+      const child = reg.definitionOptions({ defaults: { attempts: 3, backoff: { type: 'fixed', delay: 10 } } }, { jobId: 'c1' });
+      expect(child).toEqual({ attempts: 3, backoff: { type: 'fixed', delay: 10 }, removeOnComplete: { count: 5, age: 60 }, removeOnFail: { count: 7, age: 120 }, jobId: 'c1' });
       await a.obliterate({ force: true });
     } finally {
       await reg.close();

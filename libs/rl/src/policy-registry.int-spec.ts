@@ -3,7 +3,7 @@
 // from several connections (gateway replicas) never leave `latest` below the highest sequence and
 // announcements arrive in sequence order.
 import { Redis } from 'ioredis';
-import { PolicyRegistry, PolicyVersionConflict, type SwapAnnouncement } from './policy-registry';
+import { parseAnnouncement, PolicyRegistry, PolicyVersionConflict, type SwapAnnouncement } from './policy-registry';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test-rl-reg-${process.pid}-${Date.now()}`;
@@ -25,7 +25,7 @@ it('registers concurrently through two connections: unique sequences, latest = h
   const ra = new PolicyRegistry(a, prefix);
   const rb = new PolicyRegistry(b, prefix);
   const heard: SwapAnnouncement[] = [];
-  sub.on('message', (_c: string, m: string) => heard.push(JSON.parse(m)));
+  sub.on('message', (_c: string, m: string) => heard.push(parseAnnouncement(m)!));
   await sub.subscribe(ra.channel);
   for (let round = 0; round < 10; round++) {
     const res = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? rb : ra).register('m', `r${round}-${i}`, `/models/m/r${round}-${i}`)));
@@ -45,4 +45,9 @@ it('registers concurrently through two connections: unique sequences, latest = h
   await expect(rb.register('m', 'r0-0', '/elsewhere')).rejects.toBeInstanceOf(PolicyVersionConflict);
   expect((await ra.get('m', 'r0-0'))!.dir).toBe('/models/m/r0-0');
   expect(await ra.seqOf('m', 'never')).toBe(0);
+});
+
+it('parseAnnouncement: an announcement, or null for anything else on the channel', () => {
+  expect(parseAnnouncement('{"name":"m","version":"v2","dir":"/d","seq":3}')).toEqual({ name: 'm', version: 'v2', dir: '/d', seq: 3 });
+  for (const bad of ['not json', 'null', '{"name":"m","version":"v2","dir":"/d","seq":1.5}', '{"name":"m","version":"v2","seq":3}', '[]']) expect(parseAnnouncement(bad)).toBeNull();
 });

@@ -27,6 +27,22 @@ export interface SwapAnnouncement {
   seq: number;
 }
 
+/**
+ * One message of the registry's channel as a SwapAnnouncement, or null when it is not one (not
+ * JSON, or a field missing or of the wrong type). Subscribers (worker weight sync, gateway request
+ * facts) read announcements through this one parser.
+ */
+export function parseAnnouncement(message: string): SwapAnnouncement | null {
+  let a: Partial<SwapAnnouncement> | null;
+  try {
+    a = JSON.parse(message) as Partial<SwapAnnouncement> | null;
+  } catch {
+    return null;
+  }
+  if (!a || typeof a.name !== 'string' || typeof a.version !== 'string' || typeof a.dir !== 'string' || !Number.isInteger(a.seq)) return null;
+  return { name: a.name, version: a.version, dir: a.dir, seq: a.seq! };
+}
+
 export class PolicyVersionConflict extends Error {}
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

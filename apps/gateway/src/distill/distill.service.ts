@@ -5,11 +5,12 @@ import type { Job, Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
-import { workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import { resolveDistillRequest, workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
 import { settledSnapshot, type QueueRegistry } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
-import { GenerationService } from '../jobs/generation.service';
+import { GenerationService, requestError } from '../jobs/generation.service';
+import { ModelFactsService } from '../jobs/model-facts';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
 import { QUEUES, REDIS, SETTINGS } from '../tokens';
@@ -23,6 +24,7 @@ export class DistillService {
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly gen: GenerationService,
     @Inject(QUEUES) private readonly queues: QueueRegistry,
+    private readonly facts: ModelFactsService,
   ) {
     this.blobs = gatewayResultStore(redis, settings);
   }
@@ -31,10 +33,18 @@ export class DistillService {
     return this.queues.get('distill', model);
   }
 
+  /**
+   * 422 with every schema reason; 404 for an unknown model; then the shared request resolver against
+   * the model's facts: 400 for an inline question the model cannot take (`questions.<i>.prompt`:
+   * empty, too many tokens for its positions), 422 for teacher options it cannot honour
+   * (`decoding.blockSize`, `decoding.policy`, `decoding.stopTokenIds.<i>`).
+   */
   parse(raw: unknown): DistillRequest {
     const r = distillRequestSchema.safeParse(raw);
     if (!r.success) throw fromZodError(r.error);
     this.gen.checkModel(r.data.model);
+    const issues = resolveDistillRequest(this.facts.get(r.data.model), r.data);
+    if (issues.length) throw requestError(issues, 'native');
     return r.data;
   }
 

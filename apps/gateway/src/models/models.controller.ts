@@ -19,6 +19,7 @@ import { PolicyRegistry, PolicyVersionConflict } from '@dllm/rl';
 import { ApiError } from '../http/api-error';
 import { parseBody } from '../http/zod';
 import { GenerationService } from '../jobs/generation.service';
+import { ModelFactsService } from '../jobs/model-facts';
 import { jsonSchema } from '../openapi/zod-openapi';
 import type { GatewaySettings } from '../settings';
 import { REDIS, SETTINGS } from '../tokens';
@@ -42,6 +43,7 @@ export class ModelsController {
     @Inject(REDIS) redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly gen: GenerationService,
+    private readonly facts: ModelFactsService,
   ) {
     this.registry = new PolicyRegistry(redis, settings.queuePrefix);
   }
@@ -78,6 +80,8 @@ export class ModelsController {
     if (body.version !== undefined && body.version !== manifest.version) throw new ApiError(422, `version '${body.version}' does not match the manifest's version '${manifest.version}'.`, 'version_mismatch', 'version');
     try {
       const v = await this.registry.register(name, manifest.version, dir);
+      // requests are judged against the new version from now on (other replicas follow the announcement)
+      this.facts.refresh(name, v.seq, v.version, v.dir);
       return { object: 'model.version', model: name, version: v.version, seq: v.seq, dir: v.dir, created_at: Math.floor(v.createdAt / 1000) };
     } catch (e) {
       if (e instanceof PolicyVersionConflict) throw new ApiError(409, e.message, 'version_exists', 'version');

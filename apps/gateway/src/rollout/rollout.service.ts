@@ -1,12 +1,14 @@
 // RL rollouts in the gateway: validates a request, stores it, and creates the BullMQ flow (parent
 // 'aggregate' + the first targetGroups 'group' children) in the model's rollout queue; reads the
-// status, the JSONL and the learner's cursor stream.
+// status, the JSONL and the learner's cursor stream. The queues belong to the process's
+// QueueRegistry (one owner, one job-options policy); the FlowProducer only adds flows.
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import { FlowProducer, Queue, type Job } from 'bullmq';
+import { FlowProducer, type Job, type Queue } from 'bullmq';
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   queueName,
+  resolveRolloutRequest,
   rolloutGroupJob,
   rolloutGroupJobId,
   rolloutJob,
@@ -19,13 +21,14 @@ import {
   type RolloutResult,
   workOf,
 } from '@dllm/contracts';
-import { requestCancel, retentionOptions, settledSnapshot } from '@dllm/queue';
+import { requestCancel, settledSnapshot, type QueueRegistry } from '@dllm/queue';
 import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type ReadOptions, type StreamPage } from '@dllm/rl';
 import { ApiError, fromZodError } from '../http/api-error';
-import { GenerationService } from '../jobs/generation.service';
+import { GenerationService, requestError } from '../jobs/generation.service';
+import { ModelFactsService } from '../jobs/model-facts';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
-import { REDIS, SETTINGS } from '../tokens';
+import { QUEUES, REDIS, SETTINGS } from '../tokens';
 
 export interface RolloutView {
   id: string;
@@ -45,32 +48,37 @@ export interface RolloutView {
 @Injectable()
 export class RolloutService implements OnModuleDestroy {
   private readonly flows: FlowProducer;
-  private readonly queues = new Map<string, Queue>();
   readonly store: TrajectoryStore;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly gen: GenerationService,
+    private readonly facts: ModelFactsService,
+    @Inject(QUEUES) private readonly queues: QueueRegistry,
   ) {
     this.flows = new FlowProducer({ connection: redis, prefix: settings.queuePrefix });
     this.store = new TrajectoryStore(redis, gatewayResultStore(redis, settings), settings.queuePrefix);
   }
 
+  /** The model's rollout queue (owned by the process's QueueRegistry). */
   private queue(model: string): Queue {
-    let q = this.queues.get(model);
-    if (!q) {
-      q = new Queue(queueName('rollout', model), { connection: this.redis, prefix: this.settings.queuePrefix });
-      this.queues.set(model, q);
-    }
-    return q;
+    return this.queues.get('rollout', model);
   }
 
-  /** 422 with every reason (G < 2, unknown verifier, missing answers, absurd sizes, greedy sampling...). */
+  /**
+   * 422 with every reason (G < 2, unknown verifier, missing answers, absurd sizes, greedy
+   * sampling...); 404 for an unknown model; then the shared request resolver against the model's
+   * facts: 400 for a prompt the model cannot take (`prompts.<i>.prompt`: empty, too many tokens for
+   * its positions), 422 for options it cannot honour (`decoding.blockSize`, `decoding.policy`,
+   * `decoding.stopTokenIds.<i>`, `sampling.<key>`).
+   */
   parse(raw: unknown): RolloutRequest {
     const r = rolloutRequestSchema.safeParse(raw);
     if (!r.success) throw fromZodError(r.error);
     this.gen.checkModel(r.data.model);
+    const issues = resolveRolloutRequest(this.facts.get(r.data.model), r.data);
+    if (issues.length) throw requestError(issues, 'native');
     return r.data;
   }
 
@@ -96,8 +104,6 @@ export class RolloutService implements OnModuleDestroy {
       .expire(keys.state, ttl)
       .expire(keys.inflight, ttl)
       .exec();
-    const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
-    const keep = retentionOptions(r);
     const qn = queueName('rollout', req.model);
     const now = Date.now();
     const work = workOf(req.decoding, req.groupSize);
@@ -107,12 +113,12 @@ export class RolloutService implements OnModuleDestroy {
       queueName: qn,
       data: parent,
       // the parent is kept until its result expires: GET /v1/rollouts/:id reads it
-      opts: { ...rolloutJob.defaults, jobId: id, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } },
+      opts: this.queues.jobOptions('rollout', { jobId: id, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } }),
       children: Array.from({ length: target }, (_, g) => ({
         name: rolloutGroupJob.name,
         queueName: qn,
         data: { rolloutId: id, model: req.model, requestKey, groupIndex: g, createdAt: now, work } satisfies RolloutGroupPayload,
-        opts: { ...rolloutGroupJob.defaults, ...keep, jobId: rolloutGroupJobId(id, g), ignoreDependencyOnFailure: true },
+        opts: this.queues.definitionOptions(rolloutGroupJob, { jobId: rolloutGroupJobId(id, g), ignoreDependencyOnFailure: true }),
       })),
     });
     await this.redis.expire(keys.finished, ttl);
@@ -219,6 +225,7 @@ export class RolloutService implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([this.flows.close(), ...[...this.queues.values()].map((q) => q.close())]);
+    // the queues are the QueueRegistry's, closed by GatewayModule on shutdown
+    await this.flows.close().catch(() => undefined);
   }
 }

@@ -5,11 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { distillBlobKey, distillJob, type DistillPayload, type DistillProgress, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import { describeIssues, distillBlobKey, distillEngineOptions, distillJob, resolveDistillRequest, type DistillPayload, type DistillProgress, type DistillRequest, type DistillReturn } from '@dllm/contracts';
 import type { Engine } from '@dllm/engine';
 import { verifiers, type BoundVerifier } from '@dllm/rl';
 import { iterateProblems } from '@dllm/tasks';
 import type { BlobStore } from '@dllm/storage';
+import { engineFacts } from '../jobs/generation/generation.service';
 
 export interface DistillRunnerDeps {
   store: BlobStore;
@@ -59,7 +60,11 @@ export class DistillRunner {
     const engine = this.d.engine();
     const teacher = { name: engine.model.name, version: engine.model.version };
     const eosId = engine.model.manifest.tokens.eos;
-    const options = { temperature: 0, threshold: 1, ...req.decoding, trajectory: true };
+    // The gateway's verdict again, against the version served now: a request it cannot serve fails
+    // without retries, with the resolver's reasons (instead of every question failing in the engine).
+    const issues = resolveDistillRequest(engineFacts(engine), req);
+    if (issues.length) throw new UnrecoverableError(`distill ${p.distillId}: invalid request: ${describeIssues(issues)}`);
+    const options = distillEngineOptions(req);
     const putOpts = this.d.ttlSeconds ? { ttlSeconds: this.d.ttlSeconds } : {};
 
     // one streaming file per family, opened on first use

@@ -4,6 +4,9 @@
 import { UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  describeIssues,
+  resolveRolloutRequest,
+  rolloutEngineOptions,
   rolloutGroupJob,
   rolloutBaseSeed,
   rolloutGroupJobId,
@@ -18,6 +21,7 @@ import {
 } from '@dllm/contracts';
 import type { Engine } from '@dllm/engine';
 import { requestCancel } from '@dllm/queue';
+import { engineFacts } from '../jobs/generation/generation.service';
 import {
   applyStaleness,
   failedRecord,
@@ -91,6 +95,10 @@ export class RolloutRunner {
     if (!prompt) throw new UnrecoverableError(`rollout ${p.rolloutId}: no prompt ${p.groupIndex}`);
     const verifier = verifiers.bind(prompt.verifier ?? req.verifier);
     const engine = this.d.engine();
+    // The gateway's verdict again, against the version served now: a group it cannot serve fails
+    // without retries, with the resolver's reasons (the parent reports it as an incomplete group).
+    const issues = resolveRolloutRequest(engineFacts(engine), { decoding: req.decoding, sampling: req.sampling, prompts: [prompt] });
+    if (issues.length) throw new UnrecoverableError(`rollout ${p.rolloutId} group ${p.groupIndex}: invalid request: ${describeIssues(issues)}`);
     const baseSeed = (rolloutBaseSeed(p.rolloutId, req.sampling.seed) + p.groupIndex * req.groupSize) >>> 0;
     const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
     let run;
@@ -105,7 +113,7 @@ export class RolloutRunner {
           answer: prompt.answer ?? null,
           verifier,
           groupSize: req.groupSize,
-          options: { ...req.decoding, temperature: req.sampling.temperature, topP: req.sampling.topP, topK: req.sampling.topK },
+          options: rolloutEngineOptions(req),
           baseSeed,
         },
         cancel?.signal,

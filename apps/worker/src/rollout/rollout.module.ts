@@ -8,14 +8,16 @@
 //     it was away are lost (pub/sub does not queue).
 // Sequence numbers only go up: an announcement at or below the served sequence is ignored, and of
 // several pending targets only the highest is loaded.
-import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
+// The rollout queue (children launched by dynamic sampling are added to it) is the one BullModule
+// registers for the processor: one Queue object per queue in the process.
+import { BullModule, getQueueToken, Processor, WorkerHost } from '@nestjs/bullmq';
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
-import { Queue, type Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queueName, rolloutGroupJob, rolloutGroupReturnSchema } from '@dllm/contracts';
 import type { Config } from '@dllm/config';
-import { CancelRegistry, createRedis, redisOptionsFromUrl } from '@dllm/queue';
-import { PolicyRegistry, TrajectoryStore, type SwapAnnouncement } from '@dllm/rl';
+import { CancelRegistry, createRedis, retentionOptions } from '@dllm/queue';
+import { parseAnnouncement, PolicyRegistry, TrajectoryStore, type SwapAnnouncement } from '@dllm/rl';
 import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, REDIS, RESULT_STORE } from '../core/tokens';
@@ -24,12 +26,14 @@ import { JobHandler } from '../jobs/job-handler';
 import { workerOptions } from '../jobs/worker-options';
 import { RolloutRunner } from './rollout-runner';
 
+/** This worker's rollout queue (the Queue BullModule.registerQueue owns). */
+export const ROLLOUT_QUEUE = Symbol('rollout-queue');
+
 @Injectable()
 export class RolloutService implements OnApplicationShutdown {
   private readonly logger = new Logger('Rollout');
   readonly runner: RolloutRunner;
   readonly registry: PolicyRegistry;
-  private readonly queue: Queue;
   private readonly sub: Redis;
   private swapping: Promise<void> = Promise.resolve();
   /** Registry sequence number of the version the engine serves (null until known; 0 = never registered). */
@@ -44,20 +48,19 @@ export class RolloutService implements OnApplicationShutdown {
     @Inject(REDIS) redis: Redis,
     @Inject(RESULT_STORE) store: BlobStore,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(ROLLOUT_QUEUE) queue: Queue,
   ) {
     const prefix = config.redis.queuePrefix;
-    this.queue = new Queue(queueName('rollout', config.worker.model.name), { connection: redisOptionsFromUrl(config.redis.url), prefix });
     this.registry = new PolicyRegistry(redis, prefix);
-    const r = config.retention;
     this.runner = new RolloutRunner({
       redis,
       prefix,
-      queue: this.queue,
+      queue,
       store: new TrajectoryStore(redis, store, prefix, { ttlSeconds: config.storage.resultTtlSeconds }),
       registry: this.registry,
       engine: () => engine.engine,
       registerCancel: (q, id) => cancels.register(q, id),
-      childOptions: { removeOnComplete: { count: r.completed.count, age: r.completed.ageSeconds }, removeOnFail: { count: r.failed.count, age: r.failed.ageSeconds } },
+      childOptions: retentionOptions(config.retention),
       ttlSeconds: config.storage.resultTtlSeconds || undefined,
     });
     // weight sync: the registry's latest before the first job, then announcements and reconnects
@@ -69,15 +72,8 @@ export class RolloutService implements OnApplicationShutdown {
     // the connection name carries the queue prefix: one deployment's subscribers are told apart on a shared Redis
     this.sub = createRedis(config.redis.url, `dllm-worker-models:${prefix}`);
     this.sub.on('message', (channel: string, message: string) => {
-      if (channel !== this.registry.channel) return;
-      let a: SwapAnnouncement;
-      try {
-        a = JSON.parse(message) as SwapAnnouncement;
-      } catch {
-        return;
-      }
-      if (a.name !== config.worker.model.name || !Number.isInteger(a.seq)) return;
-      this.request(a, 'announcement');
+      const a = channel === this.registry.channel ? parseAnnouncement(message) : null;
+      if (a && a.name === config.worker.model.name) this.request(a, 'announcement');
     });
     let connections = 0;
     this.sub.on('ready', () => {
@@ -160,7 +156,8 @@ export class RolloutService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([this.queue.close(), this.sub.quit()]);
+    // the queue is BullModule's (closed by it)
+    await Promise.allSettled([this.sub.quit()]);
   }
 }
 
@@ -182,6 +179,10 @@ export class RolloutModule {
     @JobHandler('rollout')
     @Processor(queue, workerOptions(config))
     class ModelRolloutProcessor extends RolloutProcessor {}
-    return { module: RolloutModule, imports: [BullModule.registerQueue({ name: queue })], providers: [RolloutService, ModelRolloutProcessor] };
+    return {
+      module: RolloutModule,
+      imports: [BullModule.registerQueue({ name: queue })],
+      providers: [{ provide: ROLLOUT_QUEUE, useExisting: getQueueToken(queue) }, RolloutService, ModelRolloutProcessor],
+    };
   }
 }
