@@ -3,7 +3,7 @@
 // pad queries attend only to themselves, no real query sees a pad key, pads are never drawn from). Past K/V is gathered from each sequence's pages into engine-owned
 // staging buffers [B,Hkv,P,Dh] (P = the batch's longest past; shorter rows are padded and the padding
 // is blocked in the mask), which the runner reads without copying.
-import type { ForwardSpec, ModelHandle } from './sequence';
+import type { ForwardSpec, ModelHandle } from './forward';
 import type { RunnerTensor } from './runner/runner';
 import { StagingArena } from './runner/ort-runner';
 

@@ -18,7 +18,9 @@ import { arBlockOrderPolicy } from './policies/ar';
 import { InlineOrtRunner } from './runner/inline-runner';
 import { OrtRunner, StagingArena } from './runner/ort-runner';
 import type { ModelRunner } from './runner/runner';
-import { Sequence, type BlockEvent, type DrawOutputs, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
+import { Sequence, type GenerationResult } from './sequence';
+import type { DrawOutputs, ForwardSpec, ModelHandle, RowOutput } from './forward';
+import type { BlockEvent } from './emission';
 
 export interface EngineCreateOptions {
   modelDir: string;
