@@ -379,8 +379,9 @@ export class EngineCore implements EngineApi {
           logits: (out[OUT.logits]?.data as Float32Array | undefined) ?? null,
         }
       : null;
-    const pk = out[layerIoNames(0).presentKey] ? Array.from({ length: h.geometry.layers }, (_, l) => out[layerIoNames(l).presentKey].data as Float32Array) : null;
-    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[layerIoNames(l).presentValue].data as Float32Array) : null;
+    const layers = h.geometry.layers;
+    const pk = out[layerIoNames(0).presentKey] ? Array.from({ length: layers }, (_, l) => out[layerIoNames(l).presentKey].data as Float32Array) : null;
+    const pv = pk ? Array.from({ length: layers }, (_, l) => out[layerIoNames(l).presentValue].data as Float32Array) : null;
     for (let r = 0; r < specs.length; r++) {
       const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r, S: batch.S };
       try {

@@ -97,7 +97,8 @@ export class Sequence {
     // of generated text too, except AdaBlock's, whose limit is set to the prefill end at the start).
     const causal = policy.mode === 'causal';
     const tiled = handle.geometry.pagePositions % opts.blockSize === 0;
-    const sharing = causal || tiled ? { namespace: handle.namespace, mode: causal ? 'causal' : `bc${opts.blockSize}`, shareLimit: !causal && policy.planBlock ? 0 : Infinity } : null;
+    const mode = causal ? 'causal' : `bc${opts.blockSize}`;
+    const sharing = causal || tiled ? { namespace: handle.namespace, mode, shareLimit: !causal && policy.planBlock ? 0 : Infinity } : null;
     this.pages = new SequencePages(`sequence ${this.id}`, pool, handle.geometry, this.all, sharing);
     this.emitter = new TextEmitter(handle.codec, this.stopIds, opts.stop, hooks.onBlock);
   }

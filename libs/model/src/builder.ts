@@ -259,12 +259,13 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   };
 
   // Mask, prepared once: tiled over the G query heads of a KV group (matmul) or used as is (mha).
-  const mask = attention === 'matmul' && G > 1 ? g.op('Tile', [GRAPH_IO.inputs.attentionMask, g.ints([1, 1, G, 1], 'mask_tile')], {}, '', 'mask_tiled') : GRAPH_IO.inputs.attentionMask;
+  const maskIn = GRAPH_IO.inputs.attentionMask;
+  const mask = attention === 'matmul' && G > 1 ? g.op('Tile', [maskIn, g.ints([1, 1, G, 1], 'mask_tile')], {}, '', 'mask_tiled') : maskIn;
 
   let gqaSeqlens: string | undefined;
   let gqaTotal: string | undefined;
   if (attention === 'gqa') {
-    const shp = g.op('Shape', [GRAPH_IO.inputs.attentionMask]);
+    const shp = g.op('Shape', [maskIn]);
     const T = g.op('Slice', [shp, g.ints([3]), g.ints([4])]);
     const Bd = g.op('Slice', [shp, g.ints([0]), g.ints([1])]);
     gqaSeqlens = g.op('Cast', [g.op('Expand', [g.op('Sub', [T, g.ints([1])]), Bd])], { to: TensorType.INT32 });
@@ -308,7 +309,9 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
       attnOut = g.op('Reshape', [g.op('Transpose', [ctx], { perm: perm0213 }), g.ints([0, 0, qd])]);
     } else if (attention === 'gqa') {
       const toBsd = (t: string, heads: number) => g.op('Reshape', [g.op('Transpose', [t], { perm: perm0213 }), g.ints([0, 0, heads * Dh])]);
-      attnOut = g.node('GroupQueryAttention', [toBsd(qr, Hq), toBsd(io.presentKey, Hkv), toBsd(io.presentValue, Hkv), io.pastKey, io.pastValue, gqaSeqlens!, gqaTotal!, '', '', '', GRAPH_IO.inputs.attentionMask], 3, { num_heads: Hq, kv_num_heads: Hkv, scale: { float: 1 } }, 'com.microsoft')[0];
+      const qkv = [toBsd(qr, Hq), toBsd(io.presentKey, Hkv), toBsd(io.presentValue, Hkv)];
+      const gqaIn = [...qkv, io.pastKey, io.pastValue, gqaSeqlens!, gqaTotal!, '', '', '', maskIn];
+      attnOut = g.node('GroupQueryAttention', gqaIn, 3, { num_heads: Hq, kv_num_heads: Hkv, scale: { float: 1 } }, 'com.microsoft')[0];
     } else {
       const rep = (t: string) => (G > 1 ? g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([2])]), g.ints([1, 1, G, 1, 1])]), g.ints([0, Hq, -1, Dh])]) : t);
       const qBsd = g.op('Reshape', [g.op('Transpose', [qr], { perm: perm0213 }), g.ints([0, 0, qd])]);
@@ -344,8 +347,10 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   const outputs: IoSpec[] = drawOutputSpecs(vocabSize);
   for (let i = 0; i < L; i++) {
     const io = layerIoNames(i);
-    inputs.push({ name: io.pastKey, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] }, { name: io.pastValue, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] });
-    outputs.push({ name: io.presentKey, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] }, { name: io.presentValue, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] });
+    const past = (name: string): IoSpec => ({ name, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] });
+    const present = (name: string): IoSpec => ({ name, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] });
+    inputs.push(past(io.pastKey), past(io.pastValue));
+    outputs.push(present(io.presentKey), present(io.presentValue));
   }
   const model = g.toModel(inputs, outputs, { 'dllm-farm.attention': attention, ...(opts.metadata ?? {}) });
   const weightBytes = g.weightBytes;

@@ -8,7 +8,8 @@ const sharing = (shareLimit = Infinity): PageSharing => ({ namespace: 'm@1', mod
 
 /** A forward's present K/V for one row over S positions: K = 1000*layer + 10*i + d, V = its negation. */
 function present(S: number): RowOutput {
-  const mk = (sign: number) => Array.from({ length: g.layers }, (_, l) => Float32Array.from({ length: S * g.headDim }, (_, j) => sign * (1000 * l + 10 * Math.floor(j / 2) + (j % 2))));
+  const mk = (sign: number) =>
+    Array.from({ length: g.layers }, (_, l) => Float32Array.from({ length: S * g.headDim }, (_, j) => sign * (1000 * l + 10 * Math.floor(j / 2) + (j % 2))));
   return { draws: null, presentK: mk(1), presentV: mk(-1), row: 0, S };
 }
 
