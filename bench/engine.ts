@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
-import { Tokenizer } from '@dllm/model';
+import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
 
 interface Row {
@@ -75,7 +75,7 @@ for (const [k, v] of [['n', n], ['max-new', maxNew], ['threads', threads]] as co
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
 }
 for (const d of [values.dllm!, values.ar!]) {
-  if (!fs.existsSync(path.join(d, 'dllm.json'))) {
+  if (!fs.existsSync(path.join(d, MANIFEST_FILE))) {
     console.error(`bench:engine: model directory ${d} not found (run from the repository root, or pass --dllm/--ar)`);
     process.exit(2);
   }
@@ -203,7 +203,7 @@ async function main() {
   // Prefix sharing: 8 samples of one long few-shot prompt, as many shots as the model's positions
   // leave room for after maxNew generated tokens (the engine refuses prompts that cannot fit).
   const tok = Tokenizer.fromFile(path.join(values.dllm!, 'tokenizer.json'));
-  const manifest = JSON.parse(fs.readFileSync(path.join(values.dllm!, 'dllm.json'), 'utf8')) as { architecture: { max_position_embeddings: number } };
+  const manifest = readManifest(values.dllm!);
   const room = manifest.architecture.max_position_embeddings - maxNew - 2;
   let longPrompt = items[0].prompt;
   for (const p of problems(fams[0], { split: 'train', seed: 1, n: 6 })) {

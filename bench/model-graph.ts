@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { buildTinyModel, type AttentionImpl } from '@dllm/model';
+import { GRAPH_IO, buildTinyModel, layerIoNames, type AttentionImpl } from '@dllm/model';
 import { allRowsDrawn } from '../libs/model/src/testing/run';
 
 const { values } = parseArgs({ options: { threads: { type: 'string', default: '1' }, iters: { type: 'string', default: '30' }, json: { type: 'boolean' } } });
@@ -47,15 +47,15 @@ function feeds(S: number, P: number): Record<string, ort.Tensor> {
   const mask = new Float32Array(S * T);
   for (let s = 0; s < S; s++) for (let t = 0; t < T; t++) mask[s * T + t] = Math.floor(t / BLOCK) <= Math.floor((P + s) / BLOCK) ? 0 : -1e9;
   const f: Record<string, ort.Tensor> = {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt((i * 37 + 5) % CFG.vocab_size)), [1, S]),
-    position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(P + i)), [1, S]),
-    attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+    [GRAPH_IO.inputs.inputIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt((i * 37 + 5) % CFG.vocab_size)), [1, S]),
+    [GRAPH_IO.inputs.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(P + i)), [1, S]),
+    [GRAPH_IO.inputs.attentionMask]: new ort.Tensor('float32', mask, [1, 1, S, T]),
     ...allRowsDrawn(1, S),
   };
   for (let i = 0; i < CFG.num_layers; i++) {
     const kv = new Float32Array(CFG.num_key_value_heads * P * CFG.head_dim).map((_, j) => Math.sin(j * 0.37 + i) * 0.5);
-    f[`past_key.${i}`] = new ort.Tensor('float32', kv, [1, CFG.num_key_value_heads, P, CFG.head_dim]);
-    f[`past_value.${i}`] = new ort.Tensor('float32', kv.map((x) => -x), [1, CFG.num_key_value_heads, P, CFG.head_dim]);
+    f[layerIoNames(i).pastKey] = new ort.Tensor('float32', kv, [1, CFG.num_key_value_heads, P, CFG.head_dim]);
+    f[layerIoNames(i).pastValue] = new ort.Tensor('float32', kv.map((x) => -x), [1, CFG.num_key_value_heads, P, CFG.head_dim]);
   }
   return f;
 }
@@ -142,14 +142,14 @@ async function cacheEquivalence(sess: ort.InferenceSession): Promise<{ blockVsFu
     const mask = new Float32Array(S * T);
     for (let q = 0; q < S; q++) for (let k = 0; k < T; k++) mask[q * T + k] = allow(lo + q, k) ? 0 : -1e9;
     const f: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.slice(lo, hi).map(BigInt)), [1, S]),
-      position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(lo + i)), [1, S]),
-      attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+      [GRAPH_IO.inputs.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids.slice(lo, hi).map(BigInt)), [1, S]),
+      [GRAPH_IO.inputs.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(lo + i)), [1, S]),
+      [GRAPH_IO.inputs.attentionMask]: new ort.Tensor('float32', mask, [1, 1, S, T]),
       ...allRowsDrawn(1, S),
     };
     for (let i = 0; i < L; i++) {
-      f[`past_key.${i}`] = past[2 * i];
-      f[`past_value.${i}`] = past[2 * i + 1];
+      f[layerIoNames(i).pastKey] = past[2 * i];
+      f[layerIoNames(i).pastValue] = past[2 * i + 1];
     }
     return sess.run(f);
   };
@@ -170,7 +170,10 @@ async function cacheEquivalence(sess: ort.InferenceSession): Promise<{ blockVsFu
     const r = await run(b, b + BLOCK, past, bc);
     const lg = r.logits.data as Float32Array;
     for (let i = 0; i < lg.length; i++) blockVsFull = Math.max(blockVsFull, Math.abs(lg[i] - full[b * V + i]));
-    past = past.map((p, j) => cat(p, r[`${j % 2 ? 'present_value' : 'present_key'}.${Math.floor(j / 2)}`]));
+    past = past.map((p, j) => {
+      const io = layerIoNames(Math.floor(j / 2));
+      return cat(p, r[j % 2 ? io.presentValue : io.presentKey]);
+    });
   }
   const causal = (await run(0, N, empty(), (q, k) => k <= q)).logits.data as Float32Array;
   let causalVsBlockCausal = 0;

@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '@dllm/engine';
+import { MANIFEST_FILE } from '@dllm/model';
 import { families, problems } from '@dllm/tasks';
 import { quantizeModelDir, type QuantizeOptions } from '@dllm/quant';
 
@@ -153,7 +154,7 @@ async function main(): Promise<void> {
     },
   });
   const modelDir = path.resolve(values.model);
-  if (!fs.existsSync(path.join(modelDir, 'dllm.json'))) throw new Error(`no model at ${modelDir} (pass --model <dir>)`);
+  if (!fs.existsSync(path.join(modelDir, MANIFEST_FILE))) throw new Error(`no model at ${modelDir} (pass --model <dir>)`);
   const schemes = values.schemes.split(',');
   const quant = schemes.map(parseScheme); // validate all before the long run
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-bench-quant-'));

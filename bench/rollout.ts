@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '@dllm/engine';
-import { buildTinyModel } from '@dllm/model';
+import { MANIFEST_FILE, buildTinyModel } from '@dllm/model';
 import { runGroup, scoreRecords, verifiers } from '@dllm/rl';
 import { problems } from '@dllm/tasks';
 
@@ -48,7 +48,7 @@ async function main() {
   const temperature = Number(values.temperature);
   let modelDir = path.resolve(values.model!);
   let note = '';
-  if (!fs.existsSync(path.join(modelDir, 'dllm.json'))) {
+  if (!fs.existsSync(path.join(modelDir, MANIFEST_FILE))) {
     modelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-rollout-'));
     buildTinyModel(modelDir, { seed: 3, config: { vocab_size: 128, hidden_size: 64, num_layers: 2 }, manifest: { name: 'tiny-random', version: '1', block_size: 8 } });
     note = `(${values.model} not found: a random-weight tiny model, accuracy is meaningless, speed is not)`;

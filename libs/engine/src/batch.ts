@@ -3,7 +3,8 @@
 // pad queries attend only to themselves, no real query sees a pad key, pads are never drawn from). Past K/V is gathered from each sequence's pages into engine-owned
 // staging buffers [B,Hkv,P,Dh] (P = the batch's longest past; shorter rows are padded and the padding
 // is blocked in the mask), which the runner reads without copying.
-import type { ForwardSpec, ModelHandle } from './sequence';
+import { GRAPH_IO, layerIoNames } from '@dllm/model';
+import type { ForwardSpec, ModelHandle } from './forward';
 import type { RunnerTensor } from './runner/runner';
 import { StagingArena } from './runner/ort-runner';
 
@@ -20,7 +21,9 @@ export interface BuiltBatch {
 }
 
 /** The graph outputs with the draw statistics (format v2; libs/model logit-head.ts). */
-export const STAT_FETCHES = ['argmax', 'max_prob', 'entropy'] as const;
+export const STAT_FETCHES = [GRAPH_IO.outputs.argmax, GRAPH_IO.outputs.maxProb, GRAPH_IO.outputs.entropy] as const;
+
+const IN = GRAPH_IO.inputs;
 
 export function pastLength(s: ForwardSpec): number {
   return s.pastLen + (s.extra ? s.extra.len : 0);
@@ -36,7 +39,7 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
   const T = P + S;
   let R = 0;
   for (const s of specs) R = Math.max(R, s.drawRows.length);
-  const logitIndex = arena.int64('logit_index', B * R);
+  const logitIndex = arena.int64(IN.logitIndex, B * R);
   for (let r = 0; r < B; r++) {
     const rows = specs[r].drawRows;
     for (let k = 0; k < R; k++) {
@@ -45,19 +48,20 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
       logitIndex[r * R + k] = BigInt(v);
     }
   }
-  const banned = arena.int64('banned_token_ids', 1);
+  const banned = arena.int64(IN.bannedTokenIds, 1);
   banned[0] = BigInt(handle.maskId);
-  const ids = arena.int64('input_ids', B * S);
-  const pos = arena.int64('position_ids', B * S);
-  const mask = arena.float32('attention_mask', B * S * T);
+  const ids = arena.int64(IN.inputIds, B * S);
+  const pos = arena.int64(IN.positionIds, B * S);
+  const mask = arena.float32(IN.attentionMask, B * S * T);
   mask.fill(MASK_BLOCKED);
   const ps = g.pagePositions;
   const pastK: Float32Array[] = [];
   const pastV: Float32Array[] = [];
   const layerFloats = B * g.kvHeads * P * g.headDim;
   for (let l = 0; l < g.layers; l++) {
-    pastK.push(arena.float32(`past_key.${l}`, layerFloats));
-    pastV.push(arena.float32(`past_value.${l}`, layerFloats));
+    const io = layerIoNames(l);
+    pastK.push(arena.float32(io.pastKey, layerFloats));
+    pastV.push(arena.float32(io.pastValue, layerFloats));
   }
   for (let r = 0; r < B; r++) {
     const s = specs[r];
@@ -108,24 +112,25 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
     }
   }
   const feeds: Record<string, RunnerTensor> = {
-    input_ids: { type: 'int64', dims: [B, S], data: ids },
-    position_ids: { type: 'int64', dims: [B, S], data: pos },
-    attention_mask: { type: 'float32', dims: [B, 1, S, T], data: mask },
-    logit_index: { type: 'int64', dims: [B, R], data: logitIndex },
-    banned_token_ids: { type: 'int64', dims: [1], data: banned },
+    [IN.inputIds]: { type: 'int64', dims: [B, S], data: ids },
+    [IN.positionIds]: { type: 'int64', dims: [B, S], data: pos },
+    [IN.attentionMask]: { type: 'float32', dims: [B, 1, S, T], data: mask },
+    [IN.logitIndex]: { type: 'int64', dims: [B, R], data: logitIndex },
+    [IN.bannedTokenIds]: { type: 'int64', dims: [1], data: banned },
   };
   for (let l = 0; l < g.layers; l++) {
-    feeds[`past_key.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastK[l] };
-    feeds[`past_value.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastV[l] };
+    const io = layerIoNames(l);
+    feeds[io.pastKey] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastK[l] };
+    feeds[io.pastValue] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastV[l] };
   }
   const fetches: string[] = [];
   if (R > 0) {
     fetches.push(...STAT_FETCHES);
     // Vocabulary-wide rows cross into JS only when a row samples.
-    if (specs.some((s) => s.drawRows.length > 0 && s.seq.opts.temperature > 0)) fetches.push('logits');
+    if (specs.some((s) => s.drawRows.length > 0 && s.seq.opts.temperature > 0)) fetches.push(GRAPH_IO.outputs.logits);
   }
   if (specs.some((s) => s.wantKV)) {
-    for (let l = 0; l < g.layers; l++) fetches.push(`present_key.${l}`, `present_value.${l}`);
+    for (let l = 0; l < g.layers; l++) fetches.push(layerIoNames(l).presentKey, layerIoNames(l).presentValue);
   }
   return { feeds, fetches, B, S, P, R };
 }

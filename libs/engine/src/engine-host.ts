@@ -3,7 +3,7 @@
 // (EngineThread) sends admissions, cancels and swaps, and gets block events, results and stats.
 import { parentPort, workerData } from 'node:worker_threads';
 import { EngineCore, type EngineStats } from './engine';
-import type { BlockEvent } from './sequence';
+import type { BlockEvent } from './emission';
 import { toWire, type FromHost, type HostOptions, type ModelInfo, type ToHost } from './engine-protocol';
 
 /** How often a stats snapshot is sent while requests are in flight (results carry one too). */

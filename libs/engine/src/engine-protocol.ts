@@ -2,7 +2,8 @@
 // Only admissions, cancels, block events, results, swaps and stats snapshots cross; never a forward.
 import type { EngineCreateOptions, EngineStats, GenerateRequest } from './engine';
 import type { EngineManifest } from './model-dir';
-import type { BlockEvent, GenerationResult } from './sequence';
+import type { BlockEvent } from './emission';
+import type { GenerationResult } from './sequence';
 
 export interface ModelInfo {
   name: string;

@@ -8,6 +8,7 @@
 // (engine-thread.ts / engine-host.ts): only admissions, block events, cancels, results and stats
 // cross threads, no forward pays a message round trip, and the caller's event loop stays free.
 // `EngineCore` is the loop itself; `Engine` is the facade over either arrangement.
+import { GRAPH_IO, layerIoNames } from '@dllm/model';
 import { buildBatch } from './batch';
 import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
@@ -18,7 +19,9 @@ import { arBlockOrderPolicy } from './policies/ar';
 import { InlineOrtRunner } from './runner/inline-runner';
 import { OrtRunner, StagingArena } from './runner/ort-runner';
 import type { ModelRunner } from './runner/runner';
-import { Sequence, type BlockEvent, type DrawOutputs, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
+import { Sequence, type GenerationResult } from './sequence';
+import type { DrawOutputs, ForwardSpec, ModelHandle, RowOutput } from './forward';
+import type { BlockEvent } from './emission';
 
 export interface EngineCreateOptions {
   modelDir: string;
@@ -365,18 +368,20 @@ export class EngineCore implements EngineApi {
     }
     this.forwards++;
     this.rows += specs.length;
-    const draws: DrawOutputs | null = out.argmax
+    const OUT = GRAPH_IO.outputs;
+    const draws: DrawOutputs | null = out[OUT.argmax]
       ? {
           R: batch.R,
           V: h.vocabSize,
-          argmax: out.argmax.data as BigInt64Array,
-          maxProb: out.max_prob.data as Float32Array,
-          entropy: out.entropy.data as Float32Array,
-          logits: (out.logits?.data as Float32Array | undefined) ?? null,
+          argmax: out[OUT.argmax].data as BigInt64Array,
+          maxProb: out[OUT.maxProb].data as Float32Array,
+          entropy: out[OUT.entropy].data as Float32Array,
+          logits: (out[OUT.logits]?.data as Float32Array | undefined) ?? null,
         }
       : null;
-    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data as Float32Array) : null;
-    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data as Float32Array) : null;
+    const layers = h.geometry.layers;
+    const pk = out[layerIoNames(0).presentKey] ? Array.from({ length: layers }, (_, l) => out[layerIoNames(l).presentKey].data as Float32Array) : null;
+    const pv = pk ? Array.from({ length: layers }, (_, l) => out[layerIoNames(l).presentValue].data as Float32Array) : null;
     for (let r = 0; r < specs.length; r++) {
       const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r, S: batch.S };
       try {

@@ -1,6 +1,11 @@
-// One generation request as a state machine. The scheduler asks it for its next forward
+// One generation request as a decoding state machine. The scheduler asks it for its next forward
 // (nextForward), runs that forward batched with others, and hands the row back (onOutput).
 // The decoding loop lives here, shared by all policies; a policy only says which candidates to commit.
+// What the loop delegates, one concern per module:
+//   kv/sequence-pages.ts  the page table: prefix walk, page publication, K/V writes, the reservation
+//   kv/kept-window.ts     the sub-block cache's kept window K/V
+//   trajectory.ts         per-token records and block spans (the RL trajectory)
+//   emission.ts           text, stop strings, block events
 //
 // Block mode (fast-dllm-v2, entropy, adablock), per block:
 //   window forwards over the block (no cache write) -> draws for the masked slots of the active
@@ -8,113 +13,16 @@
 //   when the block has no masked target left: one commit forward over the finished block writes its
 //   KV into the pages and its last output draws slot 0 of the next block.
 // Causal mode (ar): one forward per token with KV cache.
-import { KvPool, pageFloats, type KvGeometry, type KvPage } from './kv/pool';
+import type { KvPool, KvPage } from './kv/pool';
+import { SequencePages } from './kv/sequence-pages';
+import { KeptWindow } from './kv/kept-window';
 import type { ResolvedOptions } from './options';
 import type { Candidate, DecodePolicy } from './policies/types';
 import { Sfc32 as Rng } from '@dllm/prng';
 import { drawToken, greedyDraw, type Draw } from './sampling';
-import type { ModelRunner } from './runner/runner';
-import type { EngineManifest, TextCodec } from './model-dir';
-
-/** A loaded model version. Sequences hold the handle they started on (hot swap keeps it alive). */
-export interface ModelHandle {
-  id: number;
-  name: string;
-  version: string;
-  kind: string;
-  manifest: EngineManifest;
-  /** Key namespace in the KV pool: pages of different versions never mix. */
-  namespace: string;
-  runner: ModelRunner;
-  codec: TextCodec;
-  geometry: KvGeometry;
-  vocabSize: number;
-  maskId: number;
-  eosId: number;
-  delimiters: ReadonlySet<number>;
-  /** Positions the model supports (manifest architecture.max_position_embeddings; Infinity when unknown). */
-  maxPositions: number;
-  /** Sequences admitted on this handle and not finished. */
-  active: number;
-  retired: boolean;
-}
-
-export interface ForwardSpec {
-  seq: Sequence;
-  kind: 'prefill' | 'window' | 'sub' | 'commit' | 'ar';
-  ids: number[];
-  positions: number[];
-  /** Block id per new token (block-causal among new tokens); null = causal. */
-  blockIds: number[] | null;
-  /** Past = this sequence's pages over positions [0, pastLen). */
-  pastLen: number;
-  /** Extra past after the pages: the kept window K/V of the sub-block cache, with the stale slots blocked. */
-  extra: { buf: Float32Array; capacity: number; len: number; blockedFrom: number; blockedTo: number } | null;
-  /**
-   * The new positions (0..S-1, ascending) this row draws from: the graph's `logit_index` row. Only
-   * these get logits and statistics (format v2); empty for KV-only forwards (no LM head at all).
-   */
-  drawRows: number[];
-  wantKV: boolean;
-}
-
-/** The draw head's outputs of one forward, for R drawn positions per row (batch.ts pads rows to R). */
-export interface DrawOutputs {
-  R: number;
-  V: number;
-  /** [B,R] each: the in-graph statistics (MASK banned). */
-  argmax: BigInt64Array;
-  maxProb: Float32Array;
-  entropy: Float32Array;
-  /** [B,R,V] raw logits; fetched only when a row of the batch samples (temperature > 0). */
-  logits: Float32Array | null;
-}
-
-export interface RowOutput {
-  /** Draw statistics (and logits when fetched) of the whole batch; null when no row draws. */
-  draws: DrawOutputs | null;
-  /** present_key.<l> / present_value.<l> [B,Hkv,S,Dh] per layer, and the row. */
-  presentK: Float32Array[] | null;
-  presentV: Float32Array[] | null;
-  row: number;
-  /** The batch's S (rows shorter than it are padded: present K/V rows are S apart). */
-  S: number;
-}
-
-export interface BlockEvent {
-  index: number;
-  /** Generated tokens committed in this block (in order). */
-  tokenIds: number[];
-  /** Text added by this block. */
-  text: string;
-  completionTokens: number;
-  forwards: number;
-}
-
-export interface Trajectory {
-  /** Generated token ids (the completion; includes the stop token when one ended it). */
-  tokenIds: number[];
-  /** For each generated token: the index (0-based) of the decoding forward of this sequence that committed it. */
-  stepMap: number[];
-  /** Probability of the committed token under the distribution it was drawn from. */
-  confidence: number[];
-  /** Entropy (nats) of that distribution. */
-  entropy: number[];
-  /** log(confidence): per-token log-prob under the per-step sampling distribution (NOT an AR likelihood). */
-  logprobs: number[];
-  /** Blocks as [start, end) indices into tokenIds. */
-  blocks: Array<[number, number]>;
-  /** Decoding forwards (window, sub-block, commit, ar); excludes KV-only prefill forwards. */
-  forwards: number;
-  prefillForwards: number;
-  /** tokenIds.length / forwards (0 when no forward). */
-  tpf: number;
-  options: ResolvedOptions;
-  seed: number;
-  model: { name: string; version: string };
-  promptTokens: number;
-  prefixCacheHitTokens: number;
-}
+import type { ForwardSpec, ModelHandle, RowOutput } from './forward';
+import { TrajectoryRecorder, type Trajectory } from './trajectory';
+import { TextEmitter, type BlockEvent } from './emission';
 
 export interface GenerationResult {
   text: string;
@@ -149,33 +57,18 @@ export class Sequence {
   private readonly maxPos: number;
   private readonly rng: Rng | null;
   private readonly stopIds: Set<number>;
-  private readonly pages: KvPage[] = [];
-  private readonly keys: (string | null)[] = [];
-  /** Positions whose KV is in the pages. */
-  private committed = 0;
+  private readonly pages: SequencePages;
+  private readonly traj = new TrajectoryRecorder();
+  private readonly emitter: TextEmitter;
   private phase: 'init' | 'block' | 'ar' | 'done' = 'init';
   private prefillEnd = 0;
   private win: Window | null = null;
   private firstStop = Infinity;
-  private stopCut: { tokens: number; text: string } | null = null;
-  /**
-   * Sub-block cache: the K/V of the current block's window slots, and the lowest slot committed since
-   * its K/V was computed (`dirtyFrom`; Infinity when every kept slot matches its token).
-   */
-  private kept: { buf: Float32Array; capacity: number; block: number; dirtyFrom: number } | null = null;
-  private reservedBytes = 0;
+  /** Sub-block cache: the K/V of the current block's window slots (allocated at the first keep). */
+  private kept: KeptWindow | null = null;
   private walkDone = false;
   forwards = 0;
   prefillForwards = 0;
-  prefixHitTokens = 0;
-  private readonly tStep: number[] = [];
-  private readonly tConf: number[] = [];
-  private readonly tEnt: number[] = [];
-  private readonly tLogp: number[] = [];
-  private readonly blocks: Array<[number, number]> = [];
-  private emittedText = '';
-  private emittedTokens = 0;
-  private blockEvents = 0;
   private readonly t0 = Date.now();
   result: GenerationResult | null = null;
 
@@ -184,7 +77,7 @@ export class Sequence {
     readonly opts: ResolvedOptions,
     readonly policy: DecodePolicy,
     promptIds: readonly number[],
-    private readonly pool: KvPool,
+    pool: KvPool,
     readonly hooks: { signal?: AbortSignal; onBlock?: (e: BlockEvent) => void },
     private readonly onDone: (s: Sequence) => void,
   ) {
@@ -200,151 +93,41 @@ export class Sequence {
     this.cap = Math.min(this.promptLen + opts.maxNewTokens, this.maxPos);
     this.rng = opts.temperature > 0 ? new Rng(opts.seed) : null;
     this.stopIds = new Set([handle.eosId, ...opts.stopTokenIds]);
+    // Causal pages are always sharable; block-causal ones when blocks tile the page (committed blocks
+    // of generated text too, except AdaBlock's, whose limit is set to the prefill end at the start).
+    const causal = policy.mode === 'causal';
+    const tiled = handle.geometry.pagePositions % opts.blockSize === 0;
+    const mode = causal ? 'causal' : `bc${opts.blockSize}`;
+    const sharing = causal || tiled ? { namespace: handle.namespace, mode, shareLimit: !causal && policy.planBlock ? 0 : Infinity } : null;
+    this.pages = new SequencePages(`sequence ${this.id}`, pool, handle.geometry, this.all, sharing);
+    this.emitter = new TextEmitter(handle.codec, this.stopIds, opts.stop, hooks.onBlock);
   }
 
   // ---------------------------------------------------------------- memory
 
-  private get pageSize(): number {
-    return this.handle.geometry.pagePositions;
-  }
-
   /** Worst-case bytes this sequence can allocate: every page of prompt + cap, plus the sub-block cache scratch. */
   worstCaseBytes(): number {
-    const pb = pageFloats(this.handle.geometry) * 4;
-    return Math.ceil(this.cap / this.pageSize) * pb + this.scratchFloats() * 4;
-  }
-
-  private scratchPositions(): number {
-    return this.opts.blockSize;
+    return Math.ceil(this.cap / this.pages.pageSize) * this.pages.pageBytes + this.scratchFloats() * 4;
   }
 
   private scratchFloats(): number {
     if (!this.opts.subBlockCache || this.policy.mode !== 'block') return 0;
-    const g = this.handle.geometry;
-    return g.layers * 2 * g.kvHeads * this.scratchPositions() * g.headDim;
+    return KeptWindow.floats(this.handle.geometry, this.opts.blockSize);
   }
 
+  /** The bytes the scheduler reserved in the pool for this sequence (`worstCaseBytes` at admission). */
   setReservation(bytes: number): void {
-    this.reservedBytes = bytes;
+    this.pages.setReservation(bytes);
   }
 
-  private allocPage(): KvPage {
-    const bytes = pageFloats(this.handle.geometry) * 4;
-    if (this.reservedBytes < bytes) throw new Error(`sequence ${this.id}: page allocation beyond its reservation`);
-    this.reservedBytes -= bytes;
-    const p = this.pool.allocate(this.handle.geometry);
-    return p;
-  }
-
-  private get mode(): string {
-    return this.policy.mode === 'causal' ? 'causal' : `bc${this.opts.blockSize}`;
-  }
-
-  private sharable(k: number): boolean {
-    if (this.policy.mode === 'causal') return true;
-    if (this.pageSize % this.opts.blockSize !== 0) return false;
-    if (this.policy.planBlock) return (k + 1) * this.pageSize <= this.prefillEnd;
-    return true;
-  }
-
-  private keyFor(k: number): string | null {
-    if (!this.pool.sharing || !this.sharable(k)) return null;
-    const parent = k === 0 ? null : this.keys[k - 1];
-    if (k > 0 && !parent) return null;
-    const toks = this.all.slice(k * this.pageSize, (k + 1) * this.pageSize);
-    return KvPool.key(this.handle.namespace, this.mode, parent ?? null, toks);
-  }
-
-  /** Takes the shared pages that already hold this prompt's prefix. False while one is still being computed by another sequence. */
-  private walkPrefix(limit: number): boolean {
-    const ps = this.pageSize;
-    while ((this.pages.length + 1) * ps <= limit) {
-      const k = this.pages.length;
-      const key = this.keyFor(k);
-      if (!key) break;
-      if (this.pool.has(key)) {
-        const p = this.pool.acquire(key)!;
-        if (!p.ready) {
-          // Another sequence is computing it right now: wait for it (computing it twice wastes the forward).
-          this.pool.release(p);
-          this.pool.hits--;
-          return false;
-        }
-        const bytes = pageFloats(this.handle.geometry) * 4;
-        this.pool.unreserve(bytes);
-        this.reservedBytes -= bytes;
-        this.pages.push(p);
-        this.keys.push(key);
-        this.committed = (k + 1) * ps;
-        this.prefixHitTokens += ps;
-      } else {
-        this.pool.misses++;
-        break;
-      }
-    }
-    return true;
-  }
-
-  /** Makes sure pages exist for positions [from, to); pages that the range fills completely and that are sharable are published as pending. */
-  private preparePages(from: number, to: number, publishWhole: boolean): void {
-    const ps = this.pageSize;
-    for (let k = Math.floor(from / ps); k * ps < to; k++) {
-      if (this.pages[k]) continue;
-      let p = this.allocPage();
-      let key: string | null = null;
-      if (publishWhole && k * ps >= from && (k + 1) * ps <= to) {
-        key = this.keyFor(k);
-        if (key) {
-          const q = this.pool.publish(p, key);
-          if (q !== p) p = q; // someone else has it: use theirs (ready pages are never rewritten)
-        }
-      }
-      this.pages[k] = p;
-      this.keys[k] = key;
-    }
-  }
-
-  private writeKV(out: RowOutput, spec: ForwardSpec): void {
-    const g = this.handle.geometry;
-    const S = spec.ids.length;
-    const stride = out.S;
-    const ps = this.pageSize;
-    for (let i = 0; i < S; i++) {
-      const pos = spec.positions[i];
-      const k = Math.floor(pos / ps);
-      const page = this.pages[k];
-      if (!page) throw new Error(`sequence ${this.id}: no page for position ${pos}`);
-      const off = pos % ps;
-      if (!page.ready) {
-        for (let l = 0; l < g.layers; l++) {
-          for (let h = 0; h < g.kvHeads; h++) {
-            const src = ((out.row * g.kvHeads + h) * stride + i) * g.headDim;
-            const dk = (((l * 2) * g.kvHeads + h) * ps + off) * g.headDim;
-            const dv = (((l * 2 + 1) * g.kvHeads + h) * ps + off) * g.headDim;
-            page.data.set(out.presentK![l].subarray(src, src + g.headDim), dk);
-            page.data.set(out.presentV![l].subarray(src, src + g.headDim), dv);
-          }
-        }
-        page.fill = Math.max(page.fill, off + 1);
-      }
-      if (off === ps - 1) this.seal(k);
-    }
-    this.committed = Math.max(this.committed, spec.positions[S - 1] + 1);
-  }
-
-  private seal(k: number): void {
-    const page = this.pages[k];
-    if (page.ready) return;
-    page.ready = true;
-    if (page.key) return; // published as pending: now readable by others
-    const key = this.keyFor(k);
-    this.keys[k] = key;
-    if (key) this.pages[k] = this.pool.publish(page, key);
+  /** Prompt positions taken from shared pages instead of being computed. */
+  get prefixHitTokens(): number {
+    return this.pages.prefixHitTokens;
   }
 
   /** Gather view used by the batch builder: page k and its filled length. */
   pageList(): readonly KvPage[] {
-    return this.pages;
+    return this.pages.list();
   }
 
   // ---------------------------------------------------------------- state machine
@@ -373,24 +156,26 @@ export class Sequence {
       const bs = this.opts.blockSize;
       if (this.policy.mode === 'causal') {
         if (!this.walkDone) {
-          if (!this.walkPrefix(this.promptLen - 1)) return null;
+          if (!this.pages.walkPrefix(this.promptLen - 1)) return null;
           this.walkDone = true;
         }
         this.phase = 'ar';
-        const from = this.committed;
-        this.preparePages(from, this.promptLen, true);
+        const from = this.pages.committed;
+        this.pages.prepare(from, this.promptLen, true);
         return this.spec('ar', from, this.promptLen, null, [this.promptLen - 1 - from], true);
       }
       this.prefillEnd = Math.floor((this.promptLen - 1) / bs) * bs;
+      // AdaBlock's decoded blocks depend on its plans: only the prefilled prompt blocks are shared.
+      if (this.policy.planBlock && this.pages.sharing) this.pages.sharing.shareLimit = this.prefillEnd;
       if (!this.walkDone) {
-        if (!this.walkPrefix(this.prefillEnd)) return null;
+        if (!this.pages.walkPrefix(this.prefillEnd)) return null;
         this.walkDone = true;
       }
       this.phase = 'block';
       this.openWindow(this.prefillEnd);
-      if (this.committed < this.prefillEnd) {
-        const from = this.committed;
-        this.preparePages(from, this.prefillEnd, true);
+      if (this.pages.committed < this.prefillEnd) {
+        const from = this.pages.committed;
+        this.pages.prepare(from, this.prefillEnd, true);
         const blockIds = [];
         for (let p = from; p < this.prefillEnd; p++) blockIds.push(Math.floor(p / bs));
         return this.spec('prefill', from, this.prefillEnd, blockIds, [], true);
@@ -399,7 +184,7 @@ export class Sequence {
     if (this.phase === 'ar') {
       if (this.aborted) return this.finish('cancelled'), null;
       const last = this.all.length - 1;
-      this.preparePages(last, last + 1, false);
+      this.pages.prepare(last, last + 1, false);
       return this.spec('ar', last, last + 1, null, [0], true);
     }
     // block mode
@@ -416,7 +201,7 @@ export class Sequence {
         this.finish(this.firstStop < Infinity && this.firstStop < this.cap ? 'stop' : 'length');
         return null;
       }
-      this.preparePages(w.start, w.start + w.len, false);
+      this.pages.prepare(w.start, w.start + w.len, false);
       return this.spec('commit', w.start, w.start + w.len, this.sameBlock(w.len), [w.len - 1], true);
     }
     const S = w.planned ? w.len : w.planLen;
@@ -430,7 +215,7 @@ export class Sequence {
         const from = Math.max(0, Math.min(a - 1, kept.dirtyFrom));
         const s = this.spec('sub', w.start + from, w.start + b, this.sameBlock(b - from), this.drawSlots(a, b, from + 1), true);
         s.pastLen = w.start;
-        s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: from, blockedTo: b };
+        s.extra = kept.asExtra(w.len, from, b);
         return s;
       }
     }
@@ -521,12 +306,8 @@ export class Sequence {
   private commitToken(pos: number, d: Draw, step: number): void {
     this.all[pos] = d.token;
     const w = this.win;
-    if (this.kept && w && this.kept.block === w.index && pos >= w.start && pos < w.start + w.len) this.kept.dirtyFrom = Math.min(this.kept.dirtyFrom, pos - w.start);
-    const i = pos - this.promptLen;
-    this.tStep[i] = step;
-    this.tConf[i] = d.prob;
-    this.tEnt[i] = d.entropy;
-    this.tLogp[i] = d.logprob;
+    if (this.kept && w && pos >= w.start && pos < w.start + w.len) this.kept.markCommitted(w.index, pos - w.start);
+    this.traj.record(pos - this.promptLen, step, d);
     if (this.stopIds.has(d.token) && pos < this.firstStop) this.firstStop = pos;
   }
 
@@ -535,12 +316,12 @@ export class Sequence {
     const S = spec.ids.length;
     if (spec.kind === 'prefill') {
       this.prefillForwards++;
-      this.writeKV(out, spec);
+      this.pages.write(out, spec.positions);
       return;
     }
     const step = this.forwards++;
     if (spec.kind === 'ar') {
-      this.writeKV(out, spec);
+      this.pages.write(out, spec.positions);
       const pos = spec.positions[S - 1] + 1;
       this.all.push(0);
       this.commitToken(pos, this.draw(out, spec, S - 1), step);
@@ -554,7 +335,7 @@ export class Sequence {
     }
     const w = this.win!;
     if (spec.kind === 'commit') {
-      this.writeKV(out, spec);
+      this.pages.write(out, spec.positions);
       const pos = w.start + w.len;
       this.openWindow(pos);
       this.commitToken(pos, this.draw(out, spec, S - 1), step);
@@ -603,41 +384,19 @@ export class Sequence {
     this.checkStopStrings();
   }
 
+  /** A full-window forward of the sub-block cache: keep its K/V as the current block's. */
   private keepWindow(out: RowOutput, spec: ForwardSpec): void {
-    const g = this.handle.geometry;
-    const cap = this.scratchPositions();
-    if (!this.kept) {
-      const floats = this.scratchFloats();
-      const bytes = floats * 4;
-      if (this.reservedBytes < bytes) throw new Error(`sequence ${this.id}: scratch beyond its reservation`);
-      this.reservedBytes -= bytes;
-      this.kept = { buf: this.pool.allocateScratch(floats), capacity: cap, block: -1, dirtyFrom: Infinity };
-    }
-    const S = spec.ids.length;
-    this.copyIntoKept(out, 0, S, g);
-    this.kept.block = this.win!.index;
-    this.kept.dirtyFrom = Infinity;
+    if (!this.kept) this.kept = new KeptWindow(this.pages.allocateScratch(this.scratchFloats()), this.opts.blockSize, this.handle.geometry);
+    this.kept.keep(out, spec.ids.length, this.win!.index);
   }
 
+  /** A sub-block forward: write its slots' fresh K/V back into the kept window. */
   private writeKept(out: RowOutput, spec: ForwardSpec): void {
-    const off = spec.positions[0] - this.win!.start;
-    this.copyIntoKept(out, off, spec.ids.length, this.handle.geometry);
     // every slot committed before this forward lies in [off, b): all kept slots match their tokens again
-    this.kept!.dirtyFrom = Infinity;
+    this.kept!.writeBack(out, spec.positions[0] - this.win!.start, spec.ids.length);
   }
 
-  private copyIntoKept(out: RowOutput, slotOffset: number, n: number, g: KvGeometry): void {
-    const kept = this.kept!;
-    for (let l = 0; l < g.layers; l++) {
-      for (let h = 0; h < g.kvHeads; h++) {
-        const src = ((out.row * g.kvHeads + h) * out.S) * g.headDim;
-        const dk = (((l * 2) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
-        const dv = (((l * 2 + 1) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
-        kept.buf.set(out.presentK![l].subarray(src, src + n * g.headDim), dk);
-        kept.buf.set(out.presentV![l].subarray(src, src + n * g.headDim), dv);
-      }
-    }
-  }
+  // ---------------------------------------------------------------- blocks, text, result
 
   /** Records the current block's generated span and emits the block event. */
   private endBlock(endOverride?: number): void {
@@ -648,51 +407,9 @@ export class Sequence {
   }
 
   private emitBlock(from: number, to: number): void {
-    const a = from - this.promptLen;
     const b = to - this.promptLen;
-    if (this.blocks.length > 0 && this.blocks[this.blocks.length - 1][1] > a) return;
-    this.blocks.push([a, b]);
-    if (!this.hooks.onBlock) return;
-    let toks = this.outputTokens(b);
-    if (this.stopCut) toks = toks.slice(0, this.stopCut.tokens);
-    this.emitText(toks, this.visibleText(toks, this.phase === 'done'));
-  }
-
-  /**
-   * The text a listener may see so far: never a stop string or what follows it, and while decoding
-   * goes on, not the tail that could still grow into a stop string (it is released once it cannot).
-   */
-  private visibleText(toks: readonly number[], final: boolean): string {
-    if (this.stopCut) return this.stopCut.text;
-    const text = this.textOf(toks);
-    if (final || this.opts.stop.length === 0) return text;
-    let hold = 0;
-    for (const s of this.opts.stop) {
-      for (let k = Math.min(s.length - 1, text.length); k > hold; k--) {
-        if (text.endsWith(s.slice(0, k))) {
-          hold = k;
-          break;
-        }
-      }
-    }
-    return text.slice(0, text.length - hold);
-  }
-
-  private emitText(toks: readonly number[], visible: string): void {
-    const e: BlockEvent = {
-      index: this.blockEvents++,
-      tokenIds: toks.slice(this.emittedTokens),
-      text: visible.slice(this.emittedText.length),
-      completionTokens: toks.length,
-      forwards: this.forwards,
-    };
-    this.emittedTokens = toks.length;
-    this.emittedText = visible;
-    try {
-      this.hooks.onBlock!(e);
-    } catch {
-      /* a listener's error must not break decoding */
-    }
+    if (!this.traj.addBlock(from - this.promptLen, b)) return;
+    if (this.emitter.listening) this.emitter.emitBlock(this.outputTokens(b), this.phase === 'done', this.forwards);
   }
 
   /** Generated tokens [0, n) that are known contiguously, cut after the first stop token. */
@@ -706,76 +423,42 @@ export class Sequence {
     return out;
   }
 
-  private textOf(toks: readonly number[]): string {
-    return this.handle.codec.decode(toks.filter((t) => !this.stopIds.has(t)));
-  }
-
   private checkStopStrings(): void {
-    if (this.opts.stop.length === 0 || this.stopCut) return;
-    const toks = this.outputTokens();
-    const text = this.textOf(toks);
-    let at = -1;
-    for (const s of this.opts.stop) {
-      const i = text.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) at = i;
-    }
-    if (at < 0) return;
-    const stopStr = this.opts.stop.find((s) => text.indexOf(s) === at)!;
-    // Shortest token prefix whose text contains the stop string.
-    let n = toks.length;
-    for (let k = 1; k <= toks.length; k++) {
-      if (this.textOf(toks.slice(0, k)).includes(stopStr)) {
-        n = k;
-        break;
-      }
-    }
-    this.stopCut = { tokens: n, text: text.slice(0, at) };
-    if (this.phase === 'block') this.endBlock(this.promptLen + n);
+    if (!this.emitter.watching || !this.emitter.findStop(this.outputTokens())) return;
+    if (this.phase === 'block') this.endBlock(this.promptLen + this.emitter.stopCut!.tokens);
     this.finish('stop');
   }
 
   finish(reason: GenerationResult['finishReason']): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
-    let toks = this.outputTokens();
-    let text: string;
-    if (this.stopCut) {
-      toks = toks.slice(0, this.stopCut.tokens);
-      text = this.stopCut.text;
-    } else {
-      text = this.textOf(toks);
-    }
-    const lastEmitted = this.blocks.length ? this.blocks[this.blocks.length - 1][1] : 0;
+    const { tokens: toks, text } = this.emitter.final(this.outputTokens());
+    const lastEmitted = this.traj.lastBlockEnd;
     if (lastEmitted < toks.length) this.emitBlock(this.promptLen + lastEmitted, this.promptLen + toks.length);
     // text held back as a possible stop-string prefix that never completed: release it
-    else if (this.hooks.onBlock && this.emittedText.length < text.length) this.emitText(toks, text);
+    else this.emitter.releaseHeld(toks, text, this.forwards);
     const tpf = this.forwards > 0 ? toks.length / this.forwards : 0;
+    const prefixHit = this.pages.prefixHitTokens;
+    const model = { name: this.handle.name, version: this.handle.version };
     const res: GenerationResult = {
       text,
       tokenIds: toks,
       finishReason: reason,
       usage: { promptTokens: this.promptLen, completionTokens: toks.length },
-      stats: { forwards: this.forwards, tpf, wallMs: Date.now() - this.t0, prefillTokens: this.promptLen - this.prefixHitTokens, prefixCacheHitTokens: this.prefixHitTokens },
-      model: { name: this.handle.name, version: this.handle.version },
+      stats: { forwards: this.forwards, tpf, wallMs: Date.now() - this.t0, prefillTokens: this.promptLen - prefixHit, prefixCacheHitTokens: prefixHit },
+      model,
     };
     if (this.opts.trajectory) {
-      const n = toks.length;
-      res.trajectory = {
-        tokenIds: toks,
-        stepMap: this.tStep.slice(0, n),
-        confidence: this.tConf.slice(0, n),
-        entropy: this.tEnt.slice(0, n),
-        logprobs: this.tLogp.slice(0, n),
-        blocks: this.blocks.filter(([a]) => a < n).map(([a, b]) => [a, Math.min(b, n)] as [number, number]),
+      res.trajectory = this.traj.build(toks, {
         forwards: this.forwards,
         prefillForwards: this.prefillForwards,
         tpf,
         options: this.opts,
         seed: this.opts.seed,
-        model: { name: this.handle.name, version: this.handle.version },
+        model: { ...model },
         promptTokens: this.promptLen,
-        prefixCacheHitTokens: this.prefixHitTokens,
-      };
+        prefixCacheHitTokens: prefixHit,
+      });
     }
     this.result = res;
     this.releaseAll();
@@ -784,12 +467,8 @@ export class Sequence {
 
   /** Frees pages, scratch and the rest of the reservation. Also used when a forward fails. */
   releaseAll(): void {
-    for (const p of this.pages) if (p) this.pool.release(p);
-    this.pages.length = 0;
-    if (this.kept) this.pool.releaseScratch(this.kept.buf);
+    this.pages.releaseAll();
     this.kept = null;
-    if (this.reservedBytes > 0) this.pool.unreserve(this.reservedBytes);
-    this.reservedBytes = 0;
   }
 
   fail(): void {

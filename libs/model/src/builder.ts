@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DRAW_IO, drawInputSpecs, drawOutputSpecs, emitDrawStatistics, gatherDrawRows } from './logit-head';
 import { OnnxGraph, TensorType, writeChunks, type IoSpec } from './onnx';
-import type { Architecture } from './manifest';
+import { GRAPH_IO, layerIoNames, type Architecture } from './manifest';
 import type { WeightSource } from './safetensors';
 
 export type AttentionImpl = 'matmul' | 'mha' | 'gqa';
@@ -236,7 +236,7 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   // Embedding.
   const embed = W.get('model.embed_tokens.weight', [vocabSize, H]);
   const embedInit = g.floatInit('model.embed_tokens.weight', [vocabSize, H], embed);
-  let h = g.op('Gather', [embedInit, 'input_ids'], { axis: 0 });
+  let h = g.op('Gather', [embedInit, GRAPH_IO.inputs.inputIds], { axis: 0 });
 
   // Rotary tables from position_ids: cos [B,1,S,Dh]; sinSigned = [-sin, sin] halves, so that
   // rope(x) = x*cos + swap_halves(x)*sinSigned equals HF's x*cos + rotate_half(x)*sin.
@@ -244,7 +244,7 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   const invFreq = new Float32Array(half);
   for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(a.rope_theta, (2 * i) / Dh);
   const invFreqInit = g.floatInit('rope_inv_freq', [half], invFreq);
-  const posF = g.op('Cast', ['position_ids'], { to: TensorType.FLOAT });
+  const posF = g.op('Cast', [GRAPH_IO.inputs.positionIds], { to: TensorType.FLOAT });
   const freqs = g.op('Mul', [g.op('Unsqueeze', [posF, axesLast]), invFreqInit]); // [B,S,half]
   const axis1 = g.ints([1], 'axes_1');
   const cosHalf = g.op('Cos', [freqs]);
@@ -259,12 +259,13 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   };
 
   // Mask, prepared once: tiled over the G query heads of a KV group (matmul) or used as is (mha).
-  const mask = attention === 'matmul' && G > 1 ? g.op('Tile', ['attention_mask', g.ints([1, 1, G, 1], 'mask_tile')], {}, '', 'mask_tiled') : 'attention_mask';
+  const maskIn = GRAPH_IO.inputs.attentionMask;
+  const mask = attention === 'matmul' && G > 1 ? g.op('Tile', [maskIn, g.ints([1, 1, G, 1], 'mask_tile')], {}, '', 'mask_tiled') : maskIn;
 
   let gqaSeqlens: string | undefined;
   let gqaTotal: string | undefined;
   if (attention === 'gqa') {
-    const shp = g.op('Shape', ['attention_mask']);
+    const shp = g.op('Shape', [maskIn]);
     const T = g.op('Slice', [shp, g.ints([3]), g.ints([4])]);
     const Bd = g.op('Slice', [shp, g.ints([0]), g.ints([1])]);
     gqaSeqlens = g.op('Cast', [g.op('Expand', [g.op('Sub', [T, g.ints([1])]), Bd])], { to: TensorType.INT32 });
@@ -274,6 +275,7 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   const perm0213 = [0, 2, 1, 3];
 
   for (let i = 0; i < L; i++) {
+    const io = layerIoNames(i);
     const p = `model.layers.${i}`;
     const x = rmsNorm(h, `${p}.input_layernorm.weight`);
     const qd = Hq * Dh;
@@ -291,12 +293,12 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
     }
     const qh = g.op('Transpose', [g.op('Reshape', [q, shapeBSHD(Hq)])], { perm: perm0213 }); // [B,Hq,S,Dh]
     const kh = g.op('Transpose', [g.op('Reshape', [k, shapeBSHD(Hkv)])], { perm: perm0213 }); // [B,Hkv,S,Dh]
-    g.node('Transpose', [g.op('Reshape', [v, shapeBSHD(Hkv)])], [`present_value.${i}`], { perm: perm0213 });
+    g.node('Transpose', [g.op('Reshape', [v, shapeBSHD(Hkv)])], [io.presentValue], { perm: perm0213 });
     const kr = rope(kh);
-    g.node('Identity', [kr], [`present_key.${i}`]);
+    g.node('Identity', [kr], [io.presentKey]);
     const qr = g.op('Mul', [rope(qh), scale]);
-    const kAll = g.op('Concat', [`past_key.${i}`, `present_key.${i}`], { axis: 2 }); // [B,Hkv,T,Dh]
-    const vAll = g.op('Concat', [`past_value.${i}`, `present_value.${i}`], { axis: 2 });
+    const kAll = g.op('Concat', [io.pastKey, io.presentKey], { axis: 2 }); // [B,Hkv,T,Dh]
+    const vAll = g.op('Concat', [io.pastValue, io.presentValue], { axis: 2 });
     let attnOut: string; // [B,S,Hq*Dh]
     if (attention === 'matmul') {
       const qg = G > 1 ? g.op('Reshape', [qr, g.ints([0, Hkv, -1, Dh])]) : qr; // [B,Hkv,G*S,Dh]
@@ -307,7 +309,9 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
       attnOut = g.op('Reshape', [g.op('Transpose', [ctx], { perm: perm0213 }), g.ints([0, 0, qd])]);
     } else if (attention === 'gqa') {
       const toBsd = (t: string, heads: number) => g.op('Reshape', [g.op('Transpose', [t], { perm: perm0213 }), g.ints([0, 0, heads * Dh])]);
-      attnOut = g.node('GroupQueryAttention', [toBsd(qr, Hq), toBsd(`present_key.${i}`, Hkv), toBsd(`present_value.${i}`, Hkv), `past_key.${i}`, `past_value.${i}`, gqaSeqlens!, gqaTotal!, '', '', '', 'attention_mask'], 3, { num_heads: Hq, kv_num_heads: Hkv, scale: { float: 1 } }, 'com.microsoft')[0];
+      const qkv = [toBsd(qr, Hq), toBsd(io.presentKey, Hkv), toBsd(io.presentValue, Hkv)];
+      const gqaIn = [...qkv, io.pastKey, io.pastValue, gqaSeqlens!, gqaTotal!, '', '', '', maskIn];
+      attnOut = g.node('GroupQueryAttention', gqaIn, 3, { num_heads: Hq, kv_num_heads: Hkv, scale: { float: 1 } }, 'com.microsoft')[0];
     } else {
       const rep = (t: string) => (G > 1 ? g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([2])]), g.ints([1, 1, G, 1, 1])]), g.ints([0, Hq, -1, Dh])]) : t);
       const qBsd = g.op('Reshape', [g.op('Transpose', [qr], { perm: perm0213 }), g.ints([0, 0, qd])]);
@@ -335,15 +339,18 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   emitDrawStatistics(g, DRAW_IO.logits, vocabSize);
 
   const inputs: IoSpec[] = [
-    { name: 'input_ids', type: TensorType.INT64, shape: ['batch', 'seq'] },
-    { name: 'position_ids', type: TensorType.INT64, shape: ['batch', 'seq'] },
-    { name: 'attention_mask', type: TensorType.FLOAT, shape: ['batch', 1, 'seq', 'total'] },
+    { name: GRAPH_IO.inputs.inputIds, type: TensorType.INT64, shape: ['batch', 'seq'] },
+    { name: GRAPH_IO.inputs.positionIds, type: TensorType.INT64, shape: ['batch', 'seq'] },
+    { name: GRAPH_IO.inputs.attentionMask, type: TensorType.FLOAT, shape: ['batch', 1, 'seq', 'total'] },
     ...drawInputSpecs(),
   ];
   const outputs: IoSpec[] = drawOutputSpecs(vocabSize);
   for (let i = 0; i < L; i++) {
-    inputs.push({ name: `past_key.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] }, { name: `past_value.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] });
-    outputs.push({ name: `present_key.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] }, { name: `present_value.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] });
+    const io = layerIoNames(i);
+    const past = (name: string): IoSpec => ({ name, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] });
+    const present = (name: string): IoSpec => ({ name, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] });
+    inputs.push(past(io.pastKey), past(io.pastValue));
+    outputs.push(present(io.presentKey), present(io.presentValue));
   }
   const model = g.toModel(inputs, outputs, { 'dllm-farm.attention': attention, ...(opts.metadata ?? {}) });
   const weightBytes = g.weightBytes;

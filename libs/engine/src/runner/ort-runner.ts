@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import type { ModelRunner, RunResult, RunnerInfo, RunnerOutputs, RunnerTensor } from './runner';
+import { GRAPH_IO, layerIoNames } from '@dllm/model';
 import { workerReady } from './worker-ready';
 
 export interface OrtRunnerOptions {
@@ -26,12 +27,14 @@ interface MetaEntry {
 export function infoFromMetadata(inputs: MetaEntry[], outputs: MetaEntry[]): RunnerInfo {
   const inputNames = inputs.map((m) => m.name);
   const outputNames = outputs.map((m) => m.name);
-  for (const need of ['input_ids', 'position_ids', 'attention_mask']) {
+  const IN = GRAPH_IO.inputs;
+  const OUT = GRAPH_IO.outputs;
+  for (const need of [IN.inputIds, IN.positionIds, IN.attentionMask]) {
     if (!inputNames.includes(need)) throw new Error(`model graph has no input '${need}' (inputs: ${inputNames.join(', ')})`);
   }
-  if (!outputNames.includes('logits')) throw new Error(`model graph has no output 'logits'`);
-  const v2 = ['logit_index', 'banned_token_ids'].filter((n) => !inputNames.includes(n));
-  const v2out = ['argmax', 'max_prob', 'entropy'].filter((n) => !outputNames.includes(n));
+  if (!outputNames.includes(OUT.logits)) throw new Error(`model graph has no output '${OUT.logits}'`);
+  const v2 = [IN.logitIndex, IN.bannedTokenIds].filter((n) => !inputNames.includes(n));
+  const v2out = [OUT.argmax, OUT.maxProb, OUT.entropy].filter((n) => !outputNames.includes(n));
   if (v2.length || v2out.length) {
     throw new Error(
       `model graph lacks ${[...v2.map((n) => `input '${n}'`), ...v2out.map((n) => `output '${n}'`)].join(', ')}: it is an older format than dllm-farm/v2; ` +
@@ -39,14 +42,16 @@ export function infoFromMetadata(inputs: MetaEntry[], outputs: MetaEntry[]): Run
     );
   }
   let layers = 0;
-  while (inputNames.includes(`past_key.${layers}`)) layers++;
-  if (layers === 0) throw new Error('model graph has no past_key.0 input');
+  while (inputNames.includes(layerIoNames(layers).pastKey)) layers++;
+  const pk0 = layerIoNames(0).pastKey;
+  if (layers === 0) throw new Error(`model graph has no ${pk0} input`);
   for (let i = 0; i < layers; i++) {
-    for (const n of [`past_value.${i}`]) if (!inputNames.includes(n)) throw new Error(`model graph lacks input ${n}`);
-    for (const n of [`present_key.${i}`, `present_value.${i}`]) if (!outputNames.includes(n)) throw new Error(`model graph lacks output ${n}`);
+    const io = layerIoNames(i);
+    if (!inputNames.includes(io.pastValue)) throw new Error(`model graph lacks input ${io.pastValue}`);
+    for (const n of [io.presentKey, io.presentValue]) if (!outputNames.includes(n)) throw new Error(`model graph lacks output ${n}`);
   }
-  const pk = inputs.find((m) => m.name === 'past_key.0')?.shape;
-  const lg = outputs.find((m) => m.name === 'logits')?.shape;
+  const pk = inputs.find((m) => m.name === pk0)?.shape;
+  const lg = outputs.find((m) => m.name === OUT.logits)?.shape;
   const num = (v: number | string | undefined, what: string): number => {
     if (typeof v !== 'number' || !(v > 0)) throw new Error(`model graph: ${what} must be a fixed dimension, got ${String(v)}`);
     return v;
@@ -55,9 +60,9 @@ export function infoFromMetadata(inputs: MetaEntry[], outputs: MetaEntry[]): Run
     inputNames,
     outputNames,
     layers,
-    kvHeads: num(pk?.[1], 'past_key.0 dim 1 (kv heads)'),
-    headDim: num(pk?.[3], 'past_key.0 dim 3 (head dim)'),
-    vocabSize: num(lg?.[2], 'logits dim 2 (vocab)'),
+    kvHeads: num(pk?.[1], `${pk0} dim 1 (kv heads)`),
+    headDim: num(pk?.[3], `${pk0} dim 3 (head dim)`),
+    vocabSize: num(lg?.[2], `${OUT.logits} dim 2 (vocab)`),
   };
 }
 
