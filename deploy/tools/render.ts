@@ -3,6 +3,7 @@
 //   node -r ./test/gateway.register.js deploy/tools/render.ts deploy/k8s/overlays/dev [--check]
 import { stringify } from 'yaml';
 import { render } from './kustomize';
+import type * as Validate from './validate';
 
 const args = process.argv.slice(2);
 const dir = args.find((a) => !a.startsWith('--'));
@@ -13,8 +14,7 @@ if (!dir) {
 const objects = render(dir);
 if (args.includes('--check')) {
   // Loaded lazily: rendering alone needs no schema packages.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { validateAll } = require('./validate') as typeof import('./validate');
+  const { validateAll } = require('./validate') as typeof Validate;
   const problems = validateAll(objects);
   for (const p of problems) console.error(`${p.object}: ${p.rule}: ${p.message}`);
   console.error(problems.length ? `${problems.length} problem(s)` : `${objects.length} objects, no problems`);

@@ -2,7 +2,7 @@
 // result at runtime (zod) and carries its default BullMQ options. Gateway and worker import the
 // same object, so they cannot disagree on a payload.
 import type { JobsOptions } from 'bullmq';
-import { z } from 'zod';
+import { type z } from 'zod';
 import type { QueueKind } from './queues';
 
 export class JobValidationError extends Error {

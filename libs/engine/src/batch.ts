@@ -6,7 +6,7 @@
 import { GRAPH_IO, layerIoNames } from '@dllm/model';
 import type { ForwardSpec, ModelHandle } from './forward';
 import type { RunnerTensor } from './runner/runner';
-import { StagingArena } from './runner/ort-runner';
+import { type StagingArena } from './runner/ort-runner';
 
 export const MASK_BLOCKED = -1e9;
 

@@ -58,13 +58,13 @@ export async function runEngineHost(): Promise<void> {
     } else if (m.t === 'cancel') {
       inflight.get(m.id)?.abort();
     } else if (m.t === 'swap') {
-      engine.swapModel(m.modelDir).then(
+      void engine.swapModel(m.modelDir).then(
         () => post({ t: 'swapped', id: m.id, model: modelInfo(engine), pageBytes: engine.pageBytes(), stats: stats() }),
         (e) => post({ t: 'error', id: m.id, error: toWire(e), stats: stats() }),
       );
     } else if (m.t === 'close') {
       clearInterval(timer);
-      engine.close().finally(() => post({ t: 'closed' }));
+      void engine.close().finally(() => post({ t: 'closed' }));
     }
   });
   post({ t: 'ready', model: modelInfo(engine), pageBytes: engine.pageBytes(), stats: stats() });

@@ -1,5 +1,5 @@
 // Cancellation and result references against a real Redis (REDIS_URL), fresh prefix, cleaned after.
-import { Redis } from 'ioredis';
+import { type Redis } from 'ioredis';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -1,7 +1,7 @@
 // dllm-farm submit <file.jsonl>: upload a JSONL file, create a batch, follow it with a live
 // progress bar, then save the output and error files. The demo calls submitBatch() directly.
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
+import { type parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { GatewayClient, type Batch } from '@dllm/contracts';
 import { parseFlags, UsageError, type CliCommand } from '../command';

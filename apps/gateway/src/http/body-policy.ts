@@ -10,7 +10,7 @@ import { applyDecorators } from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import { ApiConsumes } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiKeyRing, presentedKey } from '../auth/api-keys';
+import { type ApiKeyRing, presentedKey } from '../auth/api-keys';
 import { ApiError } from './api-error';
 
 export const JSON_TYPE = 'application/json';

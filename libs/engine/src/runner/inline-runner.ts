@@ -1,6 +1,7 @@
 // onnxruntime-node behind ModelRunner in the calling thread: session.run blocks this thread while it
 // runs, so use it where the scheduler itself lives off the main thread (engine-host.ts: the whole
 // engine loop in a worker) or where nothing else needs the event loop. No message hop per forward.
+import type * as Ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
 import { infoFromMetadata, type OrtRunnerOptions } from './ort-runner';
 import type { ModelRunner, RunResult, RunnerInfo, RunnerOutputs, RunnerTensor } from './runner';
@@ -13,7 +14,7 @@ export class InlineOrtRunner implements ModelRunner {
   private closed = false;
 
   private constructor(
-    private readonly ort: typeof import('onnxruntime-node'),
+    private readonly ort: typeof Ort,
     private readonly session: InferenceSession,
     readonly info: RunnerInfo,
   ) {}
