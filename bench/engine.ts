@@ -1,6 +1,6 @@
 // npm run bench:engine: how fast does each decoding policy run, and how accurately, on our own tasks?
 //
-//   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string]
+//   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
 //
 // One run, on held-out (test split) problems, same problems for every row:
@@ -12,6 +12,9 @@
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
+//   4. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
+//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`; every
+//      row's median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
 // Prints tables, then one JSON object (also written to --json FILE when given). Numbers are for this
 // machine's CPU with --threads intra-op threads; the problems are never tuned on.
 import * as fs from 'node:fs';
@@ -20,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
 import { Tokenizer } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
+import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
   model: string;
@@ -49,6 +53,8 @@ const { values } = parseArgs({
     json: { type: 'string' },
     quick: { type: 'boolean' },
     repeat: { type: 'string', default: '3' },
+    // the peer at batch 1 on the --ar weights (bench/peer-transformers.ts); 'none' skips it
+    peer: { type: 'string', default: 'transformers.js' },
   },
 });
 const repeat = Number(values.repeat);
@@ -71,7 +77,7 @@ for (const d of [values.dllm!, values.ar!]) {
 const allItems: Problem[] = fams.flatMap((f) => problems(f, { split: 'test', seed: 0, n }));
 const items = allItems;
 
-async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: number, items: Problem[] = allItems): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
+async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: number, items: Problem[] = allItems, collect?: { tokenIds: number[] }[]): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
   const before = engine.stats();
   let next = 0;
   let correct = 0;
@@ -80,8 +86,10 @@ async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: n
   const t0 = performance.now();
   const worker = async () => {
     while (next < items.length) {
-      const p = items[next++];
+      const idx = next++;
+      const p = items[idx];
       const r = await engine.generate({ prompt: p.prompt, options: { maxNewTokens: maxNew, ...options } });
+      if (collect) collect[idx] = { tokenIds: r.tokenIds };
       if (verifyResponse(p, r.text).correct) correct++;
       tokens += r.usage.completionTokens;
       forwards += r.stats.forwards;
@@ -115,6 +123,11 @@ async function main() {
   const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean } = {}) => Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
+  if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
+  const peer = values.peer === 'none' ? null : await TransformersJsPeer.create(values.ar!, threads);
+  const peerRounds: PeerRun[] = [];
+  const allRounds = new Map<string, number[]>();
+  const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(`bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`);
 
   const configs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
@@ -128,6 +141,7 @@ async function main() {
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
   for (const batch of batches) for (const c of configs) await evalRun(c.engine, c.options, batch, allItems.slice(0, Math.min(allItems.length, batch * 2)));
+  if (peer) await peer.run(allItems.slice(0, 2), maxNew, () => false);
 
   // Round robin: every configuration runs once per round, `repeat` rounds, and each row keeps its
   // fastest round. V8's JIT and onnxruntime's arena keep warming up over the first runs and the CPU is
@@ -136,11 +150,17 @@ async function main() {
   for (let round = 0; round < repeat; round++) {
     for (const batch of batches) {
       for (const c of configs) {
-        const r = await evalRun(c.engine, c.options, batch);
+        const r = await evalRun(c.engine, c.options, batch, allItems, c.label === 'ar (baseline)' && batch === 1 ? baselineOutputs : undefined);
         const key = `${c.label}|${batch}`;
+        allRounds.set(key, [...(allRounds.get(key) ?? []), r.tokensPerSecond]);
         const prev = best.get(key);
         if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, r);
         process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s\n`);
+        // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
+        if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
+          peerRounds.push(await peer.run(allItems, maxNew, (i, text) => verifyResponse(allItems[i], text).correct));
+          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerRounds[round].tokensPerSecond.toFixed(0)} tokens/s\n`);
+        }
       }
     }
   }
@@ -159,6 +179,9 @@ async function main() {
       rows.map((r) => [r.model, r.label, r.batch, pct(r.accuracy), f2(r.tpf), r.forwards, r.tokensPerSecond.toFixed(1), r.ratioToAr === null ? '-' : f2(r.ratioToAr), f2(r.meanBatchRows)]),
     ),
   );
+  const engineRounds = batches.flatMap((batch) => configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })));
+  const peerOut = peer ? peerReport({ version: peer.version, rounds: peerRounds }, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
+  if (peerOut) printPeerReport(peerOut);
   const by = (label: string, batch: number) => rows.find((r) => r.label === label && r.batch === batch);
   const batchScaling: Record<string, number> = {};
   if (batches.includes(1) && batches.includes(8)) {
@@ -234,11 +257,13 @@ async function main() {
     prefixSharing: { off, on, ratio: sharingRatio },
     runner: { ...rs, overheadMsPerCall: overheadMs },
     summary,
+    peer: peerOut,
   };
   console.log(JSON.stringify(out));
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   await dllm.close();
   await ar.close();
+  await peer?.close();
 }
 
 main().catch((e) => {
