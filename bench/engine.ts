@@ -13,8 +13,9 @@
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
 //   4. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
-//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`; every
-//      row's median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
+//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, alternating
+//      with `ar` problem by problem (paired); every row's median tokens/s against it and against `ar`, and
+//      greedy outputs checked equal to `ar`'s.
 // Prints tables, then one JSON object (also written to --json FILE when given). Numbers are for this
 // machine's CPU with --threads intra-op threads; the problems are never tuned on.
 import * as fs from 'node:fs';
@@ -126,6 +127,7 @@ async function main() {
   if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
   const peer = values.peer === 'none' ? null : await TransformersJsPeer.create(values.ar!, threads);
   const peerRounds: PeerRun[] = [];
+  const peerPaired: { engineTokensPerSecond: number; peerTokensPerSecond: number; identical: number; n: number }[] = [];
   const allRounds = new Map<string, number[]>();
   const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(`bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`);
@@ -158,8 +160,10 @@ async function main() {
         process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s\n`);
         // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
-          peerRounds.push(await peer.run(allItems, maxNew, (i, text) => verifyResponse(allItems[i], text).correct));
-          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerRounds[round].tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const pr = await peer.paired(allItems, maxNew, (prompt) => ar.generate({ prompt, options: { maxNewTokens: maxNew, policy: 'ar' } }), (i, text) => verifyResponse(allItems[i], text).correct);
+          peerRounds.push(pr.peer);
+          peerPaired.push({ engineTokensPerSecond: pr.engineTokensPerSecond, peerTokensPerSecond: pr.peer.tokensPerSecond, identical: pr.identical, n: allItems.length });
+          process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${pr.engineTokensPerSecond.toFixed(0)} vs transformers.js ${pr.peer.tokensPerSecond.toFixed(0)} tokens/s\n`);
         }
       }
     }
@@ -180,7 +184,7 @@ async function main() {
     ),
   );
   const engineRounds = batches.flatMap((batch) => configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })));
-  const peerOut = peer ? peerReport({ version: peer.version, rounds: peerRounds }, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
+  const peerOut = peer ? peerReport({ version: peer.version, rounds: peerRounds, paired: peerPaired }, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
   if (peerOut) printPeerReport(peerOut);
   const by = (label: string, batch: number) => rows.find((r) => r.label === label && r.batch === batch);
   const batchScaling: Record<string, number> = {};

@@ -83,6 +83,41 @@ export class TransformersJsPeer {
     return { n: items.length, correct, tokens, wallSeconds, tokensPerSecond: tokens / wallSeconds, outputs };
   }
 
+  /**
+   * Side by side at the finest grain: for each problem the engine's `ar` generation, then the peer's,
+   * each timed alone; tokens/s of each side = its tokens / its summed seconds. Load drift on a shared
+   * machine hits both sides alike. Also returns the peer's outputs and whether each equals the engine's.
+   */
+  async paired(
+    items: { prompt: string }[],
+    maxNew: number,
+    engineGenerate: (prompt: string) => Promise<{ tokenIds: number[] }>,
+    verify: (i: number, text: string) => boolean,
+  ): Promise<{ peer: PeerRun; engineTokensPerSecond: number; identical: number }> {
+    let pTok = 0;
+    let pMs = 0;
+    let eTok = 0;
+    let eMs = 0;
+    let correct = 0;
+    let identical = 0;
+    const outputs: PeerOutput[] = [];
+    for (let i = 0; i < items.length; i++) {
+      let t = performance.now();
+      const e = await engineGenerate(items[i].prompt);
+      eMs += performance.now() - t;
+      t = performance.now();
+      const o = await this.generate(items[i].prompt, maxNew);
+      pMs += performance.now() - t;
+      eTok += e.tokenIds.length;
+      pTok += o.tokenIds.length;
+      outputs.push(o);
+      if (verify(i, o.text)) correct++;
+      if (o.tokenIds.join(',') === e.tokenIds.join(',')) identical++;
+    }
+    const peer = { n: items.length, correct, tokens: pTok, wallSeconds: pMs / 1000, tokensPerSecond: pTok / (pMs / 1000), outputs };
+    return { peer, engineTokensPerSecond: eTok / (eMs / 1000), identical };
+  }
+
   async close(): Promise<void> {
     await this.model.dispose();
     fs.rmSync(this.tmp, { recursive: true, force: true });
@@ -112,6 +147,8 @@ export interface PeerReport {
   peerAccuracy: number;
   /** problems whose greedy output (token ids) equals the engine's `ar` on the same AR model. */
   identicalOutputs: { same: number; of: number };
+  /** engine `ar` and the peer alternating problem by problem (medians over rounds; identical = fewest of any round). */
+  paired?: { engineTokensPerSecond: number; peerTokensPerSecond: number; ratio: number; identical: number; of: number };
   rows: { label: string; model: string; batch: number; tokensPerSecond: number; ratioToAr: number; ratioToPeer: number; ratioToPeerPerRound: number }[];
 }
 
@@ -121,7 +158,12 @@ export interface PeerReport {
  * peer's run of the same round, which cancels slow phases of a shared machine). The peer runs at
  * batch 1 only; rows at larger batches are compared with it as it is (one request at a time).
  */
-export function peerReport(peer: { version: string; rounds: PeerRun[] }, engine: EngineRounds[], baselineLabel: string, baselineOutputs?: { tokenIds: number[] }[]): PeerReport {
+export function peerReport(
+  peer: { version: string; rounds: PeerRun[]; paired?: { engineTokensPerSecond: number; peerTokensPerSecond: number; identical: number; n: number }[] },
+  engine: EngineRounds[],
+  baselineLabel: string,
+  baselineOutputs?: { tokenIds: number[] }[],
+): PeerReport {
   const peerTps = median(peer.rounds.map((r) => r.tokensPerSecond));
   const last = peer.rounds[peer.rounds.length - 1];
   let same = 0;
@@ -139,8 +181,18 @@ export function peerReport(peer: { version: string; rounds: PeerRun[] }, engine:
       ratioToPeerPerRound: median(e.tokensPerSecond.map((t, r) => t / peer.rounds[Math.min(r, peer.rounds.length - 1)].tokensPerSecond)),
     };
   });
+  const paired = peer.paired?.length
+    ? {
+        engineTokensPerSecond: median(peer.paired.map((p) => p.engineTokensPerSecond)),
+        peerTokensPerSecond: median(peer.paired.map((p) => p.peerTokensPerSecond)),
+        ratio: median(peer.paired.map((p) => p.engineTokensPerSecond / p.peerTokensPerSecond)),
+        identical: Math.min(...peer.paired.map((p) => p.identical)),
+        of: peer.paired[0].n,
+      }
+    : undefined;
   return {
     peer: `transformers.js ${peer.version}`,
+    paired,
     rounds: peer.rounds.length,
     peerTokensPerSecond: peerTps,
     peerAccuracy: median(peer.rounds.map((r) => r.correct / r.n)),
@@ -162,4 +214,11 @@ export function printPeerReport(r: PeerReport): void {
   console.log(`\nAgainst the peer, ${r.peer} at batch 1 on the --ar weights (medians of ${r.rounds} rounds; x tjs per round = median of each round's ratio):`);
   console.log([line(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(line)].join('\n'));
   console.log(`  peer accuracy ${(r.peerAccuracy * 100).toFixed(1)}%; greedy outputs identical to the engine's ar: ${r.identicalOutputs.same}/${r.identicalOutputs.of}`);
+  if (r.paired) {
+    const p = r.paired;
+    console.log(
+      `  paired (engine ar and the peer alternating problem by problem, batch 1): engine ar ${p.engineTokensPerSecond.toFixed(1)} tokens/s, ` +
+        `transformers.js ${p.peerTokensPerSecond.toFixed(1)} tokens/s, engine/peer ${p.ratio.toFixed(2)}x (median of per-round ratios); identical outputs ${p.identical}/${p.of}`,
+    );
+  }
 }
