@@ -13,9 +13,9 @@
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
 //   4. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
-//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, alternating
-//      with `ar` problem by problem (paired); every row's median tokens/s against it and against `ar`, and
-//      greedy outputs checked equal to `ar`'s.
+//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, then once
+//      more alternating with `ar` problem by problem (paired: load drift hits both alike); every row's
+//      median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
 // Prints tables, then one JSON object (also written to --json FILE when given). Numbers are for this
 // machine's CPU with --threads intra-op threads; the problems are never tuned on.
 import * as fs from 'node:fs';
@@ -160,8 +160,10 @@ async function main() {
         process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s\n`);
         // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
-          const pr = await peer.paired(allItems, maxNew, (prompt) => ar.generate({ prompt, options: { maxNewTokens: maxNew, policy: 'ar' } }), (i, text) => verifyResponse(allItems[i], text).correct);
-          peerRounds.push(pr.peer);
+          const verify = (i: number, text: string) => verifyResponse(allItems[i], text).correct;
+          peerRounds.push(await peer.run(allItems, maxNew, verify));
+          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerRounds[round].tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const pr = await peer.paired(allItems, maxNew, (prompt) => ar.generate({ prompt, options: { maxNewTokens: maxNew, policy: 'ar' } }), verify);
           peerPaired.push({ engineTokensPerSecond: pr.engineTokensPerSecond, peerTokensPerSecond: pr.peer.tokensPerSecond, identical: pr.identical, n: allItems.length });
           process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${pr.engineTokensPerSecond.toFixed(0)} vs transformers.js ${pr.peer.tokensPerSecond.toFixed(0)} tokens/s\n`);
         }
