@@ -258,13 +258,13 @@ async function main() {
     });
     const fw = JSON.parse(child) as Awaited<ReturnType<typeof timeForwards>>;
     console.log(`\nPer-forward cost (ms, median), S new positions against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s, peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB:`);
-    console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(18)).join(''));
+    console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(20)).join(''));
     for (const B of BATCHES) {
       const row = SIZES.map((S) => {
         const c = fw.costs.find((x) => x.batch === B && x.S === S)!;
         return `${c.ms.toFixed(1)} (${c.gflops.toFixed(1)} GF/s)`;
       });
-      console.log([String(B), ...row].map((x) => x.padStart(18)).join(''));
+      console.log([String(B), ...row].map((x) => x.padStart(20)).join(''));
     }
     const sp = speedups(fw.costs);
     console.log('\nSpeed-up over AR from these costs (per 32-token block, same batch; formulas in the file header):');
