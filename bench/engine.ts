@@ -78,7 +78,13 @@ for (const d of [values.dllm!, values.ar!]) {
 const allItems: Problem[] = fams.flatMap((f) => problems(f, { split: 'test', seed: 0, n }));
 const items = allItems;
 
-async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: number, items: Problem[] = allItems, collect?: { tokenIds: number[] }[]): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
+async function evalRun(
+  engine: Engine,
+  options: Partial<DecodeOptions>,
+  batch: number,
+  items: Problem[] = allItems,
+  collect?: { tokenIds: number[] }[],
+): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
   const before = engine.stats();
   let next = 0;
   let correct = 0;
@@ -162,10 +168,12 @@ async function main() {
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
           const verify = (i: number, text: string) => verifyResponse(allItems[i], text).correct;
           peerRounds.push(await peer.run(allItems, maxNew, verify));
-          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerRounds[round].tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const peerTps = peerRounds[round].tokensPerSecond;
+          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerTps.toFixed(0)} tokens/s\n`);
           const pr = await peer.paired(allItems, maxNew, (prompt) => ar.generate({ prompt, options: { maxNewTokens: maxNew, policy: 'ar' } }), verify);
-          peerPaired.push({ engineTokensPerSecond: pr.engineTokensPerSecond, peerTokensPerSecond: pr.peer.tokensPerSecond, identical: pr.identical, n: allItems.length });
-          process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${pr.engineTokensPerSecond.toFixed(0)} vs transformers.js ${pr.peer.tokensPerSecond.toFixed(0)} tokens/s\n`);
+          const [eTps, pTps] = [pr.engineTokensPerSecond, pr.peer.tokensPerSecond];
+          peerPaired.push({ engineTokensPerSecond: eTps, peerTokensPerSecond: pTps, identical: pr.identical, n: allItems.length });
+          process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${eTps.toFixed(0)} vs transformers.js ${pTps.toFixed(0)} tokens/s\n`);
         }
       }
     }
@@ -185,8 +193,11 @@ async function main() {
       rows.map((r) => [r.model, r.label, r.batch, pct(r.accuracy), f2(r.tpf), r.forwards, r.tokensPerSecond.toFixed(1), r.ratioToAr === null ? '-' : f2(r.ratioToAr), f2(r.meanBatchRows)]),
     ),
   );
-  const engineRounds = batches.flatMap((batch) => configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })));
-  const peerOut = peer ? peerReport({ version: peer.version, rounds: peerRounds, paired: peerPaired }, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
+  const engineRounds = batches.flatMap((batch) =>
+    configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })),
+  );
+  const peerRuns = peer ? { version: peer.version, rounds: peerRounds, paired: peerPaired } : null;
+  const peerOut = peerRuns ? peerReport(peerRuns, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
   if (peerOut) printPeerReport(peerOut);
   const by = (label: string, batch: number) => rows.find((r) => r.label === label && r.batch === batch);
   const batchScaling: Record<string, number> = {};

@@ -183,7 +183,8 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(path.join(modelDir, 'model.onnx'), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
+  const session = await ort.InferenceSession.create(path.join(modelDir, 'model.onnx'), sessionOptions);
   const loadSeconds = (performance.now() - t0) / 1000;
   const g = geo.arch;
   const costs: Cost[] = [];
@@ -240,24 +241,30 @@ async function main() {
   const work = values.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `dllm-geometry-${values.geometry}-`));
   const hf = path.join(work, 'hf');
   const served = path.join(work, 'model');
-  console.log(`bench:geometry ${values.geometry} (random weights), ${threads} intra-op thread(s), past ${past}, median of ${rounds} rounds, node ${process.version}`);
+  console.log(`bench:geometry ${values.geometry} (random weights), ${threads} intra-op thread(s), past ${past}, median of ${rounds} rounds`);
   try {
     let t = performance.now();
     const ck = writeCheckpoint(hf);
-    console.log(`checkpoint: ${(ck.params / 1e6).toFixed(1)}M parameters, ${(ck.bytes / 1024 ** 3).toFixed(2)} GiB bf16, written in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const writeSeconds = (performance.now() - t) / 1000;
+    const gib = (b: number) => (b / 1024 ** 3).toFixed(2);
+    console.log(`checkpoint: ${(ck.params / 1e6).toFixed(1)}M parameters, ${gib(ck.bytes)} GiB bf16, written in ${writeSeconds.toFixed(1)} s`);
     t = performance.now();
     const conv = await convertCheckpoint(hf, served, { kind: 'block-diffusion', blockSize: 32, name: `random-${values.geometry}` });
     const convertSeconds = (performance.now() - t) / 1000;
     const convertRss = peakRssMb();
-    console.log(`convert: ${convertSeconds.toFixed(1)} s, ${(conv.weightBytes / 1024 ** 3).toFixed(2)} GiB fp32 weights${conv.externalData ? ' (external data)' : ''}, peak RSS of this process ${convertRss.toFixed(0)} MB`);
+    const ext = conv.externalData ? ' (external data)' : '';
+    console.log(`convert: ${convertSeconds.toFixed(1)} s, ${gib(conv.weightBytes)} GiB fp32 weights${ext}, peak RSS ${convertRss.toFixed(0)} MB`);
     fs.rmSync(hf, { recursive: true, force: true });
-    const child = execFileSync(process.execPath, [...process.execArgv, __filename, '--stage', 'forwards', '--model', served, '--geometry', values.geometry!, '--threads', String(threads), '--rounds', String(rounds), '--past', String(past)], {
+    const childArgs = ['--stage', 'forwards', '--model', served, '--geometry', values.geometry!];
+    childArgs.push('--threads', String(threads), '--rounds', String(rounds), '--past', String(past));
+    const child = execFileSync(process.execPath, [...process.execArgv, __filename, ...childArgs], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 64 * 1024 * 1024,
     });
     const fw = JSON.parse(child) as Awaited<ReturnType<typeof timeForwards>>;
-    console.log(`\nPer-forward cost (ms, median), S new positions against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s, peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB:`);
+    console.log(`\nPer-forward cost (ms, median), S new positions against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s,`);
+    console.log(`peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB:`);
     console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(20)).join(''));
     for (const B of BATCHES) {
       const row = SIZES.map((S) => {
@@ -269,7 +276,9 @@ async function main() {
     const sp = speedups(fw.costs);
     console.log('\nSpeed-up over AR from these costs (per 32-token block, same batch; formulas in the file header):');
     console.log(['batch', 'TPF', 'window', '+sub-block'].map((x) => x.padStart(11)).join(''));
-    for (const s of sp) console.log([String(s.batch), String(s.tpf), `${s.window.toFixed(2)}x`, `${s.subBlock.toFixed(2)}x`].map((x) => x.padStart(11)).join(''));
+    for (const s of sp) {
+      console.log([String(s.batch), String(s.tpf), `${s.window.toFixed(2)}x`, `${s.subBlock.toFixed(2)}x`].map((x) => x.padStart(11)).join(''));
+    }
     const out = {
       bench: 'geometry',
       date: new Date().toISOString(),

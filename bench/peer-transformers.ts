@@ -49,7 +49,8 @@ export class TransformersJsPeer {
       tjs.env.localModelPath = tmp + path.sep;
       const opts = { local_files_only: true };
       const tokenizer = await tjs.AutoTokenizer.from_pretrained('model', opts);
-      const model = await tjs.AutoModelForCausalLM.from_pretrained('model', { ...opts, dtype: 'fp32', device: 'cpu', session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 } });
+      const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1 };
+      const model = await tjs.AutoModelForCausalLM.from_pretrained('model', { ...opts, dtype: 'fp32', device: 'cpu', session_options: sessionOptions });
       return new TransformersJsPeer(tjs, model, tokenizer, tmp, tjs.env.version as string);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
@@ -213,12 +214,14 @@ export function printPeerReport(r: PeerReport): void {
   const line = (c: string[]) => c.map((x, i) => (i < 2 ? x.padEnd(w[i]) : x.padStart(w[i]))).join('  ');
   console.log(`\nAgainst the peer, ${r.peer} at batch 1 on the --ar weights (medians of ${r.rounds} rounds; x tjs per round = median of each round's ratio):`);
   console.log([line(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(line)].join('\n'));
-  console.log(`  peer accuracy ${(r.peerAccuracy * 100).toFixed(1)}%; greedy outputs identical to the engine's ar: ${r.identicalOutputs.same}/${r.identicalOutputs.of}`);
+  const same = `${r.identicalOutputs.same}/${r.identicalOutputs.of}`;
+  console.log(`  peer accuracy ${(r.peerAccuracy * 100).toFixed(1)}%; greedy outputs identical to the engine's ar: ${same}`);
   if (r.paired) {
     const p = r.paired;
     console.log(
       `  paired (engine ar and the peer alternating problem by problem, batch 1): engine ar ${p.engineTokensPerSecond.toFixed(1)} tokens/s, ` +
-        `transformers.js ${p.peerTokensPerSecond.toFixed(1)} tokens/s, engine/peer ${p.ratio.toFixed(2)}x (median of per-round ratios); identical outputs ${p.identical}/${p.of}`,
+        `transformers.js ${p.peerTokensPerSecond.toFixed(1)} tokens/s, engine/peer ${p.ratio.toFixed(2)}x (median of per-round ratios); ` +
+        `identical outputs ${p.identical}/${p.of}`,
     );
   }
 }

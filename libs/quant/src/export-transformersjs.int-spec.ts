@@ -32,7 +32,8 @@ beforeAll(() => {
   exportTransformersJs(AR, path.join(tmp, 'tiny-ar'));
   fs.writeFileSync(path.join(tmp, 'prompts.json'), JSON.stringify(prompts));
   // transformers.js runs in a plain child process (see testing/transformersjs-probe.js), offline.
-  const stdout = execFileSync(process.execPath, [path.join(__dirname, 'testing/transformersjs-probe.js'), path.join(tmp, 'tiny-ar'), String(MAX_NEW), path.join(tmp, 'prompts.json')], {
+  const args = [path.join(__dirname, 'testing/transformersjs-probe.js'), path.join(tmp, 'tiny-ar'), String(MAX_NEW), path.join(tmp, 'prompts.json')];
+  const stdout = execFileSync(process.execPath, args, {
     cwd: root,
     maxBuffer: 256 * 1024 * 1024,
     encoding: 'utf8',
@@ -45,10 +46,13 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 describe('export --format transformers.js', () => {
   it('writes the HF-style folder transformers.js expects', () => {
     const dir = path.join(tmp, 'tiny-ar');
-    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx']) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx']) {
+      expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    }
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
     expect(cfg).toMatchObject({ model_type: 'qwen2', num_hidden_layers: 4, num_key_value_heads: 2, head_dim: 32, vocab_size: 90 });
-    expect(probe.inputNames).toEqual(expect.arrayContaining(['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.3.value']));
+    const inputs = ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.3.value'];
+    expect(probe.inputNames).toEqual(expect.arrayContaining(inputs));
     expect(probe.outputNames).toEqual(expect.arrayContaining(['logits', 'present.0.key', 'present.3.value']));
   });
 
@@ -71,7 +75,9 @@ describe('export --format transformers.js', () => {
           position_ids: { type: 'int64', dims: [1, S], data: BigInt64Array.from(r.ids.map((_, i) => BigInt(i))) },
           attention_mask: { type: 'float32', dims: [1, 1, S, S], data: mask },
         };
-        for (let i = 0; i < L; i++) for (const kv of ['key', 'value']) feeds[`past_${kv}.${i}`] = { type: 'float32', dims: [1, Hkv, 0, Dh], data: new Float32Array(0) };
+        for (let i = 0; i < L; i++) {
+          for (const kv of ['key', 'value']) feeds[`past_${kv}.${i}`] = { type: 'float32', dims: [1, Hkv, 0, Dh], data: new Float32Array(0) };
+        }
         const ref = (await runner.run(feeds, ['logits'])).outputs.logits;
         expect(r.logitsDims).toEqual(ref.dims);
         let maxDiff = 0;

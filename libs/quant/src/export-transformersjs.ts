@@ -60,7 +60,7 @@ export function wrapForTransformersJs(modelDir: string, m: Manifest): Uint8Array
   const Dh = m.architecture.head_dim;
   const onnx = loadOnnx(path.join(modelDir, 'model.onnx'));
   if (onnx.initializers.size && [...onnx.initializers.values()].some((t) => t.fields.some((x) => x.no === 14 && x.int === 1n))) {
-    throw new Error(`${modelDir}/model.onnx keeps its weights in external data; the transformers.js export supports inline weights only (models under ~1.8 GiB)`);
+    throw new Error(`${modelDir}/model.onnx keeps its weights in external data; the transformers.js export supports inline weights only (under ~1.8 GiB)`);
   }
   const wantIn = ['input_ids', 'position_ids', 'attention_mask', ...Array.from({ length: L }, (_, i) => [`past_key.${i}`, `past_value.${i}`]).flat()];
   const wantOut = ['logits', ...Array.from({ length: L }, (_, i) => [`present_key.${i}`, `present_value.${i}`]).flat()];
@@ -74,8 +74,12 @@ export function wrapForTransformersJs(modelDir: string, m: Manifest): Uint8Array
     );
   }
   const maskIn = onnx.inputs.find((x) => x.name === 'attention_mask')!;
-  if (maskIn.elemType !== DataType.FLOAT) throw new Error(`${modelDir}/model.onnx: attention_mask is ONNX type ${maskIn.elemType}, expected float (additive mask)`);
-  if (onnx.nodes.some((n) => n.outputs.some((o) => o.startsWith('dllm_tjs.')))) throw new Error(`${modelDir}/model.onnx already uses the dllm_tjs. value prefix`);
+  if (maskIn.elemType !== DataType.FLOAT) {
+    throw new Error(`${modelDir}/model.onnx: attention_mask is ONNX type ${maskIn.elemType}, expected float (additive mask)`);
+  }
+  if (onnx.nodes.some((n) => n.outputs.some((o) => o.startsWith('dllm_tjs.')))) {
+    throw new Error(`${modelDir}/model.onnx already uses the dllm_tjs. value prefix`);
+  }
 
   // ---- wrapper nodes (before the served nodes: ONNX wants a topological order) -------------------
   const pre: NodeSpec[] = [];
@@ -163,7 +167,10 @@ export function wrapForTransformersJs(modelDir: string, m: Manifest): Uint8Array
 export function exportTransformersJs(modelDir: string, outDir: string): TransformersJsExportResult {
   const m = readManifest(modelDir);
   if (m.kind !== 'autoregressive') {
-    throw new Error(`${modelDir} is a ${m.kind} model; transformers.js would decode it left to right with a causal mask it was not trained on. Export an autoregressive model.`);
+    throw new Error(
+      `${modelDir} is a ${m.kind} model; transformers.js would decode it left to right with a causal mask it was not trained on. ` +
+        'Export an autoregressive model.',
+    );
   }
   const bytes = wrapForTransformersJs(modelDir, m);
   fs.mkdirSync(path.join(outDir, 'onnx'), { recursive: true });

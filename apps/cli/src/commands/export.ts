@@ -24,7 +24,11 @@ export const command: CliCommand = {
   name: 'export',
   async run(argv) {
     const { values: v, positionals } = parseFlags(
-      { args: argv, allowPositionals: true, options: { format: { type: 'string', default: 'checkpoint' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } },
+      {
+        args: argv,
+        allowPositionals: true,
+        options: { format: { type: 'string', default: 'checkpoint' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      },
       HELP,
     );
     if (v.help) {
@@ -40,7 +44,8 @@ export const command: CliCommand = {
       return 0;
     }
     const r = exportCheckpoint(positionals[0], positionals[1]);
-    process.stdout.write(v.json ? JSON.stringify(r) + '\n' : `wrote ${r.tensors} tensors (${r.parameters.toLocaleString('en-US')} parameters) to ${r.outDir}\n`);
+    const params = r.parameters.toLocaleString('en-US');
+    process.stdout.write(v.json ? JSON.stringify(r) + '\n' : `wrote ${r.tensors} tensors (${params} parameters) to ${r.outDir}\n`);
     return 0;
   },
 };

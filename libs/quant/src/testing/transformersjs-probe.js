@@ -25,7 +25,8 @@ async function main() {
     const fwd = await model({ input_ids: input, attention_mask: tjs.ones_like(input) });
     const gen = await model.generate({ input_ids: input, attention_mask: tjs.ones_like(input), max_new_tokens: maxNew, do_sample: false });
     const generated = gen.tolist()[0].map(Number).slice(ids.length);
-    out.results.push({ ids, logitsDims: fwd.logits.dims, logits: Array.from(fwd.logits.data), generated, text: tokenizer.decode(generated, { skip_special_tokens: true }) });
+    const text = tokenizer.decode(generated, { skip_special_tokens: true });
+    out.results.push({ ids, logitsDims: fwd.logits.dims, logits: Array.from(fwd.logits.data), generated, text });
   }
   await model.dispose();
   process.stdout.write(JSON.stringify(out));
