@@ -2,6 +2,10 @@
 //
 //   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
+//       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop]
+//   --compare-hop adds a row 'ar (hop)': the same tiny-ar engine with the scheduler loop on this
+//   thread and session.run on a worker (one message round trip per forward: the arrangement before
+//   the engine moved into its own thread), measured in the same round robin as the baseline.
 //
 // One run, on held-out (test split) problems, same problems for every row:
 //   1. per policy and batch size (1 = one request at a time, 8 = eight in flight, batched by the
@@ -38,6 +42,10 @@ interface Row {
   tpf: number;
   wallSeconds: number;
   tokensPerSecond: number;
+  /** CPU seconds of the whole process (every thread: caller, engine/ORT threads) during the run. */
+  cpuSeconds: number;
+  /** tokens / cpuSeconds: the work per token, much less sensitive than wall time to a shared, overloaded CPU. */
+  tokensPerCpuSecond: number;
   ratioToAr: number | null;
   meanBatchRows: number;
 }
@@ -56,6 +64,11 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     // the peer at batch 1 on the --ar weights (bench/peer-transformers.ts); 'none' skips it
     peer: { type: 'string', default: 'transformers.js' },
+    /** comma-separated row labels to run (default: all); the ar baseline always runs (the ratios need it) */
+    only: { type: 'string' },
+    /** skip the prefix-sharing section */
+    'no-sharing': { type: 'boolean' },
+    'compare-hop': { type: 'boolean' },
   },
 });
 const repeat = Number(values.repeat);
@@ -86,6 +99,7 @@ async function evalRun(
   collect?: { tokenIds: number[] }[],
 ): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
   const before = engine.stats();
+  const cpu0 = process.cpuUsage();
   let next = 0;
   let correct = 0;
   let tokens = 0;
@@ -104,6 +118,8 @@ async function evalRun(
   };
   await Promise.all(Array.from({ length: batch }, worker));
   const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const after = engine.stats();
   const engineForwards = after.forwards - before.forwards;
   return {
@@ -114,6 +130,8 @@ async function evalRun(
     tpf: tokens / forwards,
     wallSeconds: wall,
     tokensPerSecond: tokens / wall,
+    cpuSeconds,
+    tokensPerCpuSecond: tokens / cpuSeconds,
     meanBatchRows: engineForwards ? (after.rows - before.rows) / engineForwards : 0,
   };
 }
@@ -127,7 +145,7 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 async function main() {
-  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean } = {}) => Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
+  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) => Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
   if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
@@ -138,7 +156,7 @@ async function main() {
   const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(`bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`);
 
-  const configs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
+  const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
     { engine: ar, model: ar.model.name, label: 'ar (baseline)', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'ar', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'fast-dllm-v2 t=0.9', options: { policy: 'fast-dllm-v2', threshold: 0.9 } },
@@ -146,10 +164,14 @@ async function main() {
     { engine: dllm, model: dllm.model.name, label: 'entropy tau=0.5', options: { policy: 'entropy', entropyThreshold: 0.5 } },
     { engine: dllm, model: dllm.model.name, label: 'adablock t=0.9 d=0.3', options: { policy: 'adablock', threshold: 0.9, delimiterThreshold: 0.3 } },
   ];
+  const hop = values['compare-hop'] ? await mk(values.ar!, { thread: 'hop' }) : null;
+  if (hop) allConfigs.splice(1, 0, { engine: hop, model: ar.model.name, label: 'ar (hop)', options: { policy: 'ar' } });
+  const configs = allConfigs.filter((c) => !values.only || c.label === 'ar (baseline)' || c.label === 'ar (hop)' || values.only.split(',').includes(c.label));
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
   for (const batch of batches) for (const c of configs) await evalRun(c.engine, c.options, batch, allItems.slice(0, Math.min(allItems.length, batch * 2)));
   if (peer) await peer.run(allItems.slice(0, 2), maxNew, () => false);
+  const sharingSection = !values['no-sharing'];
 
   // Round robin: every configuration runs once per round, `repeat` rounds, and each row keeps its
   // fastest round. V8's JIT and onnxruntime's arena keep warming up over the first runs and the CPU is
@@ -163,7 +185,7 @@ async function main() {
         allRounds.set(key, [...(allRounds.get(key) ?? []), r.tokensPerSecond]);
         const prev = best.get(key);
         if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, r);
-        process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s\n`);
+        process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s\n`);
         // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
           const verify = (i: number, text: string) => verifyResponse(allItems[i], text).correct;
@@ -189,8 +211,19 @@ async function main() {
   console.log('Policies (tokens/s = committed tokens / wall seconds; ratio = tokens/s / ar-on-tiny-ar at the same batch):');
   console.log(
     table(
-      ['model', 'policy', 'batch', 'accuracy', 'TPF', 'forwards', 'tokens/s', 'x ar', 'rows/fwd'],
-      rows.map((r) => [r.model, r.label, r.batch, pct(r.accuracy), f2(r.tpf), r.forwards, r.tokensPerSecond.toFixed(1), r.ratioToAr === null ? '-' : f2(r.ratioToAr), f2(r.meanBatchRows)]),
+      ['model', 'policy', 'batch', 'accuracy', 'TPF', 'forwards', 'tokens/s', 'x ar', 'tokens/CPU-s', 'rows/fwd'],
+      rows.map((r) => [
+        r.model,
+        r.label,
+        r.batch,
+        pct(r.accuracy),
+        f2(r.tpf),
+        r.forwards,
+        r.tokensPerSecond.toFixed(1),
+        r.ratioToAr === null ? '-' : f2(r.ratioToAr),
+        r.tokensPerCpuSecond.toFixed(1),
+        f2(r.meanBatchRows),
+      ]),
     ),
   );
   const engineRounds = batches.flatMap((batch) =>
@@ -230,23 +263,25 @@ async function main() {
     return { sharing, promptTokens: res[0].usage.promptTokens, tokens, wallSeconds: wall, tokensPerSecond: tokens / wall, prefillTokensComputed: res.reduce((s, r) => s + r.stats.prefillTokens, 0), prefixHitTokens: res.reduce((s, r) => s + r.stats.prefixCacheHitTokens, 0), poolHits: st.pool.hits, poolMisses: st.pool.misses };
   };
   // Interleaved rounds, fastest of each kept (same reasoning as above).
-  let off = await group(false);
-  let on = await group(true);
-  for (let k = 1; k < repeat; k++) {
+  let off = sharingSection ? await group(false) : null;
+  let on = sharingSection ? await group(true) : null;
+  for (let k = 1; k < repeat && off && on; k++) {
     const o = await group(false);
     if (o.wallSeconds < off.wallSeconds) off = o;
     const n2 = await group(true);
     if (n2.wallSeconds < on.wallSeconds) on = n2;
   }
-  const sharingRatio = on.tokensPerSecond / off.tokensPerSecond;
-  console.log(`\nPrefix sharing, group of 8 samples (temperature 1) of one ${on.promptTokens}-token prompt:`);
-  console.log(
-    table(
-      ['sharing', 'x', 'tokens/s', 'wall s', 'prefill computed', 'prefix hits (tokens)'],
-      [off, on].map((g) => [g.sharing ? 'on' : 'off', '', g.tokensPerSecond.toFixed(1), f2(g.wallSeconds), g.prefillTokensComputed, g.prefixHitTokens]),
-    ),
-  );
-  console.log(`  on/off tokens/s: ${f2(sharingRatio)}x`);
+  const sharingRatio = on && off ? on.tokensPerSecond / off.tokensPerSecond : null;
+  if (on && off) {
+    console.log(`\nPrefix sharing, group of 8 samples (temperature 1) of one ${on.promptTokens}-token prompt:`);
+    console.log(
+      table(
+        ['sharing', 'x', 'tokens/s', 'wall s', 'prefill computed', 'prefix hits (tokens)'],
+        [off, on].map((g) => [g.sharing ? 'on' : 'off', '', g.tokensPerSecond.toFixed(1), f2(g.wallSeconds), g.prefillTokensComputed, g.prefixHitTokens]),
+      ),
+    );
+    console.log(`  on/off tokens/s: ${f2(sharingRatio!)}x`);
+  }
 
   const rs = dllm.stats().runner;
   const overheadMs = rs.calls ? (rs.roundTripMs - rs.runMs) / rs.calls : 0;
@@ -281,6 +316,7 @@ async function main() {
   await dllm.close();
   await ar.close();
   await peer?.close();
+  await hop?.close();
 }
 
 main().catch((e) => {

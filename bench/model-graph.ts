@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { buildTinyModel, type AttentionImpl } from '@dllm/model';
+import { allRowsDrawn } from '../libs/model/src/testing/run';
 
 const { values } = parseArgs({ options: { threads: { type: 'string', default: '1' }, iters: { type: 'string', default: '30' }, json: { type: 'boolean' } } });
 const THREADS = Number(values.threads);
@@ -49,6 +50,7 @@ function feeds(S: number, P: number): Record<string, ort.Tensor> {
     input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt((i * 37 + 5) % CFG.vocab_size)), [1, S]),
     position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(P + i)), [1, S]),
     attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+    ...allRowsDrawn(1, S),
   };
   for (let i = 0; i < CFG.num_layers; i++) {
     const kv = new Float32Array(CFG.num_key_value_heads * P * CFG.head_dim).map((_, j) => Math.sin(j * 0.37 + i) * 0.5);
@@ -143,6 +145,7 @@ async function cacheEquivalence(sess: ort.InferenceSession): Promise<{ blockVsFu
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.slice(lo, hi).map(BigInt)), [1, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(lo + i)), [1, S]),
       attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+      ...allRowsDrawn(1, S),
     };
     for (let i = 0; i < L; i++) {
       f[`past_key.${i}`] = past[2 * i];

@@ -67,6 +67,19 @@ describe('batches', () => {
     await expect(other.fileContent(b.output_file_id!)).rejects.toMatchObject({ status: 404 });
   });
 
+  it('a file with a UTF-8 BOM and CRLF lines keeps every result (issue 13 fault 2: finalization never re-parses the input)', async () => {
+    const text = '\uFEFF' + jsonl(4, 4, 'bom').trimEnd().split('\n').join('\r\n') + '\r\n\r\n';
+    const f = await client.uploadFile(text, 'bom.jsonl');
+    const created = await client.createBatch({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' });
+    const b = await until(created.id, (x) => ['completed', 'failed', 'expired', 'cancelled'].includes(x.status));
+    expect(b.status).toBe('completed');
+    expect(b.errors).toBeNull();
+    expect(b.request_counts).toEqual({ total: 4, completed: 4, failed: 0 });
+    const out = lines(await client.fileContent(b.output_file_id!));
+    expect(out.map((l) => l.custom_id).sort()).toEqual(['bom-0', 'bom-1', 'bom-2', 'bom-3']);
+    expect(out.every((l) => l.response?.status_code === 200)).toBe(true);
+  });
+
   it('cancel: cancelling -> cancelled, finished lines kept, the rest reported as batch_cancelled', async () => {
     const f = await client.uploadFile(jsonl(120, 400, 'c'), 'cancel.jsonl');
     const created = await client.createBatch({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' });

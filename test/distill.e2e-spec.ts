@@ -89,6 +89,11 @@ it('writes a dataset the training tool reads, with progress, step maps and maski
   expect(view.result.kept + view.result.dropped.truncated + view.result.dropped.failed).toBe(16);
 
   for (const f of view.result.files) fs.writeFileSync(path.join(dataDir, f), (await api('GET', `/v1/distill/${id}/files/${f}`)).text);
+  // Names from Object.prototype are unknown files (404), never a lookup into the prototype (was a 500).
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    const r = await api('GET', `/v1/distill/${id}/files/${name}`);
+    expect([r.status, r.json?.error?.code]).toEqual([404, 'not_found']);
+  }
   const rows = ['arith', 'string'].flatMap((fam) => fs.readFileSync(path.join(dataDir, `${fam}-train.jsonl`), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)));
   expect(rows.length).toBe(view.result.kept);
   for (const r of rows) {

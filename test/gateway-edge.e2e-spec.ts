@@ -158,7 +158,7 @@ describe('gateway HTTP edge', () => {
     expectApiError(await post(JSON.stringify({ model, prompt: 'x', block_size: 'big' })), 422, /block_size/);
     expectApiError(await post(JSON.stringify({ model: 'nope', prompt: 'x' })), 404, /model 'nope' does not exist/);
     expectApiError(await post(JSON.stringify({ model, prompt: 'x'.repeat(20_000) })), 413, /too large/);
-    expectApiError(await post('a=b', { 'content-type': 'application/x-www-form-urlencoded' }), 422);
+    expectApiError(await post('a=b', { 'content-type': 'application/x-www-form-urlencoded' }), 415, /application\/json/);
     expectApiError(await post('<x/>', { 'content-type': 'application/xml' }), 415);
     const chat = (b: unknown) => call('POST', '/v1/chat/completions', { headers: { ...alice, ...json }, body: JSON.stringify(b) });
     expectApiError(await chat({ model, messages: [] }), 422, /messages/);
@@ -201,14 +201,17 @@ describe('gateway HTTP edge', () => {
     expectApiError(await call('POST', '/v1/files', { headers: { ...alice, ...json }, body: '{}' }), 415, /multipart/);
   });
 
-  it('batches: every kind of bad input file is a 422 naming the lines; others cannot see the file', async () => {
+  it('batches: bad lines are reported per line; a file with no valid line is a 422 naming the lines; others cannot see the file', async () => {
     const c = new GatewayClient({ baseUrl: base, apiKey: 'sk-alice-edge' });
     const create = async (content: string, extra: Record<string, unknown> = {}) => {
       const f = await c.uploadFile(content, 'b.jsonl');
       return call('POST', '/v1/batches', { headers: { ...alice, ...json }, body: JSON.stringify({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h', ...extra }) });
     };
-    expectApiError(await create(`${line('a')}\n{oops\n`), 422, /line 2: invalid JSON/);
-    expectApiError(await create(`${line('a')}\n${line('a')}\n`), 422, /duplicate custom_id 'a'/);
+    // A bad line beside a valid one is reported per line (error file, batch `errors`), not run.
+    const mixed = await create(`${line('a')}\n{oops\n${line('a')}\n`);
+    expect(mixed.status).toBe(200);
+    expect(mixed.body.errors.data.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([[2, 'invalid_json'], [3, 'duplicate_custom_id']]);
+    expectApiError(await create('{oops\n'), 422, /line 1: invalid JSON/);
     expectApiError(await create(JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'x' }] } })), 422, /differs from the batch endpoint/);
     expectApiError(await create(line('s', { model, prompt: 'x', stream: true })), 422, /stream/);
     expectApiError(await create(line('t', { model, prompt: 'x', temperature: -1 })), 422, /temperature/);

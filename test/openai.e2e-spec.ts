@@ -59,16 +59,42 @@ describe('OpenAI-compatible API with the official client', () => {
     const stream = await openai.completions.create({ ...params, stream: true } as OpenAI.CompletionCreateParamsStreaming);
     const texts: string[] = [];
     let finish: string | null = null;
-    let usage: OpenAI.CompletionUsage | undefined;
     for await (const chunk of stream) {
       if (chunk.choices[0]?.text) texts.push(chunk.choices[0].text);
       if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
-      if (chunk.usage) usage = chunk.usage;
+      // Without stream_options.include_usage, OpenAI sends no usage field at all.
+      expect('usage' in chunk).toBe(false);
     }
     expect(texts.join('')).toBe(whole.choices[0].text);
     expect(texts.length).toBeGreaterThanOrEqual(Math.ceil(whole.usage!.completion_tokens / 8) - 1);
     expect(finish).toBe(whole.choices[0].finish_reason);
-    expect(usage?.completion_tokens).toBe(whole.usage!.completion_tokens);
+  });
+
+  it('stream_options.include_usage: usage null on every chunk, then one chunk with choices [] and the usage (OpenAI)', async () => {
+    const params = { model: MODEL, prompt, max_tokens: 16, temperature: 0, seed: 3, block_size: 8 };
+    const whole = await openai.completions.create(params as OpenAI.CompletionCreateParamsNonStreaming);
+    for (const flag of [false, true]) {
+      const streamed = { ...params, stream: true, stream_options: { include_usage: flag } } as OpenAI.CompletionCreateParamsStreaming;
+      const stream = await openai.completions.create(streamed);
+      const chunks: OpenAI.Completion[] = [];
+      for await (const c of stream) chunks.push(c);
+      if (!flag) {
+        expect(chunks.every((c) => !('usage' in c))).toBe(true);
+        continue;
+      }
+      const last = chunks[chunks.length - 1];
+      expect(last.choices).toEqual([]);
+      expect(last.usage).toEqual(whole.usage);
+      expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
+    }
+    const messages = [{ role: 'user' as const, content: prompt }];
+    const chatParams = { model: MODEL, messages, max_tokens: 8, temperature: 0, stream: true as const, stream_options: { include_usage: true } };
+    const chat = await openai.chat.completions.create(chatParams);
+    const cc: OpenAI.ChatCompletionChunk[] = [];
+    for await (const c of chat) cc.push(c);
+    expect(cc[cc.length - 1].choices).toEqual([]);
+    expect(cc[cc.length - 1].usage!.total_tokens).toBeGreaterThan(0);
+    expect(cc.slice(0, -1).every((c) => c.usage === null)).toBe(true);
   });
 
   it('chat completions, streaming and not', async () => {

@@ -11,6 +11,7 @@ import { buildTinyModel } from '@dllm/model';
 import { trajectoryRecordSchema, type TrajectoryRecord } from '@dllm/rl';
 import { startCluster, type Cluster } from '../apps/demo/src/cluster';
 import { waitFor } from './helpers';
+import { callApi } from './helpers/http';
 import { writeFixtureModel } from './helpers/fixture-model';
 
 jest.setTimeout(180_000);
@@ -20,21 +21,7 @@ let cluster: Cluster;
 let v1Dir: string;
 let v2Dir: string;
 
-const api = async (method: string, url: string, body?: unknown, key = cluster.apiKey) => {
-  const res = await fetch(`${cluster.gatewayUrl}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* JSONL */
-  }
-  return { status: res.status, json, text };
-};
+const api = (method: string, url: string, body?: unknown, key = cluster.apiKey) => callApi(cluster.gatewayUrl, key, method, url, body);
 
 const waitDone = (id: string, ms = 120_000) =>
   waitFor(async () => {
@@ -57,7 +44,8 @@ const request = (extra: Record<string, unknown> = {}) => ({
   // a group whose answers can never match (all wrong), one that always matches, and mixed ones
   prompts: [
     { id: 'never', prompt: 'Q: abcdefghijklmn?\nA:', verifier: { name: 'regex', params: { pattern: 'ZZZ' } } },
-    { id: 'always', prompt: 'Q: bcdefghijklmno?\nA:', verifier: { name: 'regex', params: { pattern: '^' } } },
+    // any character: correct unless the response is empty (a pattern matching the empty string is refused as vacuous)
+    { id: 'always', prompt: 'Q: bcdefghijklmno?\nA:', verifier: { name: 'regex', params: { pattern: '[\\s\\S]' } } },
     { id: 'two', prompt: 'Q: cdefghijklmnop?\nA:', answer: '^.{2,}' },
     { id: 'three', prompt: 'Q: defghijklmnopq?\nA:', answer: '^.{3,}' },
   ],
@@ -108,7 +96,8 @@ describe('rollouts', () => {
       expect(r.stepMap).toHaveLength(r.responseLength);
       expect(r.logprobs).toHaveLength(r.responseLength);
       expect(r.tpf).toBeCloseTo(r.numForwards ? r.responseLength / r.numForwards : 0, 12);
-      expect(r.policy).toEqual({ name: MODEL, version: '1' });
+      expect(r.policy).toEqual({ name: MODEL, version: '1', seq: 0 });
+      expect(r.promptTokenIds).toHaveLength(r.promptTokens);
       expect(r.decoding).toMatchObject({ temperature: 3, maxNewTokens: 12, blockSize: 8 });
       if (r.truncated) expect(r.correct).toBe(false);
     }
@@ -168,10 +157,12 @@ describe('rollouts', () => {
   });
 
   it('dynamic sampling: over-samples to refill after filtering, stops at the target, reports leftovers as batch_full', async () => {
-    // 2 groups wanted; prompt 0 can never be right (filtered), prompts 1..5 always are
+    // 2 groups wanted; prompt 0 can never be right (filtered), prompts 1..5 nearly always are (fixed seeds: deterministic)
     const base = request();
-    const prompts = [base.prompts[0], ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`, verifier: { name: 'regex', params: { pattern: '^' } } }))];
-    const created = await api('POST', '/v1/rollouts', request({ prompts, targetGroups: 2 }));
+    // '[\s\S]': a sample is right unless its response is empty (a pattern matching the empty string is
+    // refused as vacuous), so these groups are rarely all wrong; the TPF-range filter is off
+    const prompts = [base.prompts[0], ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[\\s\\S]' } } }))];
+    const created = await api('POST', '/v1/rollouts', request({ prompts, targetGroups: 2, reward: { minTpfRange: 0 } }));
     const view = await waitDone(created.json.id);
     const r = view.result;
     expect(r.targetGroups).toBe(2);
@@ -212,7 +203,7 @@ describe('rollouts', () => {
     expect((await api('POST', `/v1/models/${MODEL}/versions`, { dir: '/nonexistent' })).status).toBe(422);
 
     // long enough (24 groups x 4 samples x 64 tokens, 4 groups at a time) that the swap lands mid-rollout
-    const prompts = Array.from({ length: 24 }, (_, i) => ({ id: `q${i}`, prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`, verifier: { name: 'regex', params: { pattern: '^' } } }));
+    const prompts = Array.from({ length: 24 }, (_, i) => ({ id: `q${i}`, prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[0-9]' } } }));
     const created = await api('POST', '/v1/rollouts', request({ prompts, decoding: { maxNewTokens: 64, blockSize: 8, subBlockSize: 4 }, policy: { maxStaleness: 0, onStale: 'mark' } }));
     expect(created.status).toBe(202);
     // swap once the first groups are done
@@ -228,6 +219,7 @@ describe('rollouts', () => {
     // v1 samples are one version behind the newest (bound 0): marked stale, their groups filtered 'stale'
     for (const r of recs) {
       expect(r.stale).toBe(r.policy.version === '1');
+      expect(r.policy.seq).toBe(Number(r.policy.version)); // registry sequence numbers 1 and 2
       if (r.stale) expect(r.filterReason).toBe('stale');
     }
     // replay a few samples of each version on an engine of that version alone: same tokens (no KV of the other version leaked in)
@@ -237,6 +229,11 @@ describe('rollouts', () => {
         for (const r of recs.filter((x) => x.policy.version === version).slice(0, 3)) {
           const again = await engine.generate({ prompt: r.prompt, options: { ...(r.decoding as object), trajectory: false } });
           expect(again.tokenIds).toEqual(r.responseTokenIds);
+          // what an outside learner does: rebuild the input from the recorded ids and seed
+          const fromIds = await engine.generate({ promptIds: r.promptTokenIds, options: { ...(r.decoding as object), seed: r.seed, trajectory: true } });
+          expect(fromIds.tokenIds).toEqual(r.responseTokenIds);
+          expect(fromIds.trajectory!.stepMap).toEqual(r.stepMap);
+          expect(fromIds.trajectory!.logprobs).toEqual(r.logprobs);
         }
       } finally {
         await engine.close();

@@ -129,7 +129,10 @@ describe('worker process', () => {
     await expect(wrong.waitUntilFinished(events, 20_000)).rejects.toThrow(/invalid generation payload: prompt/);
     const other = await queue.add('generate', { ...payload('x'), model: 'other' }, { jobId: 'bad3', attempts: 3 });
     await expect(other.waitUntilFinished(events, 20_000)).rejects.toThrow(/reached the worker of 'e2e-model'/);
-    for (const id of ['bad1', 'bad2', 'bad3']) expect((await Job.fromId(queue, id))!.attemptsMade).toBe(1);
+    // the gateway's request resolver, run again by the worker for a job that did not come through it
+    const empty = await queue.add('generate', { ...payload('x'), prompt: '' }, { jobId: 'bad4', attempts: 3 });
+    await expect(empty.waitUntilFinished(events, 20_000)).rejects.toThrow(/invalid request: prompt: The prompt is empty/);
+    for (const id of ['bad1', 'bad2', 'bad3', 'bad4']) expect((await Job.fromId(queue, id))!.attemptsMade).toBe(1);
   });
 
   it('on SIGTERM drains, then hands unfinished jobs back to the queue', async () => {

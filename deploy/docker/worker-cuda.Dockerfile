@@ -23,7 +23,8 @@ FROM node:20.20.2-bookworm-slim AS deps
 ARG GLOBAL_AGENT_HTTPS_PROXY
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# .npmrc says onnxruntime-node-install=skip (CPU); the environment variable wins over it. Running the
+# package.json's allowScripts denies onnxruntime-node's install script and the variable skips it on an npm
+# without allowScripts, so npm ci installs the CPU build. Running the
 # install script explicitly makes the download independent of npm's lifecycle-script policy, and
 # the test -f fails the build if the provider did not arrive.
 RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund \

@@ -23,13 +23,13 @@ function newestMtime(dir: string, exts: RegExp): number {
 
 /** true when every entry exists and is newer than every source file. */
 export function buildIsFresh(entries: string[]): boolean {
-  const src = Math.max(newestMtime(path.join(ROOT, 'apps'), /\.(ts|js)$/), newestMtime(path.join(ROOT, 'libs'), /\.(ts|js)$/));
+  const src = Math.max(newestMtime(path.join(ROOT, 'apps'), /\.(ts|js|lua)$/), newestMtime(path.join(ROOT, 'libs'), /\.(ts|js|lua)$/));
   return entries.every((e) => fs.existsSync(path.join(ROOT, e)) && fs.statSync(path.join(ROOT, e)).mtimeMs >= src);
 }
 
 export function ensureBuild(entries = ['dist/apps/worker/src/main.js', 'dist/apps/gateway/src/main.js']): void {
   if (process.env.DLLM_SKIP_BUILD === '1' || buildIsFresh(entries)) return;
-  const cmd = 'npx tsc -p tsconfig.build.json; npx tsc-alias -p tsconfig.build.json';
+  const cmd = 'npx tsc -p tsconfig.build.json; npx tsc-alias -p tsconfig.build.json; npm run --silent build:lua';
   try {
     execFileSync('flock', ['/tmp/dllm-farm-build.lock', 'sh', '-c', cmd], { cwd: ROOT, stdio: 'inherit' });
   } catch (e) {

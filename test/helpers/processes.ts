@@ -15,9 +15,18 @@ export interface AppProcess {
   kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-export async function startApp(entry: string, env: Record<string, string>, opts: { timeoutMs?: number; waitReady?: boolean } = {}): Promise<AppProcess> {
+/**
+ * Starts `entry` (a dist .js, or with `fromSource` an apps/.../*.ts run through test/gateway.register.js)
+ * and, unless waitReady is false, waits for its ready message.
+ */
+export async function startApp(
+  entry: string,
+  env: Record<string, string>,
+  opts: { timeoutMs?: number; waitReady?: boolean; fromSource?: boolean } = {},
+): Promise<AppProcess> {
   const proc = fork(path.join(ROOT, entry), [], {
     cwd: ROOT,
+    ...(opts.fromSource ? { execArgv: ['-r', path.join(ROOT, 'test/gateway.register.js')] } : {}),
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

@@ -64,6 +64,8 @@ export interface Cluster {
   gateway: Proc;
   workers: Proc[];
   startWorker(extraEnv?: Record<string, string>): Promise<Proc>;
+  /** Another gateway replica on the same Redis and prefixes (multi-replica tests); resolves once it is ready. */
+  startGateway(extraEnv?: Record<string, string>): Promise<Proc & { url: string }>;
   stop(): Promise<void>;
 }
 
@@ -140,6 +142,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     return w;
   };
   const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
+  let gateways = 1;
+  const startGateway = async (extraEnv: Record<string, string> = {}) => {
+    const g = await launch(`gateway-${++gateways}`, 'gateway', extraEnv);
+    const url = `http://127.0.0.1:${g.port}`;
+    await waitHttp(`${url}/readyz`, g, 120_000);
+    return Object.assign(g, { url });
+  };
   const stop = async () => {
     await Promise.all(
       procs.map(
@@ -177,5 +186,5 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     await stop();
     throw e;
   }
-  return { gatewayUrl, apiKey, otherApiKey, queuePrefix: tag, keyPrefix: `${tag}:gw:`, storageDir, logDir, env, gateway, workers, startWorker, stop };
+  return { gatewayUrl, apiKey, otherApiKey, queuePrefix: tag, keyPrefix: `${tag}:gw:`, storageDir, logDir, env, gateway, workers, startWorker, startGateway, stop };
 }

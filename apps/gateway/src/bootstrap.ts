@@ -1,20 +1,20 @@
 // Builds the gateway application (used by main.ts, the e2e tests and the benchmark).
 import 'reflect-metadata';
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { Redis } from 'ioredis';
+import { ApiKeyRing } from './auth/api-keys';
+import { registerMultipart } from './batches/multipart';
 import { GatewayModule } from './gateway.module';
-import { fromFastifyError, sendApiError } from './http/error.filter';
-import { ApiError } from './http/api-error';
+import { checkBody, refuseBody } from './http/body-policy';
 import { MetricsService } from './metrics/metrics.service';
 import { namedSchemas } from './openapi/zod-openapi';
 import type { GatewaySettings } from './settings';
 import { REDIS } from './tokens';
 
-export const MULTIPART = 'multipart/form-data';
-
+/** Fastify with BODY_LIMIT_BYTES as the (streamed) limit of every parsed body. */
 export function createAdapter(settings: Pick<GatewaySettings, 'bodyLimitBytes'>): FastifyAdapter {
   return new FastifyAdapter({ bodyLimit: settings.bodyLimitBytes, logger: false, return503OnClosing: true });
 }
@@ -48,15 +48,22 @@ export async function createGateway(settings: GatewaySettings, opts: { logLevels
     abortOnError: false,
   });
   const fastify = app.getHttpAdapter().getInstance();
-  // Uploads (POST /v1/files): the raw multipart body, parsed by the files controller, with its own limit.
-  fastify.addContentTypeParser(MULTIPART, { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
-  // JSONL uploads sent raw are accepted too.
-  fastify.addContentTypeParser(['application/jsonl', 'application/x-ndjson', 'text/plain'], { parseAs: 'buffer', bodyLimit: settings.fileLimitBytes }, (_req, body, done) => done(null, body));
-  fastify.setErrorHandler((err, _req, reply) => {
-    const api = fromFastifyError(err as never) ?? new ApiError(500, 'Internal error; see the gateway log.', 'internal_error');
-    if (api.status >= 500) new Logger('Gateway').error(err);
-    sendApiError(reply, api);
+  // Before any body is read: a valid key, an accepted Content-Type, a declared length within the
+  // route's limit (http/body-policy.ts). Everything else about the key (scopes, rate) is the guard's.
+  const keys = app.get(ApiKeyRing);
+  const limits = { jsonBytes: settings.bodyLimitBytes, fileBytes: settings.fileLimitBytes };
+  fastify.addHook('onRequest', (req, reply, done) => {
+    const refusal = checkBody(req, keys, limits);
+    if (refusal) {
+      void refuseBody(reply, refusal);
+      return;
+    }
+    done();
   });
+  // Uploads (POST /v1/files, model versions) are streamed part by part (batches/multipart.ts).
+  await registerMultipart(fastify as never, settings.fileLimitBytes);
+  // Errors Fastify raises itself (body limits, malformed JSON) reach Nest's error handler and through it
+  // the global OpenAiErrorFilter (http/error.filter.ts): no second handler here (Fastify's FSTWRN004).
   if (!opts.preview) {
     const metrics = app.get(MetricsService);
     fastify.addHook('onResponse', (req, reply, done) => {
@@ -72,8 +79,25 @@ export async function createGateway(settings: GatewaySettings, opts: { logLevels
 
 export async function startGateway(settings: GatewaySettings, opts: { logLevels?: LogLevel[]; docsUi?: boolean } = {}): Promise<NestFastifyApplication> {
   const app = await createGateway(settings, opts);
+  // Give Redis a moment to connect so the first requests are not refused; never wait longer: a
+  // gateway without Redis still starts, answers /healthz, says not ready, and 503s what needs Redis.
+  await redisReady(app.get<Redis>(REDIS), 2000);
   await app.listen(settings.port, settings.host);
   return app;
+}
+
+/** Resolves when the client is ready or after `ms`, whichever comes first. */
+function redisReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      redis.off('ready', done);
+      resolve();
+    }
+    redis.once('ready', done);
+  });
 }
 
 export { REDIS, Redis };

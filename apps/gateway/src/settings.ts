@@ -30,6 +30,8 @@ export interface GatewaySettings {
     /** Windows shorter than this are refused unless allowShortWindows. */
     allowShortWindows: boolean;
   };
+  /** Interval of the `: ping` comment on SSE streams, ms (default 15 s; tests shorten it). */
+  sseHeartbeatMs?: number;
   /** How long a synchronous completion waits for its job before answering 504. */
   requestTimeoutMs: number;
   /** How long files and batch records live (seconds). */

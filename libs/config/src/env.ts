@@ -187,7 +187,7 @@ export const ENV = {
   RATE_LIMIT_REQUESTS: { section: 'gateway', description: 'Requests per API key per window (429 above).', default: '600', schema: intIn(1) },
   RATE_LIMIT_WINDOW_MS: { section: 'gateway', description: 'Rate-limit window in milliseconds.', default: '60000', schema: intIn(1) },
   BODY_LIMIT_BYTES: { section: 'gateway', description: 'Largest JSON request body (413 above).', default: '1048576', schema: intIn(1024) },
-  FILE_LIMIT_BYTES: { section: 'gateway', description: 'Largest upload to POST /v1/files (413 above).', default: '104857600', schema: intIn(1024) },
+  FILE_LIMIT_BYTES: { section: 'gateway', description: 'Largest file in an upload (POST /v1/files, POST /v1/models/:name/versions), streamed to the store as it arrives (413 above).', default: '104857600', schema: intIn(1024) },
   BATCH_MAX_LINES: { section: 'gateway', description: 'Most request lines in one batch input file.', default: '50000', schema: intIn(1) },
   BATCH_SWEEP_MS: { section: 'gateway', description: 'How often a gateway sweeps active batches (expiry, finalization); 0 = never.', default: '2000', schema: intIn(0) },
   BATCH_ALLOW_SHORT_WINDOWS: { section: 'gateway', description: "Accept completion windows shorter than OpenAI's 24h (tests, demos).", default: 'false', schema: bool },

@@ -6,3 +6,4 @@ export * from './jobs/generation';
 export * from './jobs/rollout';
 export * from './jobs/distill';
 export * from './work';
+export * from './decode';

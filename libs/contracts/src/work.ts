@@ -2,7 +2,7 @@
 // in forward passes (what a worker pool actually spends) instead of job counts: a 16-sample rollout
 // group of 512 tokens and a 20-token completion are not the same job. Read by the pending-work
 // gauge (dllm_pending_forward_passes) that queue-driven autoscaling follows.
-import { decodeOptionsSchema } from '@dllm/engine';
+import { decodeOptionsSchema } from './decode/options';
 import { z } from 'zod';
 
 export const jobWorkSchema = z.strictObject({

@@ -1,5 +1,6 @@
-// Builds one batched forward from several sequences' ForwardSpecs (same model, same new-token count S)
-// and hands each row its outputs. Past K/V is gathered from each sequence's pages into engine-owned
+// Builds one batched forward from several sequences' ForwardSpecs (same model) and hands each row its
+// outputs. Rows may have different new-token counts: S is the longest, shorter rows are padded (their
+// pad queries attend only to themselves, no real query sees a pad key, pads are never drawn from). Past K/V is gathered from each sequence's pages into engine-owned
 // staging buffers [B,Hkv,P,Dh] (P = the batch's longest past; shorter rows are padded and the padding
 // is blocked in the mask), which the runner reads without copying.
 import type { ForwardSpec, ModelHandle } from './sequence';
@@ -14,7 +15,12 @@ export interface BuiltBatch {
   B: number;
   S: number;
   P: number;
+  /** Drawn positions per row (`logit_index` is [B,R]; shorter rows repeat their last index). */
+  R: number;
 }
+
+/** The graph outputs with the draw statistics (format v2; libs/model logit-head.ts). */
+export const STAT_FETCHES = ['argmax', 'max_prob', 'entropy'] as const;
 
 export function pastLength(s: ForwardSpec): number {
   return s.pastLen + (s.extra ? s.extra.len : 0);
@@ -23,11 +29,24 @@ export function pastLength(s: ForwardSpec): number {
 export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], arena: StagingArena): BuiltBatch {
   const g = handle.geometry;
   const B = specs.length;
-  const S = specs[0].ids.length;
-  for (const s of specs) if (s.ids.length !== S) throw new Error('buildBatch: rows differ in length');
+  let S = 0;
+  for (const s of specs) S = Math.max(S, s.ids.length);
   let P = 0;
   for (const s of specs) P = Math.max(P, pastLength(s));
   const T = P + S;
+  let R = 0;
+  for (const s of specs) R = Math.max(R, s.drawRows.length);
+  const logitIndex = arena.int64('logit_index', B * R);
+  for (let r = 0; r < B; r++) {
+    const rows = specs[r].drawRows;
+    for (let k = 0; k < R; k++) {
+      const v = rows.length ? rows[Math.min(k, rows.length - 1)] : 0;
+      if (v < 0 || v >= S) throw new Error(`buildBatch: draw row ${v} outside the forward's ${S} positions`);
+      logitIndex[r * R + k] = BigInt(v);
+    }
+  }
+  const banned = arena.int64('banned_token_ids', 1);
+  banned[0] = BigInt(handle.maskId);
   const ids = arena.int64('input_ids', B * S);
   const pos = arena.int64('position_ids', B * S);
   const mask = arena.float32('attention_mask', B * S * T);
@@ -42,13 +61,16 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
   }
   for (let r = 0; r < B; r++) {
     const s = specs[r];
+    const Sr = s.ids.length;
     for (let i = 0; i < S; i++) {
-      ids[r * S + i] = BigInt(s.ids[i]);
-      pos[r * S + i] = BigInt(s.positions[i]);
+      // pads repeat the row's last token and position (any valid input: nothing reads their outputs)
+      ids[r * S + i] = BigInt(s.ids[Math.min(i, Sr - 1)]);
+      pos[r * S + i] = BigInt(s.positions[Math.min(i, Sr - 1)]);
     }
     const pl = s.pastLen;
     const el = s.extra ? s.extra.len : 0;
-    for (let i = 0; i < S; i++) {
+    for (let i = Sr; i < S; i++) mask[(r * S + i) * T + P + i] = 0; // a pad query sees only itself
+    for (let i = 0; i < Sr; i++) {
       const rowBase = (r * S + i) * T;
       // The committed prefix is visible to every new position (earlier positions, earlier blocks).
       mask.fill(0, rowBase, rowBase + pl);
@@ -58,7 +80,7 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
           mask[rowBase + pl + j] = 0;
         }
       }
-      for (let k = 0; k < S; k++) {
+      for (let k = 0; k < Sr; k++) {
         const ok = s.blockIds === null ? s.positions[k] <= s.positions[i] : s.blockIds[k] <= s.blockIds[i];
         if (ok) mask[rowBase + P + k] = 0;
       }
@@ -89,15 +111,21 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
     input_ids: { type: 'int64', dims: [B, S], data: ids },
     position_ids: { type: 'int64', dims: [B, S], data: pos },
     attention_mask: { type: 'float32', dims: [B, 1, S, T], data: mask },
+    logit_index: { type: 'int64', dims: [B, R], data: logitIndex },
+    banned_token_ids: { type: 'int64', dims: [1], data: banned },
   };
   for (let l = 0; l < g.layers; l++) {
     feeds[`past_key.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastK[l] };
     feeds[`past_value.${l}`] = { type: 'float32', dims: [B, g.kvHeads, P, g.headDim], data: pastV[l] };
   }
   const fetches: string[] = [];
-  if (specs.some((s) => s.wantLogits)) fetches.push('logits');
+  if (R > 0) {
+    fetches.push(...STAT_FETCHES);
+    // Vocabulary-wide rows cross into JS only when a row samples.
+    if (specs.some((s) => s.drawRows.length > 0 && s.seq.opts.temperature > 0)) fetches.push('logits');
+  }
   if (specs.some((s) => s.wantKV)) {
     for (let l = 0; l < g.layers; l++) fetches.push(`present_key.${l}`, `present_value.${l}`);
   }
-  return { feeds, fetches, B, S, P };
+  return { feeds, fetches, B, S, P, R };
 }

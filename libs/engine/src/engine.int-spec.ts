@@ -42,12 +42,14 @@ async function noCacheDecode(runner: OrtRunner, prompt: number[], o: { blockSize
       input_ids: { type: 'int64', dims: [1, n], data: ids },
       position_ids: { type: 'int64', dims: [1, n], data: pos },
       attention_mask: { type: 'float32', dims: [1, 1, n, n], data: mask },
+      logit_index: { type: 'int64', dims: [1, n], data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)) },
+      banned_token_ids: { type: 'int64', dims: [0], data: new BigInt64Array(0) },
     };
     for (let l = 0; l < layers; l++) {
       feeds[`past_key.${l}`] = { type: 'float32', dims: [1, kvHeads, 0, headDim], data: new Float32Array(0) };
       feeds[`past_value.${l}`] = { type: 'float32', dims: [1, kvHeads, 0, headDim], data: new Float32Array(0) };
     }
-    return (await runner.run(feeds, ['logits'])).outputs.logits.data;
+    return (await runner.run(feeds, ['logits'])).outputs.logits.data as Float32Array;
   };
   const dist = (logits: Float32Array, row: number) => {
     let best = -1;

@@ -137,15 +137,20 @@ describe('Engine on a counting model', () => {
   it('adablock ends the block right after the most confident predicted delimiter', async () => {
     const table = [...letters.slice(0, 9), 10]; // c % 10 == 9 -> '.'
     const margins = [LO, LO, HI, LO]; // position 11 is predicted by output 10 (10 % 4 == 2): the confident one
-    const { e } = engine({ table, margins });
+    const { e, runner } = engine({ table, margins });
     const prompt9 = 'abcdefghi';
     const r = await e.generate({ prompt: prompt9, options: { ...base, policy: 'adablock', maxNewTokens: 16, delimiterThreshold: 0.3 } });
     // window at 8 (slot 0 = prompt), lookahead 4 slots (9..12) all predict '.'; most confident at 11 -> block [8,12).
     expect(r.trajectory!.blocks[0]).toEqual([0, 3]);
     // step 0 (c=9) commits only the confident '.' at 11; then 9 ('a', c=10) and 10 ('b', c=11).
     expect(r.text.slice(0, 3)).toBe('ab.');
+    // block-aligned: the block after [8,12) runs to the trained boundary 16, never across it, and no
+    // planning window is longer than the block size
+    expect(r.trajectory!.blocks[1]).toEqual([3, 7]);
+    for (const [a, b] of r.trajectory!.blocks) expect(Math.floor((9 + a) / 8)).toBe(Math.floor((9 + b - 1) / 8));
     const fixed = await e.generate({ prompt: prompt9, options: { ...base, policy: 'adablock', maxNewTokens: 16, delimiterThreshold: 0.95 } });
     expect(fixed.trajectory!.blocks[0]).toEqual([0, 7]); // default block length 8 from position 8
+    expect(Math.max(...runner.shapes.map(([, S]) => S))).toBeLessThanOrEqual(8);
     await e.close();
   });
 
@@ -159,6 +164,45 @@ describe('Engine on a counting model', () => {
     expect(a.runner.shapes.some(([, S]) => S === 4)).toBe(false);
     await a.e.close();
     await b.e.close();
+  });
+
+  it('sub-block cache: every step after a block\'s first runs only the active sub-block and the slots before it whose K/V changed', async () => {
+    const opts = { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, trajectory: true } as const;
+    const a = engine();
+    const off = await a.e.generate({ prompt: prompt5, options: opts });
+    const b = engine();
+    const on = await b.e.generate({ prompt: prompt5, options: { ...opts, subBlockCache: true } });
+    // the counting model counts the real tokens each query sees: a kept slot whose K/V still says MASK
+    // after its token was committed would change the count and the tokens
+    expect(on.tokenIds).toEqual(off.tokenIds);
+    expect(on.stats.forwards).toBe(off.stats.forwards);
+    // block [0,16) (prompt in slots 0..4): the first step is the 16-slot window; every later step runs
+    // [a-1, a+4) of the active sub-block [a, a+4) (slot a-1's output draws slot a): 5 slots
+    const S = b.runner.shapes.map(([, s]) => s);
+    expect(S[0]).toBe(16);
+    expect(S.slice(1, 11)).toEqual(new Array(10).fill(5));
+    expect(a.runner.shapes.every(([, s]) => s === 16)).toBe(true);
+    await a.e.close();
+    await b.e.close();
+  });
+
+  it('rows of different lengths share one forward (padded), and each gets what it gets alone', async () => {
+    const reqs = [
+      { prompt: 'abc', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, subBlockCache: true } },
+      { prompt: 'abcdefg', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12 } },
+    ];
+    const alone: string[] = [];
+    for (const r of reqs) {
+      const { e } = engine();
+      alone.push((await e.generate(r)).text);
+      await e.close();
+    }
+    const { e, runner } = engine();
+    const together = await Promise.all(reqs.map((r) => e.generate(r)));
+    expect(together.map((r) => r.text)).toEqual(alone);
+    // 5-slot sub-block steps and 16-slot windows ran in the same forwards
+    expect(runner.shapes.filter(([B, S]) => B === 2 && S === 16).length).toBeGreaterThan(5);
+    await e.close();
   });
 
   it('batch invariance: concurrent requests of different lengths give what each gives alone', async () => {
@@ -266,6 +310,50 @@ describe('Engine on a counting model', () => {
     expect(r.tokenIds).toHaveLength(16);
     expect(Math.max(...runner.shapes.map(([, S, P]) => S + P))).toBeLessThanOrEqual(21);
     await expect(e.generate({ prompt: 'abcdefghij.abcdefghij' })).rejects.toThrow(/at most 21 positions/);
+    await e.close();
+  });
+
+  it('policy ar on a block-diffusion model decodes in AR order with the model\'s block attention, not a causal mask', async () => {
+    // margins HI: every slot is confident, so only the one-slot sub-blocks keep it to one token per forward.
+    const a = engine({ margins: [HI] });
+    const r = await a.e.generate({ prompt: prompt5, options: { policy: 'ar', blockSize: 8, maxNewTokens: 10, trajectory: true } });
+    const b = engine({ margins: [HI] });
+    const ref = await b.e.generate({ prompt: prompt5, options: { policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 1, threshold: 1, maxNewTokens: 10 } });
+    expect(r.tokenIds).toEqual(ref.tokenIds);
+    expect(r.text).toBe(ref.text);
+    expect(r.stats.tpf).toBe(1);
+    expect(r.trajectory!.options).toMatchObject({ policy: 'ar', subBlockSize: 1 });
+    // block-diffusion forwards (a window over the block, then commit forwards), never one causal token
+    expect(a.runner.shapes.map(([, S]) => S)).toEqual(b.runner.shapes.map(([, S]) => S));
+    expect(a.runner.shapes.some(([, S]) => S > 1)).toBe(true);
+    for (const x of [a, b]) await x.e.close();
+  });
+
+  it('logits only where drawn: KV-only prefill draws nothing, windows draw the active sub-block\'s masked slots, commits one row', async () => {
+    const { e, runner } = engine();
+    // prompt of 11: prefill [0,8) (S=8), then the window of block [8,16) with slots 0..2 known.
+    const r = await e.generate({ prompt: 'abcdefghija', options: { ...base, maxNewTokens: 7 } });
+    expect(r.text.length).toBe(7);
+    const forwards = runner.shapes.map(([B, S], i) => ({ B, S, rows: runner.drawn[i][0], fetched: runner.fetched[i] }));
+    // prefill: no row drawn, only K/V fetched (the LM head multiplies an empty matrix)
+    expect(forwards[0]).toEqual({ B: 1, S: 8, rows: [], fetched: ['present_key.0', 'present_value.0'] });
+    // first window: sub-block [0,4) has masked slot 3 only -> row 2; greedy: statistics, never the logits
+    expect(forwards[1].rows).toEqual([2]);
+    expect(forwards[1].fetched).toEqual(['argmax', 'max_prob', 'entropy']);
+    // next window: sub-block [4,8): slots 4..7 masked -> rows 3..6
+    expect(forwards[2].rows).toEqual([3, 4, 5, 6]);
+    // the commit forward of block [8,16) draws from its last output only
+    const commit = forwards.find((f, i) => i > 0 && f.fetched.includes('present_key.0'))!;
+    expect(commit.rows).toEqual([7]);
+    for (const f of forwards) expect(f.fetched).not.toContain('logits');
+    await e.close();
+  });
+
+  it('sampling fetches the drawn rows\' logits (and only then)', async () => {
+    const { e, runner } = engine({ kind: 'autoregressive' });
+    await e.generate({ prompt: prompt5, options: { maxNewTokens: 3, temperature: 1, seed: 1 } });
+    expect(runner.fetched.every((f) => f.includes('logits'))).toBe(true);
+    expect(runner.drawn[0]).toEqual([[4]]); // the prompt forward draws from its last position only
     await e.close();
   });
 

@@ -1,17 +1,24 @@
 // The engine: model handles (hot swap), the scheduler (dynamic batching), the shared KV pool.
 // generate() enqueues a Sequence; one async loop admits sequences (when the pool can reserve their
 // worst case), asks every active sequence for its next forward, groups those by (model, S), runs one
-// batched forward per group on the runner's worker thread (the event loop stays free), and hands
-// each row back. A sequence leaves the moment it is done; new ones join on the next tick.
+// batched forward per group, and hands each row back. A sequence leaves the moment it is done; new
+// ones join on the next tick.
+//
+// Threads: `Engine.create` runs that loop and the onnxruntime session together in one worker thread
+// (engine-thread.ts / engine-host.ts): only admissions, block events, cancels, results and stats
+// cross threads, no forward pays a message round trip, and the caller's event loop stays free.
+// `EngineCore` is the loop itself; `Engine` is the facade over either arrangement.
 import { buildBatch } from './batch';
 import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
 import { resolveOptions, type DecodeOptions } from './options';
 import { policies } from './policies';
-import { randomSeed } from './rng';
+import { randomSeed } from '@dllm/prng';
+import { arBlockOrderPolicy } from './policies/ar';
+import { InlineOrtRunner } from './runner/inline-runner';
 import { OrtRunner, StagingArena } from './runner/ort-runner';
 import type { ModelRunner } from './runner/runner';
-import { Sequence, type BlockEvent, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
+import { Sequence, type BlockEvent, type DrawOutputs, type ForwardSpec, type GenerationResult, type ModelHandle, type RowOutput } from './sequence';
 
 export interface EngineCreateOptions {
   modelDir: string;
@@ -23,6 +30,14 @@ export interface EngineCreateOptions {
   maxBatchSize?: number;
   /** Share committed KV blocks between sequences by prefix hash (default true). */
   prefixSharing?: boolean;
+  /**
+   * Where the scheduler loop and the onnxruntime session run:
+   * - 'worker' (default): both in one worker thread; the caller's event loop stays free, no per-forward hop.
+   * - 'inline': both in the calling thread (session.run blocks it; for tools with nothing else to do).
+   * - 'hop': the loop in the calling thread, session.run in a worker (one message round trip per forward;
+   *   the arrangement before the engine moved into its own thread, kept for A/B measurements).
+   */
+  thread?: 'worker' | 'inline' | 'hop';
 }
 
 export interface GenerateRequest {
@@ -55,9 +70,22 @@ interface Pending {
 
 let nextHandleId = 1;
 
+/**
+ * Rows whose new-token counts share a class run in one forward, padded to the longest (batch.ts):
+ * 1 (AR steps), 2..16 (sub-block steps: the active sub-block plus the slots before it whose K/V
+ * changed), then powers of two (windows, prefills). Padding costs < 2x compute within a class
+ * and keeps batches full instead of splitting them by exact length.
+ */
+export function sizeClass(S: number): number {
+  if (S <= 1) return 1;
+  if (S <= 16) return 16;
+  return 2 ** Math.ceil(Math.log2(S));
+}
+
 async function loadHandle(opts: EngineCreateOptions): Promise<ModelHandle> {
   const dir = await loadEngineModelDir(opts.modelDir);
-  const runner = await OrtRunner.create({ modelPath: dir.onnxPath, executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads });
+  const ro = { modelPath: dir.onnxPath, executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads };
+  const runner = opts.thread === 'hop' ? await OrtRunner.create(ro) : await InlineOrtRunner.create(ro);
   return handleFrom(dir.manifest, runner, dir.codec);
 }
 
@@ -86,7 +114,74 @@ export function handleFrom(manifest: EngineManifest, runner: ModelRunner, codec:
   };
 }
 
-export class Engine {
+/** What a caller can do with an engine, wherever its loop runs. */
+export interface EngineApi {
+  readonly model: { name: string; version: string; kind: string; manifest: EngineManifest };
+  /** Text <-> token ids of the current model. */
+  readonly codec: ModelHandle['codec'];
+  generate(req: GenerateRequest, hooks?: GenerateHooks): Promise<GenerationResult>;
+  swapModel(modelDir: string): Promise<void>;
+  stats(): EngineStats;
+  pageBytes(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * The engine facade. `Engine.create` loads a model directory and (by default) runs the scheduler and
+ * the session in a worker thread; `Engine.fromRunner` runs the loop in this thread on any ModelRunner.
+ * Errors: bad requests reject with a RangeError naming the field; a model directory that does not load
+ * rejects `create` with the loader's message.
+ */
+export class Engine implements EngineApi {
+  private constructor(private readonly impl: EngineApi) {}
+
+  static async create(opts: EngineCreateOptions): Promise<Engine> {
+    if ((opts.thread ?? 'worker') === 'worker') {
+      const { EngineThread } = await import('./engine-thread');
+      return new Engine(await EngineThread.create(opts));
+    }
+    return new Engine(await EngineCore.create(opts));
+  }
+
+  /** For tests and embedders that bring their own runner (e.g. a device-resident one); the loop runs in this thread. */
+  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): Engine {
+    return new Engine(EngineCore.fromRunner(manifest, runner, codec, opts));
+  }
+
+  get model(): EngineApi['model'] {
+    return this.impl.model;
+  }
+
+  get codec(): ModelHandle['codec'] {
+    return this.impl.codec;
+  }
+
+  generate(req: GenerateRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
+    return this.impl.generate(req, hooks);
+  }
+
+  /** Hot swap: new requests use the new model; in-flight ones finish on the old one. */
+  swapModel(modelDir: string): Promise<void> {
+    return this.impl.swapModel(modelDir);
+  }
+
+  /** Pool, queue and runner counters (with a worker-thread engine: the snapshot the thread sent last, at most ~1 s old, current after every result). */
+  stats(): EngineStats {
+    return this.impl.stats();
+  }
+
+  /** Bytes of one KV page of the current model. */
+  pageBytes(): number {
+    return this.impl.pageBytes();
+  }
+
+  close(): Promise<void> {
+    return this.impl.close();
+  }
+}
+
+/** The scheduler loop, the KV pool and the model handles, in the thread that calls it. */
+export class EngineCore implements EngineApi {
   private handle: ModelHandle;
   private readonly retired = new Set<ModelHandle>();
   readonly pool: KvPool;
@@ -106,20 +201,20 @@ export class Engine {
     this.maxBatch = maxBatch;
   }
 
-  static async create(opts: EngineCreateOptions): Promise<Engine> {
+  static async create(opts: EngineCreateOptions): Promise<EngineCore> {
     const maxBatch = opts.maxBatchSize ?? 16;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatch}`);
     const pool = new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024);
     pool.sharing = opts.prefixSharing ?? true;
     const handle = await loadHandle(opts);
-    const e = new Engine(handle, pool, maxBatch);
+    const e = new EngineCore(handle, pool, maxBatch);
     e.createOpts = opts;
     return e;
   }
 
   /** For tests and embedders that bring their own runner (e.g. a device-resident one). */
-  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): Engine {
-    return new Engine(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16);
+  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): EngineCore {
+    return new EngineCore(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16);
   }
 
   private createOpts: EngineCreateOptions | null = null;
@@ -141,9 +236,15 @@ export class Engine {
     try {
       if ((req.prompt === undefined) === (req.promptIds === undefined)) throw new RangeError('give exactly one of prompt (text) or promptIds');
       if (req.prompt !== undefined && typeof req.prompt !== 'string') throw new RangeError('prompt must be a string');
-      const opts = resolveOptions(req.options, { kind: h.kind, blockSize: h.manifest.block_size, vocabSize: h.vocabSize }, randomSeed);
+      let opts = resolveOptions(req.options, { kind: h.kind, blockSize: h.manifest.block_size, vocabSize: h.vocabSize }, randomSeed);
+      let policy = policies[opts.policy];
+      if (opts.policy === 'ar' && h.kind !== 'autoregressive') {
+        // AR order with the block-diffusion model's own attention: one-slot sub-blocks (policies/ar.ts).
+        opts = { ...opts, subBlockSize: 1, subBlockCache: false };
+        policy = arBlockOrderPolicy;
+      }
       const ids = req.promptIds ?? h.codec.encode(req.prompt!);
-      seq = new Sequence(h, opts, policies[opts.policy], ids, this.pool, hooks, (s) => this.onSeqDone(s));
+      seq = new Sequence(h, opts, policy, ids, this.pool, hooks, (s) => this.onSeqDone(s));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -221,7 +322,7 @@ export class Engine {
           continue;
         }
         if (!spec) continue;
-        const key = `${seq.handle.id}:${spec.ids.length}`;
+        const key = `${seq.handle.id}:${sizeClass(spec.ids.length)}`;
         let g = groups.get(key);
         if (!g) groups.set(key, (g = []));
         g.push(spec);
@@ -264,12 +365,20 @@ export class Engine {
     }
     this.forwards++;
     this.rows += specs.length;
-    const logits = out.logits?.data ?? null;
-    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data) : null;
-    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data) : null;
-    const V = h.vocabSize;
+    const draws: DrawOutputs | null = out.argmax
+      ? {
+          R: batch.R,
+          V: h.vocabSize,
+          argmax: out.argmax.data as BigInt64Array,
+          maxProb: out.max_prob.data as Float32Array,
+          entropy: out.entropy.data as Float32Array,
+          logits: (out.logits?.data as Float32Array | undefined) ?? null,
+        }
+      : null;
+    const pk = out['present_key.0'] ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_key.${l}`].data as Float32Array) : null;
+    const pv = pk ? Array.from({ length: h.geometry.layers }, (_, l) => out[`present_value.${l}`].data as Float32Array) : null;
     for (let r = 0; r < specs.length; r++) {
-      const row: RowOutput = { logits, logitsBase: r * batch.S * V, presentK: pk, presentV: pv, row: r };
+      const row: RowOutput = { draws, presentK: pk, presentV: pv, row: r, S: batch.S };
       try {
         specs[r].seq.onOutput(specs[r], row);
       } catch (e) {

@@ -8,7 +8,7 @@ export { policies, thresholdSelect, entropySelect, planAdaptiveBlock } from './p
 export type { Candidate, DecodePolicy } from './policies';
 export { drawToken } from './sampling';
 export type { Draw, SamplingParams } from './sampling';
-export { Rng } from './rng';
+export { Sfc32 as Rng } from '@dllm/prng';
 export { KvPool } from './kv/pool';
 export type { KvGeometry, PoolStats } from './kv/pool';
 export type { PageMemory } from './kv/memory';

@@ -1,16 +1,9 @@
-// What the engine needs from a model directory (read through libs/model: manifest, ONNX path, tokenizer).
-import { loadModelDir } from '@dllm/model';
+// What the engine needs from a model directory, read through libs/model (the one model directory
+// reader: manifest, graph contract, ONNX path, tokenizer).
+import { loadModelDir, type DecodeManifest } from '@dllm/model';
 
-/** The manifest fields the engine reads (libs/model's Manifest satisfies it). */
-export interface EngineManifest {
-  name: string;
-  version: string;
-  kind: string;
-  block_size: number;
-  tokens: { mask: number; eos: number; pad: number; bos?: number };
-  delimiter_token_ids?: number[];
-  [k: string]: unknown;
-}
+/** The manifest fields the engine reads: libs/model's DecodeManifest (every Manifest is one). */
+export type EngineManifest = DecodeManifest;
 
 export interface TextCodec {
   encode(text: string): number[];
@@ -27,5 +20,5 @@ export interface LoadedModelDir {
 
 export async function loadEngineModelDir(dir: string): Promise<LoadedModelDir> {
   const m = await loadModelDir(dir);
-  return { dir: m.dir, manifest: m.manifest as unknown as EngineManifest, onnxPath: m.onnxPath, codec: m.tokenizer };
+  return { dir: m.dir, manifest: m.manifest, onnxPath: m.onnxPath, codec: m.tokenizer };
 }

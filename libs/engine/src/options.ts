@@ -1,79 +1,27 @@
-// Per-request decoding options: one zod schema, every knob with its range and default.
-// `policy` and `blockSize` default from the model (see resolveOptions): a block-diffusion model
-// decodes with fast-dllm-v2 in its trained block size, an autoregressive one with `ar`.
-import { z } from 'zod';
+// Per-request decoding options. The schema and the resolver live in @dllm/contracts (the gateway
+// decides 4xx with them without loading the engine); the engine imports them from there, never the
+// reverse. This module keeps the engine's throwing form of the resolver.
+import { describeIssues, resolveDecodeOptions, type ResolvedOptions } from '@dllm/contracts';
+import type { DecodeOptions } from '@dllm/contracts';
 
-export const POLICIES = ['ar', 'fast-dllm-v2', 'entropy', 'adablock'] as const;
-export type PolicyName = (typeof POLICIES)[number];
+export { decodeOptionsSchema, POLICIES } from '@dllm/contracts';
+export type { DecodeOptions, PolicyName, ResolvedOptions } from '@dllm/contracts';
 
-export const decodeOptionsSchema = z.strictObject({
-  /** Decoding policy. Default: 'fast-dllm-v2' for block-diffusion models, 'ar' for autoregressive ones. */
-  policy: z.enum(POLICIES).optional(),
-  /** Block length in tokens (blocks are aligned to absolute positions). Default: the model's block_size (32). */
-  blockSize: z.number().int().min(1).max(256).optional(),
-  /** Sub-block length: the window part decoded left to right inside a block. 1..blockSize. */
-  subBlockSize: z.number().int().min(1).max(256).default(8),
-  /** fast-dllm-v2 / adablock: commit every masked slot of the sub-block whose probability > threshold (at least one per step). 1 = one token per step. */
-  threshold: z.number().gt(0).max(1).default(0.9),
-  /** entropy policy (dParallel): commit every masked slot whose entropy (nats) <= entropyThreshold (at least one per step). */
-  entropyThreshold: z.number().min(0).max(20).default(0.5),
-  /** adablock: a block ends after the most confident predicted delimiter if its confidence >= delimiterThreshold. */
-  delimiterThreshold: z.number().min(0).max(1).default(0.3),
-  /** Sub-block cache (DualCache-like): keep the window's K/V and run only the active sub-block on later steps. */
-  subBlockCache: z.boolean().default(false),
-  /** Generation cap (tokens after the prompt). */
-  maxNewTokens: z.number().int().min(1).max(8192).default(256),
-  /** 0 = greedy (argmax). > 0 samples from softmax(logits / temperature). */
-  temperature: z.number().min(0).max(10).default(0),
-  /** Keep only the k most likely tokens before sampling; 0 = off. */
-  topK: z.number().int().min(0).max(1_000_000).default(0),
-  /** Nucleus sampling: keep the smallest set of tokens whose probability mass >= topP; 1 = off. */
-  topP: z.number().gt(0).max(1).default(1),
-  /** PRNG seed for sampling. Same seed + options + prompt + model version -> same tokens. Default: drawn at random (recorded in the trajectory). */
-  seed: z.number().int().min(0).max(0xffffffff).optional(),
-  /** Stop strings: generation ends at the first occurrence; the text is cut before it. */
-  stop: z.array(z.string().min(1).max(128)).max(16).default([]),
-  /** Extra stop token ids (the model's EOS always stops). */
-  stopTokenIds: z.array(z.number().int().min(0)).max(64).default([]),
-  /** Record the decoding trajectory (step map, confidences, entropies, log-probs, block boundaries). */
-  trajectory: z.boolean().default(false),
-});
-
-export type DecodeOptions = z.infer<typeof decodeOptionsSchema>;
-
-/** Options after model defaults are applied: every field present. */
-export type ResolvedOptions = Omit<DecodeOptions, 'policy' | 'blockSize' | 'seed'> & {
-  policy: PolicyName;
-  blockSize: number;
-  seed: number;
-};
-
+/** The model facts the engine passes (a subset of contracts' ModelFacts). */
 export interface ModelDefaults {
   kind: string;
   blockSize: number;
   vocabSize?: number;
+  name?: string;
 }
 
-/** Validates `input` (throws a readable error) and applies the model's defaults. */
+/**
+ * Validates `input` and applies the model's defaults with the shared resolver
+ * (@dllm/contracts resolveDecodeOptions). Throws RangeError('invalid decoding options: ...') listing
+ * every problem.
+ */
 export function resolveOptions(input: Partial<DecodeOptions> | undefined, model: ModelDefaults, randomSeed: () => number): ResolvedOptions {
-  const parsed = decodeOptionsSchema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
-    throw new RangeError(`invalid decoding options: ${msg}`);
-  }
-  const o = parsed.data;
-  const policy: PolicyName = o.policy ?? (model.kind === 'autoregressive' ? 'ar' : 'fast-dllm-v2');
-  if (model.kind === 'autoregressive' && policy !== 'ar') {
-    throw new RangeError(`invalid decoding options: policy '${policy}' needs a block-diffusion model; this model is autoregressive (use policy 'ar')`);
-  }
-  const blockSize = o.blockSize ?? model.blockSize;
-  if (o.subBlockSize > blockSize) {
-    throw new RangeError(`invalid decoding options: subBlockSize (${o.subBlockSize}) must be <= blockSize (${blockSize})`);
-  }
-  if (model.vocabSize !== undefined) {
-    for (const t of o.stopTokenIds) {
-      if (t >= model.vocabSize) throw new RangeError(`invalid decoding options: stopTokenIds: ${t} is outside the vocabulary (size ${model.vocabSize})`);
-    }
-  }
-  return { ...o, policy, blockSize, seed: o.seed ?? randomSeed() };
+  const r = resolveDecodeOptions(input, { name: model.name ?? 'this model', ...model }, randomSeed);
+  if (!r.ok) throw new RangeError(`invalid decoding options: ${describeIssues(r.errors).replace(/options\./g, '')}`);
+  return r.options;
 }

@@ -1,4 +1,4 @@
-import { Rng } from './rng';
+import { Sfc32 as Rng } from '@dllm/prng';
 import { drawToken } from './sampling';
 
 const logits = Float32Array.from([1, 3, 2, 0.5, -1]);

@@ -1,6 +1,6 @@
 // Turning one row of logits into a committed token. Pure functions of (logits, params, rng):
 // batch-safe by construction (each row is handled on its own, with its own rng).
-import type { Rng } from './rng';
+import type { Sfc32 as Rng } from '@dllm/prng';
 
 export interface SamplingParams {
   /** 0 = greedy. */
@@ -114,6 +114,55 @@ export function drawToken(
   }
   const p = probs[token];
   return { token, prob: p, logprob: Math.log(p), entropy: entropyOf(probs) };
+}
+
+/** Per-position statistics of softmax(logits) at temperature 1 with some ids banned (format v2 graph outputs). */
+export interface LogitStatistics {
+  /** Most likely token (lowest id on ties). */
+  argmax: number;
+  /** Its probability. */
+  maxProb: number;
+  /** log sum_v exp(logit_v) over the non-banned ids. */
+  logSumExp: number;
+  /** Entropy (nats). */
+  entropy: number;
+}
+
+/**
+ * The JS reference of the statistics a format-v2 graph computes in ORT (libs/model logit-head.ts):
+ * float64 softmax of `logits[offset .. offset + vocab)` with `banned` ids at probability 0.
+ * Its argmax / prob / entropy equal `drawToken`'s greedy draw.
+ */
+export function logitStatistics(logits: ArrayLike<number>, offset: number, vocab: number, banned: readonly number[] = []): LogitStatistics {
+  const ban = new Set(banned);
+  let max = -Infinity;
+  let argmax = -1;
+  for (let i = 0; i < vocab; i++) {
+    const v = logits[offset + i];
+    if (Number.isNaN(v)) throw new RangeError(`logits contain NaN at vocab index ${i}`);
+    if (!ban.has(i) && v > max) (max = v), (argmax = i);
+  }
+  if (argmax < 0) throw new RangeError('every token is banned or has -inf logit');
+  let sum = 0;
+  for (let i = 0; i < vocab; i++) if (!ban.has(i)) sum += Math.exp(logits[offset + i] - max);
+  const lse = max + Math.log(sum);
+  let h = 0;
+  for (let i = 0; i < vocab; i++) {
+    if (ban.has(i)) continue;
+    const lp = logits[offset + i] - lse;
+    const p = Math.exp(lp);
+    if (p > 0) h -= p * lp;
+  }
+  return { argmax, maxProb: Math.exp(max - lse), logSumExp: lse, entropy: h };
+}
+
+/**
+ * The greedy draw from a position's statistics (graph outputs), without its logits:
+ * the same token, probability and entropy `drawToken` gives at temperature 0 (up to float32 rounding).
+ */
+export function greedyDraw(argmax: number, maxProb: number, entropy: number): Draw {
+  if (Number.isNaN(maxProb) || Number.isNaN(entropy)) throw new RangeError('logits contain NaN (the graph returned NaN statistics)');
+  return { token: argmax, prob: maxProb, logprob: Math.log(maxProb), entropy };
 }
 
 export function entropyOf(probs: Float64Array): number {

@@ -11,8 +11,8 @@
 import { KvPool, pageFloats, type KvGeometry, type KvPage } from './kv/pool';
 import type { ResolvedOptions } from './options';
 import type { Candidate, DecodePolicy } from './policies/types';
-import { Rng } from './rng';
-import { drawToken, type Draw } from './sampling';
+import { Sfc32 as Rng } from '@dllm/prng';
+import { drawToken, greedyDraw, type Draw } from './sampling';
 import type { ModelRunner } from './runner/runner';
 import type { EngineManifest, TextCodec } from './model-dir';
 
@@ -50,18 +50,35 @@ export interface ForwardSpec {
   pastLen: number;
   /** Extra past after the pages: the kept window K/V of the sub-block cache, with the stale slots blocked. */
   extra: { buf: Float32Array; capacity: number; len: number; blockedFrom: number; blockedTo: number } | null;
-  wantLogits: boolean;
+  /**
+   * The new positions (0..S-1, ascending) this row draws from: the graph's `logit_index` row. Only
+   * these get logits and statistics (format v2); empty for KV-only forwards (no LM head at all).
+   */
+  drawRows: number[];
   wantKV: boolean;
 }
 
-export interface RowOutput {
-  /** logits [B,S,V] of the whole batch, and this row's offset of position 0. */
+/** The draw head's outputs of one forward, for R drawn positions per row (batch.ts pads rows to R). */
+export interface DrawOutputs {
+  R: number;
+  V: number;
+  /** [B,R] each: the in-graph statistics (MASK banned). */
+  argmax: BigInt64Array;
+  maxProb: Float32Array;
+  entropy: Float32Array;
+  /** [B,R,V] raw logits; fetched only when a row of the batch samples (temperature > 0). */
   logits: Float32Array | null;
-  logitsBase: number;
+}
+
+export interface RowOutput {
+  /** Draw statistics (and logits when fetched) of the whole batch; null when no row draws. */
+  draws: DrawOutputs | null;
   /** present_key.<l> / present_value.<l> [B,Hkv,S,Dh] per layer, and the row. */
   presentK: Float32Array[] | null;
   presentV: Float32Array[] | null;
   row: number;
+  /** The batch's S (rows shorter than it are padded: present K/V rows are S apart). */
+  S: number;
 }
 
 export interface BlockEvent {
@@ -141,7 +158,11 @@ export class Sequence {
   private win: Window | null = null;
   private firstStop = Infinity;
   private stopCut: { tokens: number; text: string } | null = null;
-  private kept: { buf: Float32Array; capacity: number; block: number; sub: number } | null = null;
+  /**
+   * Sub-block cache: the K/V of the current block's window slots, and the lowest slot committed since
+   * its K/V was computed (`dirtyFrom`; Infinity when every kept slot matches its token).
+   */
+  private kept: { buf: Float32Array; capacity: number; block: number; dirtyFrom: number } | null = null;
   private reservedBytes = 0;
   private walkDone = false;
   forwards = 0;
@@ -194,7 +215,7 @@ export class Sequence {
   }
 
   private scratchPositions(): number {
-    return this.policy.planBlock ? Math.max(this.opts.blockSize, this.opts.blockSize + Math.ceil(this.opts.maxNewTokens / 4)) : this.opts.blockSize;
+    return this.opts.blockSize;
   }
 
   private scratchFloats(): number {
@@ -286,6 +307,7 @@ export class Sequence {
   private writeKV(out: RowOutput, spec: ForwardSpec): void {
     const g = this.handle.geometry;
     const S = spec.ids.length;
+    const stride = out.S;
     const ps = this.pageSize;
     for (let i = 0; i < S; i++) {
       const pos = spec.positions[i];
@@ -296,7 +318,7 @@ export class Sequence {
       if (!page.ready) {
         for (let l = 0; l < g.layers; l++) {
           for (let h = 0; h < g.kvHeads; h++) {
-            const src = ((out.row * g.kvHeads + h) * S + i) * g.headDim;
+            const src = ((out.row * g.kvHeads + h) * stride + i) * g.headDim;
             const dk = (((l * 2) * g.kvHeads + h) * ps + off) * g.headDim;
             const dv = (((l * 2 + 1) * g.kvHeads + h) * ps + off) * g.headDim;
             page.data.set(out.presentK![l].subarray(src, src + g.headDim), dk);
@@ -357,7 +379,7 @@ export class Sequence {
         this.phase = 'ar';
         const from = this.committed;
         this.preparePages(from, this.promptLen, true);
-        return this.spec('ar', from, this.promptLen, null, true, true);
+        return this.spec('ar', from, this.promptLen, null, [this.promptLen - 1 - from], true);
       }
       this.prefillEnd = Math.floor((this.promptLen - 1) / bs) * bs;
       if (!this.walkDone) {
@@ -371,14 +393,14 @@ export class Sequence {
         this.preparePages(from, this.prefillEnd, true);
         const blockIds = [];
         for (let p = from; p < this.prefillEnd; p++) blockIds.push(Math.floor(p / bs));
-        return this.spec('prefill', from, this.prefillEnd, blockIds, false, true);
+        return this.spec('prefill', from, this.prefillEnd, blockIds, [], true);
       }
     }
     if (this.phase === 'ar') {
       if (this.aborted) return this.finish('cancelled'), null;
       const last = this.all.length - 1;
       this.preparePages(last, last + 1, false);
-      return this.spec('ar', last, last + 1, null, true, true);
+      return this.spec('ar', last, last + 1, null, [0], true);
     }
     // block mode
     const w = this.win!;
@@ -395,36 +417,51 @@ export class Sequence {
         return null;
       }
       this.preparePages(w.start, w.start + w.len, false);
-      return this.spec('commit', w.start, w.start + w.len, this.sameBlock(w.len), true, true);
+      return this.spec('commit', w.start, w.start + w.len, this.sameBlock(w.len), [w.len - 1], true);
     }
     const S = w.planned ? w.len : w.planLen;
     if (this.opts.subBlockCache && w.planned) {
       const [a, b] = this.activeSub();
       const kept = this.kept;
-      const sub = Math.floor(a / this.opts.subBlockSize);
-      if (kept && kept.block === w.index && kept.sub === sub && this.all[w.start + a] !== this.handle.maskId) {
-        const s = this.spec('sub', w.start + a, w.start + b, this.sameBlock(b - a), true, true);
+      if (kept && kept.block === w.index) {
+        // Every step after the block's first: only [from, b) runs, against the prefix pages and the
+        // kept window. from = the slot before the active sub-block (its output draws slot a: token
+        // shift), or earlier when a slot committed since its K/V was computed lies before it.
+        const from = Math.max(0, Math.min(a - 1, kept.dirtyFrom));
+        const s = this.spec('sub', w.start + from, w.start + b, this.sameBlock(b - from), this.drawSlots(a, b, from + 1), true);
         s.pastLen = w.start;
-        s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: a, blockedTo: b };
+        s.extra = { buf: kept.buf, capacity: kept.capacity, len: w.len, blockedFrom: from, blockedTo: b };
         return s;
       }
     }
     const wantKV = this.opts.subBlockCache && w.planned;
-    return this.spec('window', w.start, w.start + S, this.sameBlock(S), true, wantKV);
+    // Planned: only the active sub-block's masked slots are drawn (slot j from output j-1). AdaBlock's
+    // planning forward draws its whole lookahead, and the block it plans decides the rest: every row.
+    const rows = w.planned ? this.drawSlots(...this.activeSub(), 1) : Array.from({ length: S }, (_, i) => i);
+    return this.spec('window', w.start, w.start + S, this.sameBlock(S), rows, wantKV);
   }
 
   private sameBlock(n: number): number[] {
     return new Array<number>(n).fill(0);
   }
 
-  private spec(kind: ForwardSpec['kind'], from: number, to: number, blockIds: number[] | null, wantLogits: boolean, wantKV: boolean): ForwardSpec {
+  /** Rows (new-position indices) that draw the masked targets among window slots [a, b): slot j is output j - shift. */
+  private drawSlots(a: number, b: number, shift: number): number[] {
+    const w = this.win!;
+    const rows: number[] = [];
+    const end = Math.min(w.start + b, this.targetEnd());
+    for (let p = w.start + a; p < end; p++) if (this.isMasked(p)) rows.push(p - w.start - shift);
+    return rows;
+  }
+
+  private spec(kind: ForwardSpec['kind'], from: number, to: number, blockIds: number[] | null, drawRows: number[], wantKV: boolean): ForwardSpec {
     const ids: number[] = [];
     const positions: number[] = [];
     for (let p = from; p < to; p++) {
       ids.push(p < this.all.length ? this.all[p] : this.handle.maskId);
       positions.push(p);
     }
-    return { seq: this, kind, ids, positions, blockIds, pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from, extra: null, wantLogits, wantKV };
+    return { seq: this, kind, ids, positions, blockIds, pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from, extra: null, drawRows, wantKV };
   }
 
   private openWindow(start: number): void {
@@ -432,12 +469,12 @@ export class Sequence {
     const index = this.win ? this.win.index + 1 : 0;
     while (this.all.length < start) this.all.push(this.handle.maskId);
     if (this.policy.planBlock) {
-      const firstTarget = Math.max(0, this.promptLen - start);
-      const remaining = Math.max(1, this.targetEnd() - (start + firstTarget));
-      const look = Math.max(1, Math.min(Math.ceil(this.opts.maxNewTokens / 4), remaining));
-      const planLen = Math.min(Math.max(firstTarget + look, bs), this.scratchPositions(), this.maxPos - start);
-      const promptBlock = start + bs <= this.promptLen;
-      this.win = { start, len: promptBlock ? Math.min(bs, this.maxPos - start) : planLen, planned: promptBlock, planLen, index, fresh: true };
+      // Block-aligned AdaBlock: the planning window never crosses the aligned block boundary the model
+      // was trained on, so it is at most blockSize; a block that ends early at a delimiter is followed
+      // by one that runs to the same boundary (adaptive blocks split the trained blocks, never span two).
+      const alignedEnd = Math.min((Math.floor(start / bs) + 1) * bs, this.maxPos);
+      const planLen = alignedEnd - start;
+      this.win = { start, len: planLen, planned: alignedEnd <= this.promptLen, planLen, index, fresh: true };
     } else {
       const len = Math.min((Math.floor(start / bs) + 1) * bs, this.maxPos) - start;
       this.win = { start, len, planned: true, planLen: len, index, fresh: true };
@@ -467,12 +504,24 @@ export class Sequence {
     throw new Error(`sequence ${this.id}: no active sub-block`);
   }
 
-  private draw(logits: Float32Array, offset: number): Draw {
-    return drawToken(logits, offset, this.handle.vocabSize, this.opts, this.rng, [this.handle.maskId]);
+  /**
+   * Draws from new position `r` of this row. Greedy: the graph's statistics (no vocabulary-wide row
+   * reaches JS); sampling: the fetched logits through `drawToken`.
+   */
+  private draw(out: RowOutput, spec: ForwardSpec, r: number): Draw {
+    const k = spec.drawRows.indexOf(r);
+    const d = out.draws;
+    if (k < 0 || !d) throw new Error(`sequence ${this.id}: position ${r} of a ${spec.kind} forward was not requested for drawing (drawRows ${spec.drawRows.join(',')})`);
+    const i = out.row * d.R + k;
+    if (this.opts.temperature === 0) return greedyDraw(Number(d.argmax[i]), d.maxProb[i], d.entropy[i]);
+    if (!d.logits) throw new Error(`sequence ${this.id}: sampling needs logits, which this forward did not fetch`);
+    return drawToken(d.logits, i * d.V, d.V, this.opts, this.rng, [this.handle.maskId]);
   }
 
   private commitToken(pos: number, d: Draw, step: number): void {
     this.all[pos] = d.token;
+    const w = this.win;
+    if (this.kept && w && this.kept.block === w.index && pos >= w.start && pos < w.start + w.len) this.kept.dirtyFrom = Math.min(this.kept.dirtyFrom, pos - w.start);
     const i = pos - this.promptLen;
     this.tStep[i] = step;
     this.tConf[i] = d.prob;
@@ -483,7 +532,6 @@ export class Sequence {
 
   onOutput(spec: ForwardSpec, out: RowOutput): void {
     if (this.phase === 'done') return;
-    const V = this.handle.vocabSize;
     const S = spec.ids.length;
     if (spec.kind === 'prefill') {
       this.prefillForwards++;
@@ -495,7 +543,7 @@ export class Sequence {
       this.writeKV(out, spec);
       const pos = spec.positions[S - 1] + 1;
       this.all.push(0);
-      this.commitToken(pos, this.draw(out.logits!, out.logitsBase + (S - 1) * V), step);
+      this.commitToken(pos, this.draw(out, spec, S - 1), step);
       const n = pos + 1 - this.promptLen;
       if (n % this.opts.blockSize === 0) this.emitBlock(this.promptLen + n - this.opts.blockSize, pos + 1);
       this.checkStopStrings();
@@ -509,7 +557,7 @@ export class Sequence {
       this.writeKV(out, spec);
       const pos = w.start + w.len;
       this.openWindow(pos);
-      this.commitToken(pos, this.draw(out.logits!, out.logitsBase + (S - 1) * V), step);
+      this.commitToken(pos, this.draw(out, spec, S - 1), step);
       this.checkStopStrings();
       if (this.done) return;
       if (this.firstStop === pos) {
@@ -527,7 +575,7 @@ export class Sequence {
       if (!c) {
         const r = rowOf(slot);
         if (r < 0 || r >= S) throw new Error(`sequence ${this.id}: slot ${slot} has no logit row in this forward`);
-        c = { slot, ...this.draw(out.logits!, out.logitsBase + r * V) };
+        c = { slot, ...this.draw(out, spec, r) };
         drawn.set(slot, c);
       }
       return c;
@@ -538,7 +586,7 @@ export class Sequence {
       const look = Math.max(1, Math.min(Math.ceil(this.opts.maxNewTokens / 4), remaining));
       const lookahead: Candidate[] = [];
       for (let s = firstTarget; s < Math.min(firstTarget + look, w.planLen); s++) if (this.isMasked(w.start + s)) lookahead.push(drawSlot(s));
-      const len = this.policy.planBlock!({ lookahead, delimiters: this.handle.delimiters, defaultLength: this.opts.blockSize, maxLength: w.planLen }, { options: this.opts });
+      const len = this.policy.planBlock!({ lookahead, delimiters: this.handle.delimiters, defaultLength: w.planLen, maxLength: w.planLen }, { options: this.opts });
       w.len = Math.max(len, firstTarget + 1);
       w.planned = true;
       // Slots past the block end go back to unknown (they belong to the next block).
@@ -563,25 +611,26 @@ export class Sequence {
       const bytes = floats * 4;
       if (this.reservedBytes < bytes) throw new Error(`sequence ${this.id}: scratch beyond its reservation`);
       this.reservedBytes -= bytes;
-      this.kept = { buf: this.pool.allocateScratch(floats), capacity: cap, block: -1, sub: -1 };
+      this.kept = { buf: this.pool.allocateScratch(floats), capacity: cap, block: -1, dirtyFrom: Infinity };
     }
     const S = spec.ids.length;
-    this.copyIntoKept(out, S, 0, S, g);
-    const [a] = this.activeSub();
+    this.copyIntoKept(out, 0, S, g);
     this.kept.block = this.win!.index;
-    this.kept.sub = Math.floor(a / this.opts.subBlockSize);
+    this.kept.dirtyFrom = Infinity;
   }
 
   private writeKept(out: RowOutput, spec: ForwardSpec): void {
     const off = spec.positions[0] - this.win!.start;
-    this.copyIntoKept(out, spec.ids.length, off, spec.ids.length, this.handle.geometry);
+    this.copyIntoKept(out, off, spec.ids.length, this.handle.geometry);
+    // every slot committed before this forward lies in [off, b): all kept slots match their tokens again
+    this.kept!.dirtyFrom = Infinity;
   }
 
-  private copyIntoKept(out: RowOutput, S: number, slotOffset: number, n: number, g: KvGeometry): void {
+  private copyIntoKept(out: RowOutput, slotOffset: number, n: number, g: KvGeometry): void {
     const kept = this.kept!;
     for (let l = 0; l < g.layers; l++) {
       for (let h = 0; h < g.kvHeads; h++) {
-        const src = ((out.row * g.kvHeads + h) * S) * g.headDim;
+        const src = ((out.row * g.kvHeads + h) * out.S) * g.headDim;
         const dk = (((l * 2) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
         const dv = (((l * 2 + 1) * g.kvHeads + h) * kept.capacity + slotOffset) * g.headDim;
         kept.buf.set(out.presentK![l].subarray(src, src + n * g.headDim), dk);

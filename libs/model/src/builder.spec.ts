@@ -9,7 +9,7 @@ import { buildDecoderOnnx } from './builder';
 import { inspectOnnx } from './onnx';
 import type { Architecture } from './manifest';
 import { referenceForward } from './testing/reference';
-import { blockCausal, causal, concatSeq, emptyCache, forward, maxAbsDiff, type Cache } from './testing/run';
+import { allRowsDrawn, blockCausal, causal, concatSeq, emptyCache, forward, maxAbsDiff, type Cache } from './testing/run';
 
 const BLOCK = 4;
 const IDS = [5, 17, 30, 2, 44, 9, 2, 2, 61, 7, 12, 90];
@@ -25,7 +25,7 @@ describe('decoder graph on onnxruntime', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-model-'));
     tiny = buildTinyModel(path.join(tmp, 'm'), { seed: 7, manifest: { block_size: BLOCK } });
     arch = tiny.manifest.architecture;
-    session = await ort.InferenceSession.create(path.join(tiny.dir, 'model.onnx'));
+    session = await ort.InferenceSession.create(path.join(tiny.dir, 'model.onnx'), { logSeverityLevel: 3 }); // ORT warns (W) about the empty [B,0] statistics of zero-draw runs: expected, asserted below
   });
   afterAll(async () => {
     await session?.release();
@@ -50,6 +50,30 @@ describe('decoder graph on onnxruntime', () => {
     }
     return out;
   }
+
+  it('format v2: logits only for the logit_index rows (none: no LM head), statistics in the graph', async () => {
+    const S = IDS.length;
+    const full = await forward(session, L, IDS, 0, cacheOf(), blockCausal(BLOCK));
+    const V = full.logits.length / S;
+    const some = await forward(session, L, IDS, 0, cacheOf(), blockCausal(BLOCK), [7, 2, 2], [2]);
+    expect(some.out.logits.dims).toEqual([1, 3, V]);
+    expect(some.out.argmax.dims).toEqual([1, 3]);
+    for (const [k, r] of [7, 2, 2].entries()) {
+      const row = full.logits.subarray(r * V, (r + 1) * V);
+      expect(maxAbsDiff(some.logits.subarray(k * V, (k + 1) * V), row)).toBe(0);
+      let best = -1;
+      for (let v = 0; v < V; v++) if (v !== 2 && (best < 0 || row[v] > row[best])) best = v;
+      expect(Number((some.out.argmax.data as BigInt64Array)[k])).toBe(best);
+    }
+    const none = await forward(session, L, IDS, 0, cacheOf(), blockCausal(BLOCK), []);
+    expect(none.out.logits.dims).toEqual([1, 0, V]);
+    // the K/V a KV-only forward exists for are unchanged
+    for (let i = 0; i < L; i++) {
+      expect(none.present.keys[i].dims).toEqual([1, arch.num_key_value_heads, S, arch.head_dim]);
+      expect(maxAbsDiff(none.present.keys[i].data as Float32Array, full.present.keys[i].data as Float32Array)).toBe(0);
+      expect(maxAbsDiff(none.present.values[i].data as Float32Array, full.present.values[i].data as Float32Array)).toBe(0);
+    }
+  });
 
   it('matches an independent TypeScript forward pass (block-causal mask)', async () => {
     const { logits } = await forward(session, L, IDS, 0, cacheOf(), blockCausal(BLOCK));
@@ -160,6 +184,7 @@ describe('decoder graph on onnxruntime', () => {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(rows.flatMap((r) => r.slice(P)).map(BigInt)), [2, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from([4, 5, 6, 7, 4, 5, 6, 7].map(BigInt)), [2, S]),
       attention_mask: new ort.Tensor('float32', mask, [2, 1, S, P + S]),
+      ...allRowsDrawn(2, S),
     };
     for (let i = 0; i < L; i++) {
       feeds[`past_key.${i}`] = stack(pasts.map((p) => p.keys[i]));

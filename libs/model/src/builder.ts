@@ -3,7 +3,8 @@
 // Per layer: RMSNorm -> q/k/v linears (+bias) -> rotary (HF rotate_half convention) -> keys and
 // values of the new positions are graph outputs (present_*) and are concatenated after the past
 // -> grouped-query attention with the caller's additive mask -> o linear -> residual -> RMSNorm ->
-// SwiGLU MLP -> residual. Final RMSNorm and LM head (untied, or tied to the embeddings).
+// SwiGLU MLP -> residual. Final RMSNorm and LM head (untied, or tied to the embeddings) on the rows
+// `logit_index` selects only, then the draw statistics (logit-head.ts; model format dllm-farm/v2).
 //
 // Attention formulations (bench/model-graph.ts measures them):
 //   'matmul': plain MatMul/Softmax. GQA without repeating K/V: the query heads of one KV group
@@ -15,8 +16,8 @@
 // Every linear layer is emitted by one function (`LinearEmitter`) so quantization can replace it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OnnxGraph, TensorType, type IoSpec } from './onnx';
-import { writeChunks } from './proto';
+import { DRAW_IO, drawInputSpecs, drawOutputSpecs, emitDrawStatistics, gatherDrawRows } from './logit-head';
+import { OnnxGraph, TensorType, writeChunks, type IoSpec } from './onnx';
 import type { Architecture } from './manifest';
 import type { WeightSource } from './safetensors';
 
@@ -328,14 +329,18 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
   const hn = rmsNorm(h, 'model.norm.weight');
   const head = a.tie_word_embeddings ? embed : W.get('lm_head.weight', [vocabSize, H]);
   const logitsW = g.floatInit('lm_head.weight_t', [H, vocabSize], transpose2d(head, vocabSize, H));
-  g.node('MatMul', [hn, logitsW], ['logits']);
+  // Format v2: the LM head runs only on the positions `logit_index` selects (none for KV-only
+  // forwards), and the draw statistics are computed in the graph (logit-head.ts).
+  g.node('MatMul', [gatherDrawRows(g, hn), logitsW], [DRAW_IO.logits]);
+  emitDrawStatistics(g, DRAW_IO.logits, vocabSize);
 
   const inputs: IoSpec[] = [
     { name: 'input_ids', type: TensorType.INT64, shape: ['batch', 'seq'] },
     { name: 'position_ids', type: TensorType.INT64, shape: ['batch', 'seq'] },
     { name: 'attention_mask', type: TensorType.FLOAT, shape: ['batch', 1, 'seq', 'total'] },
+    ...drawInputSpecs(),
   ];
-  const outputs: IoSpec[] = [{ name: 'logits', type: TensorType.FLOAT, shape: ['batch', 'seq', vocabSize] }];
+  const outputs: IoSpec[] = drawOutputSpecs(vocabSize);
   for (let i = 0; i < L; i++) {
     inputs.push({ name: `past_key.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] }, { name: `past_value.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'past', Dh] });
     outputs.push({ name: `present_key.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] }, { name: `present_value.${i}`, type: TensorType.FLOAT, shape: ['batch', Hkv, 'seq', Dh] });

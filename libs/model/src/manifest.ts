@@ -1,25 +1,53 @@
 // dllm.json: the manifest of a dllm-farm model directory (docs/MODEL_FORMAT.md).
 import { z } from 'zod';
 
-export const MODEL_FORMAT = 'dllm-farm/v1';
+/**
+ * The format this code writes and the engine reads (docs/MODEL_FORMAT.md).
+ * v2 (2026-11-30): the graph takes `logit_index` and `banned_token_ids`, returns logits only for the
+ * selected positions, plus argmax / max_prob / log_sum_exp / entropy computed in the graph.
+ * v1: logits for every position. v1 directories are still parsed (so `dllm-farm export` can read
+ * them back out for a rebuild), but `loadModelDir` refuses them unless asked (`allowOlderFormat`).
+ */
+export const MODEL_FORMAT = 'dllm-farm/v2';
+/** Every format a manifest may name, oldest first. */
+export const MODEL_FORMATS = ['dllm-farm/v1', 'dllm-farm/v2'] as const;
+export type ModelFormat = (typeof MODEL_FORMATS)[number];
 
 /** Graph I/O names; fixed by the contract, recorded so a reader can check them. */
 export const GRAPH_IO = {
-  inputs: { inputIds: 'input_ids', positionIds: 'position_ids', attentionMask: 'attention_mask', pastKey: 'past_key.', pastValue: 'past_value.' },
-  outputs: { logits: 'logits', presentKey: 'present_key.', presentValue: 'present_value.' },
+  inputs: {
+    inputIds: 'input_ids',
+    positionIds: 'position_ids',
+    attentionMask: 'attention_mask',
+    logitIndex: 'logit_index',
+    bannedTokenIds: 'banned_token_ids',
+    pastKey: 'past_key.',
+    pastValue: 'past_value.',
+  },
+  outputs: { logits: 'logits', argmax: 'argmax', maxProb: 'max_prob', logSumExp: 'log_sum_exp', entropy: 'entropy', presentKey: 'present_key.', presentValue: 'present_value.' },
 } as const;
 
-/** The graph's input names for a model with `numLayers` layers, in order. */
-export function graphInputNames(numLayers: number): string[] {
-  const out = ['input_ids', 'position_ids', 'attention_mask'];
-  for (let i = 0; i < numLayers; i++) out.push(`past_key.${i}`, `past_value.${i}`);
+/** The names of layer `i`'s KV-cache inputs (past_*) and outputs (present_*). */
+export function layerIoNames(i: number): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
+  const { inputs, outputs } = GRAPH_IO;
+  return { pastKey: `${inputs.pastKey}${i}`, pastValue: `${inputs.pastValue}${i}`, presentKey: `${outputs.presentKey}${i}`, presentValue: `${outputs.presentValue}${i}` };
+}
+
+/** The graph's input names for a model with `numLayers` layers in format `format`, in order. */
+export function graphInputNames(numLayers: number, format: ModelFormat = MODEL_FORMAT): string[] {
+  const { inputIds, positionIds, attentionMask, logitIndex, bannedTokenIds } = GRAPH_IO.inputs;
+  const out: string[] = [inputIds, positionIds, attentionMask];
+  if (format !== 'dllm-farm/v1') out.push(logitIndex, bannedTokenIds);
+  for (let i = 0; i < numLayers; i++) out.push(layerIoNames(i).pastKey, layerIoNames(i).pastValue);
   return out;
 }
 
-/** The graph's output names for a model with `numLayers` layers, in order. */
-export function graphOutputNames(numLayers: number): string[] {
-  const out = ['logits'];
-  for (let i = 0; i < numLayers; i++) out.push(`present_key.${i}`, `present_value.${i}`);
+/** The graph's output names for a model with `numLayers` layers in format `format`, in order. */
+export function graphOutputNames(numLayers: number, format: ModelFormat = MODEL_FORMAT): string[] {
+  const { logits, argmax, maxProb, logSumExp, entropy } = GRAPH_IO.outputs;
+  const out: string[] = [logits];
+  if (format !== 'dllm-farm/v1') out.push(argmax, maxProb, logSumExp, entropy);
+  for (let i = 0; i < numLayers; i++) out.push(layerIoNames(i).presentKey, layerIoNames(i).presentValue);
   return out;
 }
 
@@ -57,7 +85,7 @@ export type Quantization = z.infer<typeof QuantizationSchema>;
 
 export const ManifestSchema = z
   .object({
-    format: z.literal(MODEL_FORMAT),
+    format: z.enum(MODEL_FORMATS, { error: (i) => `unknown model format ${JSON.stringify(i.input)} (this version reads ${MODEL_FORMATS.join(', ')})` }),
     name: z.string().min(1),
     /** Part of the KV pool key: change it whenever the weights change. */
     version: z.string().min(1),
@@ -93,6 +121,23 @@ export const ManifestSchema = z
     }
   });
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/**
+ * The manifest fields a decoder reads (the engine's view of a model). Every Manifest is one; a test
+ * runner that is not a Qwen2 graph (the engine's counting model) builds just these.
+ */
+export interface DecodeManifest {
+  name: string;
+  version: string;
+  kind: Manifest['kind'] | (string & {});
+  block_size: number;
+  /** rows of the LM head; token ids must be below it (optional: hand-built test manifests may omit it). */
+  vocab_size?: number;
+  tokens: Manifest['tokens'];
+  delimiter_token_ids?: number[];
+  /** only max_position_embeddings is read (the longest sequence the model takes). */
+  architecture?: Partial<Architecture>;
+}
 
 /** Readable one-line-per-problem text for a failed parse. */
 export function formatZodError(err: z.ZodError): string {

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildTinyModel } from './tiny';
-import { loadModelDir } from './model-dir';
+import { ModelDirError, checkGraphContract, loadModelDir, readManifest, readManifestFile } from './model-dir';
 import { inspectOnnx } from './onnx';
-import { ManifestSchema } from './manifest';
+import { ManifestSchema, graphInputNames, graphOutputNames, layerIoNames } from './manifest';
 
 describe('loadModelDir contract validation', () => {
   let tmp: string;
@@ -20,13 +20,49 @@ describe('loadModelDir contract validation', () => {
     fs.writeFileSync(p, JSON.stringify(m));
   };
 
+  it('reads the manifest alone (one reader for every tool), keeping unknown keys in `raw`', () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.x_tool = { a: 1 }));
+    const { manifest, raw } = readManifestFile(dir);
+    expect(manifest.architecture.num_layers).toBe(2);
+    expect(raw.x_tool).toEqual({ a: 1 });
+    expect(readManifest(dir).version).toBe(manifest.version);
+    editManifest(dir, (m) => (m.tokens.mask = 1000));
+    expect(() => readManifest(dir)).toThrow(ModelDirError);
+    expect(() => readManifest(dir)).toThrow(/tokens.mask: mask token id 1000 is outside the vocabulary/);
+    expect(() => readManifest(path.join(tmp, 'nowhere'))).toThrow(/nowhere: does not exist or is not a directory/);
+    fs.mkdirSync(path.join(tmp, 'empty'));
+    expect(() => readManifest(path.join(tmp, 'empty'))).toThrow(/missing dllm.json/);
+  });
+
+  it('names the KV-cache graph I/O of each layer consistently with graphInputNames / graphOutputNames', () => {
+    expect(layerIoNames(1)).toEqual({ pastKey: 'past_key.1', pastValue: 'past_value.1', presentKey: 'present_key.1', presentValue: 'present_value.1' });
+    const kvIn = [0, 1].flatMap((i) => [layerIoNames(i).pastKey, layerIoNames(i).pastValue]);
+    const kvOut = [0, 1].flatMap((i) => [layerIoNames(i).presentKey, layerIoNames(i).presentValue]);
+    expect(graphInputNames(2)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'logit_index', 'banned_token_ids', ...kvIn]);
+    expect(graphOutputNames(2)).toEqual(['logits', 'argmax', 'max_prob', 'log_sum_exp', 'entropy', ...kvOut]);
+    expect(graphInputNames(2, 'dllm-farm/v1')).toEqual(['input_ids', 'position_ids', 'attention_mask', ...kvIn]);
+    expect(graphOutputNames(2, 'dllm-farm/v1')).toEqual(['logits', ...kvOut]);
+  });
+
   it('loads a valid directory without opening onnxruntime, reading the graph header', async () => {
     const dir = fresh();
     const m = await loadModelDir(dir);
     expect(m.session).toBeUndefined();
-    expect(m.manifest.format).toBe('dllm-farm/v1');
-    expect(m.graph.inputs.map((i) => i.name)).toEqual(['input_ids', 'position_ids', 'attention_mask', 'past_key.0', 'past_value.0', 'past_key.1', 'past_value.1']);
-    expect(m.graph.outputs.find((o) => o.name === 'logits')!.shape).toEqual(['batch', 'seq', 100]);
+    expect(m.manifest.format).toBe('dllm-farm/v2');
+    expect(m.graph.inputs.map((i) => i.name)).toEqual([
+      'input_ids',
+      'position_ids',
+      'attention_mask',
+      'logit_index',
+      'banned_token_ids',
+      'past_key.0',
+      'past_value.0',
+      'past_key.1',
+      'past_value.1',
+    ]);
+    expect(m.graph.outputs.find((o) => o.name === 'logits')!.shape).toEqual(['batch', 'drawn', 100]);
+    expect(m.graph.outputs.map((o) => o.name).slice(0, 5)).toEqual(['logits', 'argmax', 'max_prob', 'log_sum_exp', 'entropy']);
     expect(m.graph.opsets['']).toBe(17);
     expect(m.tokenizer.vocabSize).toBe(99);
     expect(m.tokenizer.tokenToId('<|mask|>')).toBe(2);
@@ -81,6 +117,24 @@ describe('loadModelDir contract validation', () => {
     await expect(loadModelDir(dir)).rejects.toThrow(/past_key.0 dimension 3 is 8, expected 16/);
     fs.writeFileSync(path.join(dir, 'model.onnx'), Buffer.from('this is not protobuf at all'));
     await expect(loadModelDir(dir)).rejects.toThrow(/model.onnx is not a readable ONNX model/);
+  });
+
+  it('refuses an older format with a message naming the rebuild (export, then convert), and an unknown one', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.format = 'dllm-farm/v1'));
+    await expect(loadModelDir(dir)).rejects.toThrow(/model format dllm-farm\/v1 is older than dllm-farm\/v2.*dllm-farm export .*dllm-farm convert/);
+    // export may read it back out; its v2 graph then breaks the v1 contract it claims
+    await expect(loadModelDir(dir, { allowOlderFormat: true })).rejects.toThrow(/unexpected input\(s\) logit_index, banned_token_ids/);
+    editManifest(dir, (m) => (m.format = 'dllm-farm/v9'));
+    await expect(loadModelDir(dir)).rejects.toThrow(/unknown model format "dllm-farm\/v9" \(this version reads dllm-farm\/v1, dllm-farm\/v2\)/);
+  });
+
+  it('rejects a v2 graph without the draw head', async () => {
+    const dir = fresh();
+    editManifest(dir, (m) => (m.architecture.num_layers = 2));
+    const m = await loadModelDir(dir);
+    const g = { ...m.graph, inputs: m.graph.inputs.filter((i) => i.name !== 'logit_index'), outputs: m.graph.outputs.filter((o) => o.name !== 'entropy') };
+    expect(checkGraphContract(g, m.manifest).join('; ')).toMatch(/lacks input\(s\) logit_index.*lacks output\(s\) entropy/);
   });
 
   it('rejects a tokenizer larger than the model vocabulary', async () => {

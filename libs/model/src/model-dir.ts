@@ -2,8 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
-import { graphInputNames, graphOutputNames, parseManifest, type Manifest } from './manifest';
-import { inspectOnnx, TensorType, type OnnxSummary } from './onnx';
+import { MODEL_FORMAT, graphInputNames, graphOutputNames, layerIoNames, parseManifest, type Manifest } from './manifest';
+import { inspectOnnx, TensorType, type OnnxIo, type OnnxSummary } from './onnx';
 import { Tokenizer } from './tokenizer';
 
 export const MANIFEST_FILE = 'dllm.json';
@@ -27,6 +27,17 @@ export interface LoadOptions {
   /** Also open an onnxruntime-node InferenceSession (the engine opens its own in a worker). */
   session?: boolean;
   sessionOptions?: InferenceSession.SessionOptions;
+  /** Accept a directory of an older format (export reads one back out to rebuild it); default false. */
+  allowOlderFormat?: boolean;
+}
+
+/** What to tell the owner of a model directory in an older format. */
+export function olderFormatMessage(format: string, dir = '<model-dir>'): string {
+  return (
+    `model format ${format} is older than ${MODEL_FORMAT}, which this version runs (the v2 graph computes logits only where the decoder draws, ` +
+    `and the draw statistics in the graph); rebuild it from its own weights: dllm-farm export ${dir} /tmp/ckpt && ` +
+    `dllm-farm convert /tmp/ckpt ${dir} --name <name> --version <version> --kind <kind> (docs/MODEL_FORMAT.md)`
+  );
 }
 
 export class ModelDirError extends Error {
@@ -42,16 +53,17 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   const L = m.architecture.num_layers;
   const inNames = new Map(g.inputs.map((i) => [i.name, i]));
   const outNames = new Map(g.outputs.map((o) => [o.name, o]));
-  const missingIn = graphInputNames(L).filter((n) => !inNames.has(n));
-  const missingOut = graphOutputNames(L).filter((n) => !outNames.has(n));
+  const missingIn = graphInputNames(L, m.format).filter((n) => !inNames.has(n));
+  const missingOut = graphOutputNames(L, m.format).filter((n) => !outNames.has(n));
   if (missingIn.length) problems.push(`graph lacks input(s) ${missingIn.join(', ')} (manifest says ${L} layers)`);
   if (missingOut.length) problems.push(`graph lacks output(s) ${missingOut.join(', ')} (manifest says ${L} layers)`);
-  const extraIn = g.inputs.map((i) => i.name).filter((n) => !graphInputNames(L).includes(n));
+  const extraIn = g.inputs.map((i) => i.name).filter((n) => !graphInputNames(L, m.format).includes(n));
   if (extraIn.length) problems.push(`graph has unexpected input(s) ${extraIn.join(', ')} (manifest says ${L} layers)`);
-  const want = (name: string, elem: number, io: Map<string, { elemType: number; shape: (number | string | null)[] }>, dims: Record<number, number>, rank: number) => {
+  const want = (name: string, elem: number, io: Map<string, OnnxIo>, dims: Record<number, number>, rank: number) => {
     const v = io.get(name);
     if (!v) return;
     if (v.elemType !== elem) problems.push(`${name} has element type ${v.elemType}, expected ${elem === TensorType.FLOAT ? 'float32 (1)' : 'int64 (7)'}`);
+    if (!v.shape) return;
     if (v.shape.length && v.shape.length !== rank) problems.push(`${name} has rank ${v.shape.length}, expected ${rank}`);
     for (const [axis, size] of Object.entries(dims)) {
       const d = v.shape[Number(axis)];
@@ -62,20 +74,27 @@ export function checkGraphContract(g: OnnxSummary, m: Manifest): string[] {
   want('position_ids', TensorType.INT64, inNames, {}, 2);
   want('attention_mask', TensorType.FLOAT, inNames, { 1: 1 }, 4);
   want('logits', TensorType.FLOAT, outNames, { 2: m.vocab_size }, 3);
+  if (m.format !== 'dllm-farm/v1') {
+    want('logit_index', TensorType.INT64, inNames, {}, 2);
+    want('banned_token_ids', TensorType.INT64, inNames, {}, 1);
+    want('argmax', TensorType.INT64, outNames, {}, 2);
+    for (const n of ['max_prob', 'log_sum_exp', 'entropy']) want(n, TensorType.FLOAT, outNames, {}, 2);
+  }
   const a = m.architecture;
   for (let i = 0; i < L; i++) {
-    for (const n of [`past_key.${i}`, `past_value.${i}`]) want(n, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
-    for (const n of [`present_key.${i}`, `present_value.${i}`]) want(n, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    const n = layerIoNames(i);
+    for (const name of [n.pastKey, n.pastValue]) want(name, TensorType.FLOAT, inNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
+    for (const name of [n.presentKey, n.presentValue]) want(name, TensorType.FLOAT, outNames, { 1: a.num_key_value_heads, 3: a.head_dim }, 4);
   }
   return problems;
 }
 
 /**
- * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
- * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
- * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ * Reads and validates a model directory's manifest (dllm.json) only: no graph, tokenizer or weight
+ * checks. Returns the parsed manifest and the JSON object as written (with any keys the schema does
+ * not know, for tools that rewrite the manifest). Throws a ModelDirError saying what is wrong.
  */
-export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+export function readManifestFile(dir: string): { manifest: Manifest; raw: Record<string, unknown> } {
   const abs = path.resolve(dir);
   const fail = (msg: string): never => {
     throw new ModelDirError(abs, msg);
@@ -95,6 +114,27 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   } catch (e) {
     fail((e as Error).message);
   }
+  return { manifest, raw: raw as Record<string, unknown> };
+}
+
+/** The validated manifest of a model directory (see readManifestFile). */
+export function readManifest(dir: string): Manifest {
+  return readManifestFile(dir).manifest;
+}
+
+/**
+ * Validates a model directory: the manifest (schema, token ids inside the vocabulary), the files,
+ * the graph's input/output names and shapes (read from the ONNX header, weights are not read),
+ * the external data files and the tokenizer. Throws a ModelDirError saying what is wrong.
+ */
+export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise<ModelDir> {
+  const abs = path.resolve(dir);
+  const fail = (msg: string): never => {
+    throw new ModelDirError(abs, msg);
+  };
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
+  const { manifest } = readManifestFile(abs);
+  if (manifest.format !== MODEL_FORMAT && !opts.allowOlderFormat) fail(olderFormatMessage(manifest.format, dir));
   const onnxPath = path.join(abs, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) fail(`missing ${ONNX_FILE}`);
   const tokenizerPath = path.join(abs, TOKENIZER_FILE);

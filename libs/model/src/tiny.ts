@@ -10,6 +10,7 @@
 //     'model.embed_tokens.weight': eye(16), 'lm_head.weight': eye(16) } })
 // gives logits[s] = rmsnorm(onehot(input_ids[s])) = 4 * onehot (for hidden 16).
 import * as fs from 'node:fs';
+import { mulberry32 } from '@dllm/prng';
 import * as path from 'node:path';
 import { buildDecoderOnnx, expectedWeights, type AttentionImpl, type LinearEmitter } from './builder';
 import { MODEL_FORMAT, graphInputNames, graphOutputNames, parseManifest, type Architecture, type Manifest } from './manifest';
@@ -51,21 +52,9 @@ export const TINY_DEFAULTS: Required<TinyConfig> = {
   attention_bias: true,
 };
 
-/** mulberry32: small deterministic PRNG. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Resolves every weight of the architecture as described in the file comment. */
 export function tinyWeights(arch: Architecture, vocabSize: number, weights?: TinyWeights, seed?: number): Record<string, Float32Array> {
-  const rnd = seed === undefined ? null : seededRandom(seed);
+  const rnd = seed === undefined ? null : mulberry32(seed);
   const out: Record<string, Float32Array> = {};
   for (const e of expectedWeights(arch, vocabSize)) {
     const n = e.shape.reduce((a, b) => a * b, 1);

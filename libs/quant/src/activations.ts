@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { ONNX_FILE, layerIoNames, loadModelDir, type Manifest } from '@dllm/model';
+import { xorshift32 } from '@dllm/prng';
 import { problems } from '@dllm/tasks';
 import { DataType, encodeValueInfo, loadOnnx, rewriteOnnx, type OnnxModel } from './onnx';
 import { findLinears } from './quantize';
-import { readManifest } from './model-dir';
 
 export interface CalibrationText {
   /** the whole text the model reads (prompt + answer). */
@@ -57,32 +57,25 @@ export function linearInputs(model: OnnxModel): LinearInput[] {
   return [...by.values()];
 }
 
+/** What running calibration text through a model needs: its manifest and its tokenizer. */
 export interface ModelRunInfo {
-  manifest: ReturnType<typeof readManifest> & {
-    kind?: string;
-    block_size?: number;
-    tokens?: { mask: number };
-    architecture?: { num_layers: number; num_key_value_heads: number; head_dim: number };
-  };
-  tokenizer: Tokenizer;
+  manifest: Manifest;
+  /** text -> token ids, without special tokens (libs/model's Tokenizer). */
+  tokenizer: { encode(text: string): number[] };
 }
 
-function loadRunInfo(dir: string): ModelRunInfo {
-  const manifest = readManifest(dir) as ModelRunInfo['manifest'];
-  const a = manifest.architecture;
-  if (!a || !Number.isInteger(a.num_layers) || !Number.isInteger(a.num_key_value_heads) || !Number.isInteger(a.head_dim))
-    throw new Error(`${dir}/dllm.json: architecture.num_layers, num_key_value_heads and head_dim are needed to run the model`);
-  const tokPath = path.join(dir, 'tokenizer.json');
-  if (!fs.existsSync(tokPath)) throw new Error(`model directory has no tokenizer.json: ${dir}`);
-  return { manifest, tokenizer: new Tokenizer(JSON.parse(fs.readFileSync(tokPath, 'utf8')), {}) };
+/** Reads a model directory through libs/model (manifest, graph contract, tokenizer). */
+export async function loadRunInfo(dir: string): Promise<ModelRunInfo> {
+  const m = await loadModelDir(dir);
+  return { manifest: m.manifest, tokenizer: m.tokenizer };
 }
 
 /** Graph inputs for one sequence with an empty cache and the mask the model's kind decodes with. */
 export function sequenceFeeds(ids: number[], info: ModelRunInfo): Record<string, ort.Tensor> {
   const m = info.manifest;
-  const a = m.architecture!;
+  const a = m.architecture;
   const S = ids.length;
-  const block = m.kind === 'block-diffusion' ? (m.block_size ?? 1) : 1;
+  const block = m.kind === 'block-diffusion' ? m.block_size : 1;
   const mask = new Float32Array(S * S);
   for (let q = 0; q < S; q++)
     for (let k = 0; k < S; k++) mask[q * S + k] = Math.floor(k / block) <= Math.floor(q / block) ? 0 : -1e9;
@@ -91,9 +84,14 @@ export function sequenceFeeds(ids: number[], info: ModelRunInfo): Record<string,
     position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, S]),
     attention_mask: new ort.Tensor('float32', mask, [1, 1, S, S]),
   };
+  if (m.format !== 'dllm-farm/v1') {
+    // Format v2 draw head: every position's logits (so the LM head sees every row), nothing banned.
+    feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, S]);
+    feeds.banned_token_ids = new ort.Tensor('int64', new BigInt64Array(0), [0]);
+  }
   for (let i = 0; i < a.num_layers; i++) {
-    feeds[`past_key.${i}`] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
-    feeds[`past_value.${i}`] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
+    feeds[layerIoNames(i).pastKey] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
+    feeds[layerIoNames(i).pastValue] = new ort.Tensor('float32', new Float32Array(0), [1, a.num_key_value_heads, 0, a.head_dim]);
   }
   return feeds;
 }
@@ -103,19 +101,12 @@ export function sequenceFeeds(ids: number[], info: ModelRunInfo): Record<string,
  * are replaced by the mask token (seeded), since that is what the model reads while decoding.
  */
 export function calibrationIds(t: CalibrationText, info: ModelRunInfo, seed: number): number[] {
-  const enc = (s: string) => info.tokenizer.encode(s, { add_special_tokens: false }).ids;
+  const enc = (s: string) => info.tokenizer.encode(s);
   const prompt = enc(t.text.slice(0, t.promptChars));
   const answer = enc(t.text.slice(t.promptChars));
-  if (info.manifest.kind === 'block-diffusion' && info.manifest.tokens) {
-    let s = (seed * 2654435761) >>> 0 || 1;
-    for (let i = 0; i < answer.length; i++) {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      if (s & 1) answer[i] = info.manifest.tokens.mask;
-    }
+  if (info.manifest.kind === 'block-diffusion') {
+    const next = xorshift32((seed * 2654435761) >>> 0);
+    for (let i = 0; i < answer.length; i++) if (next() & 1) answer[i] = info.manifest.tokens.mask;
   }
   return [...prompt, ...answer];
 }
@@ -129,9 +120,9 @@ export async function captureActivations(
   tensors: string[],
   texts: CalibrationText[],
   sink: (tensor: string, data: Float32Array, K: number) => void,
-  { model = loadOnnx(path.join(modelDir, 'model.onnx')), threads = 1 }: { model?: OnnxModel; threads?: number } = {},
+  { model = loadOnnx(path.join(modelDir, ONNX_FILE)), threads = 1 }: { model?: OnnxModel; threads?: number } = {},
 ): Promise<void> {
-  const info = loadRunInfo(modelDir);
+  const info = await loadRunInfo(modelDir);
   const existing = new Set(model.outputs.map((o) => o.name));
   const extra = tensors.filter((t) => !existing.has(t));
   const bytes = rewriteOnnx(model, { addOutputs: extra.map((t) => encodeValueInfo(t, DataType.FLOAT)) });
@@ -186,7 +177,7 @@ export async function inspectActivations(modelDir: string, o: InspectOptions = {
   const texts = calibrationTexts(families, o.perFamily ?? 8, o.seed ?? 1);
   if (texts.length === 0) throw new Error('no calibration texts (check --families and --n)');
   const ratioThreshold = o.massiveRatio ?? 100;
-  const model = loadOnnx(path.join(modelDir, 'model.onnx'));
+  const model = loadOnnx(path.join(modelDir, ONNX_FILE));
   const inputs = linearInputs(model);
   if (inputs.length === 0) throw new Error('model has no MatMul on a constant float weight: nothing to inspect (is it already quantized?)');
   const chunks = new Map<string, { data: Float32Array; K: number }[]>();

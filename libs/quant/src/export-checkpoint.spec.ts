@@ -39,5 +39,5 @@ test('refuses a quantized model and a directory that is not a model', () => {
   m.quantization = { scheme: 'int4', bits: 4, group_size: 32, method: 'rtn', kept_fp32: [] };
   fs.writeFileSync(path.join(src, 'dllm.json'), JSON.stringify(m));
   expect(() => exportCheckpoint(src, path.join(tmp, 'q-out'))).toThrow(/quantized \(int4\)/);
-  expect(() => exportCheckpoint(tmp, path.join(tmp, 'x'))).toThrow(/no dllm\.json/);
+  expect(() => exportCheckpoint(tmp, path.join(tmp, 'x'))).toThrow(/missing dllm\.json/);
 });

@@ -4,7 +4,7 @@
 // convert(export(dir)) rebuilds the same graph.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expectedWeights, ManifestSchema, writeSafetensors, type Manifest, type TensorToWrite } from '@dllm/model';
+import { ONNX_FILE, TOKENIZER_FILE, expectedWeights, readManifest, writeSafetensors, type Manifest, type TensorToWrite } from '@dllm/model';
 import { DataType, floatTensor, loadOnnx } from './onnx';
 
 export interface ExportResult {
@@ -25,13 +25,9 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
  * Quantized models are refused: their float weights are gone.
  */
 export function exportCheckpoint(modelDir: string, outDir: string): ExportResult {
-  const manifestFile = path.join(modelDir, 'dllm.json');
-  if (!fs.existsSync(manifestFile)) throw new Error(`not a model directory (no dllm.json): ${modelDir}`);
-  const parsed = ManifestSchema.safeParse(JSON.parse(fs.readFileSync(manifestFile, 'utf8')));
-  if (!parsed.success) throw new Error(`${manifestFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const m = parsed.data;
+  const m = readManifest(modelDir);
   if (m.quantization) throw new Error(`${modelDir} is quantized (${m.quantization.scheme}); its float weights are gone. Export the float model it was made from.`);
-  const onnx = loadOnnx(path.join(modelDir, 'model.onnx'));
+  const onnx = loadOnnx(path.join(modelDir, ONNX_FILE));
   const tensors: Record<string, TensorToWrite> = {};
   let parameters = 0;
   for (const w of expectedWeights(m.architecture, m.vocab_size)) {
@@ -62,7 +58,7 @@ export function exportCheckpoint(modelDir: string, outDir: string): ExportResult
   writeSafetensors(path.join(outDir, 'model.safetensors'), tensors);
   const config = hfConfig(m);
   fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  fs.copyFileSync(path.join(modelDir, 'tokenizer.json'), path.join(outDir, 'tokenizer.json'));
+  fs.copyFileSync(path.join(modelDir, TOKENIZER_FILE), path.join(outDir, TOKENIZER_FILE));
   return { outDir, tensors: Object.keys(tensors).length, parameters };
 }
 

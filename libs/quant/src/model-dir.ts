@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { captureActivations, calibrationTexts } from './activations';
 import { HessianAccumulator, gptqBlockwise } from './gptq';
-import { loadOnnx, type OnnxModel } from './onnx';
+import { MANIFEST_FILE, ONNX_FILE, readManifest, readManifestFile } from '@dllm/model';
+import { externalRef } from '@dllm/onnx';
+import { loadOnnx, writeOnnx, type OnnxModel } from './onnx';
 import {
   type LayerReport,
   type QuantizationRecord,
@@ -13,7 +15,7 @@ import {
   type WeightQuantizer,
   SCHEME_BITS,
   findLinears,
-  quantizeOnnx,
+  planQuantization,
   quantizationRecordSchema,
   resolveQuantizeOptions,
   rtnQuantizer,
@@ -30,27 +32,12 @@ export interface QuantizeDirResult {
   sizeOut: number;
 }
 
-interface RawManifest {
-  version?: unknown;
-  quantization?: unknown;
-  graph?: { external_data?: string | null };
-  [k: string]: unknown;
-}
-
-export function readManifest(dir: string): RawManifest {
-  const file = path.join(dir, 'dllm.json');
-  if (!fs.existsSync(file)) throw new Error(`not a model directory (no dllm.json): ${dir}`);
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as RawManifest;
-  if (typeof m !== 'object' || m === null || typeof m.version !== 'string' || !m.version) throw new Error(`${file}: manifest has no version`);
-  return m;
-}
-
 /** The quantization a model directory's manifest records, or null for a float model. */
 export function manifestQuantization(dir: string): QuantizationRecord | null {
   const q = readManifest(dir).quantization;
   if (q === undefined || q === null) return null;
   const r = quantizationRecordSchema.safeParse(q);
-  if (!r.success) throw new Error(`${path.join(dir, 'dllm.json')}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new Error(`${path.join(dir, MANIFEST_FILE)}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
 }
 
@@ -93,29 +80,37 @@ export async function quantizeModelDir(srcDir: string, outDir: string, options: 
   const opts = resolveQuantizeOptions(options);
   const src = path.resolve(srcDir);
   const out = path.resolve(outDir);
-  const manifest = readManifest(src);
+  const { manifest, raw } = readManifestFile(src);
   if (manifest.quantization) throw new Error(`${src} is already quantized (${JSON.stringify(manifest.quantization)}); quantize the float model instead`);
   if (out === src) throw new Error('the output directory must differ from the model directory');
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0 && !force) throw new Error(`output directory ${out} is not empty (pass --force to overwrite)`);
-  const onnxPath = path.join(src, 'model.onnx');
+  const onnxPath = path.join(src, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) throw new Error(`model directory has no model.onnx: ${src}`);
 
   const model = loadOnnx(onnxPath);
   const quantizer = opts.method === 'gptq' ? await gptqQuantizer(src, model, calibration, log) : rtnQuantizer;
-  const result = quantizeOnnx(model, options, quantizer);
-  const external = manifest.graph?.external_data ?? (fs.existsSync(`${onnxPath}.data`) ? 'model.onnx.data' : null);
-  const skip = new Set(['model.onnx', 'dllm.json', ...(external ? [external] : [])]);
+  const plan = planQuantization(model, options, quantizer);
+  // The external data files the source names are not copied: writeOnnx copies the ranges that stay.
+  const externalFiles = new Set<string>();
+  for (const t of model.initializers.values()) {
+    const r = externalRef(t.proto);
+    if (r) externalFiles.add(r.location);
+  }
+  const skip = new Set([ONNX_FILE, `${ONNX_FILE}.data`, MANIFEST_FILE, ...externalFiles]);
   fs.mkdirSync(out, { recursive: true });
   for (const entry of fs.readdirSync(src)) {
     if (skip.has(entry)) continue;
     fs.cpSync(path.join(src, entry), path.join(out, entry), { recursive: true });
   }
-  if (external && fs.existsSync(path.join(out, external))) fs.rmSync(path.join(out, external));
-  fs.writeFileSync(path.join(out, 'model.onnx'), result.bytes);
-  const version = `${manifest.version as string}+${versionSuffix(result.record)}`;
-  const next: RawManifest = { ...manifest, version, quantization: result.record };
-  if (next.graph) next.graph = { ...next.graph, external_data: null };
-  fs.writeFileSync(path.join(out, 'dllm.json'), `${JSON.stringify(next, null, 2)}\n`);
-  const sizeIn = fs.statSync(onnxPath).size + (external ? fs.statSync(path.join(src, external)).size : 0);
-  return { outDir: out, version, record: result.record, layers: result.layers, sizeIn, sizeOut: result.bytes.length };
+  for (const f of skip) if (fs.existsSync(path.join(out, f))) fs.rmSync(path.join(out, f));
+  // A source with external data (large models: protobuf caps a model at 2 GiB) gives an output with external data.
+  const written = writeOnnx(model, plan.edit, path.join(out, ONNX_FILE), { externalData: externalFiles.size > 0 });
+  model.reader.close();
+  const version = `${manifest.version}+${versionSuffix(plan.record)}`;
+  // Written over the manifest as it was on disk, so keys this schema does not know are kept.
+  const next: Record<string, unknown> = { ...raw, version, quantization: plan.record };
+  if (manifest.graph) next.graph = { ...(raw.graph as object), external_data: written.dataFile ? path.basename(written.dataFile) : null };
+  fs.writeFileSync(path.join(out, MANIFEST_FILE), `${JSON.stringify(next, null, 2)}\n`);
+  const sizeIn = fs.statSync(onnxPath).size + [...externalFiles].reduce((n, f) => n + fs.statSync(path.join(src, f)).size, 0);
+  return { outDir: out, version, record: plan.record, layers: plan.layers, sizeIn, sizeOut: written.bytes };
 }

@@ -1,14 +1,41 @@
-// A thin ONNX model view on top of the field-preserving protobuf reader: nodes, initializers
-// (inline or external data), graph inputs/outputs and opsets, plus a rewriter that replaces nodes
-// and initializers and leaves everything else untouched.
+// The quantizer's view of an ONNX model, on libs/onnx's messages generated from onnx.proto: nodes
+// (with their index), initializers (inline or external data), graph inputs/outputs and opsets,
+// plus an editor that replaces nodes and initializers and leaves everything else untouched.
+//
+// The quantizer does not rebuild a model: every message and field it does not edit (opsets,
+// metadata, value_info, fields newer than our onnx.proto, which @bufbuild/protobuf keeps as
+// unknown fields) is written back as it was read. So any dllm-farm model (or any ONNX model with
+// MatMul on constant weights) can be quantized whatever wrote it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PbMessage, nodeProto, tensorProto, valueInfoProto } from '@dllm/model';
-import { type Field, readFields, repeatedInts, utf8 } from './proto';
+import { clearField, create } from '@bufbuild/protobuf';
+import {
+  ExternalDataWriter,
+  OperatorSetIdProtoSchema,
+  RangeReader,
+  TensorProtoSchema,
+  TensorType,
+  decodeModel,
+  encodeModel,
+  externalRef,
+  nodeProto,
+  readModel,
+  readValueInfo,
+  tensorBytes as readTensorBytes,
+  tensorProto,
+  valueInfoProto,
+  type ModelProto,
+  type NodeProto,
+  type OnnxIo,
+  type TensorProto,
+  type ValueInfoProto,
+} from '@dllm/onnx';
 
-export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
+/** Element types the quantizer reads and writes (TensorProto.DataType numbers). */
+export const DataType = TensorType;
 
 export interface OnnxNode {
+  /** position in graph.node (the key of GraphEdit.replaceNodes). */
   index: number;
   name: string;
   opType: string;
@@ -21,164 +48,54 @@ export interface OnnxTensorInfo {
   name: string;
   dims: number[];
   dataType: number;
-  fields: Field[];
+  proto: TensorProto;
 }
 
-export interface OnnxValueInfo {
-  name: string;
-  elemType: number;
-  /** numbers for fixed dims, strings for symbolic ones, null when unknown. */
-  shape: (number | string | null)[] | null;
-}
+/** A graph input/output: numbers for fixed dims, strings for symbolic ones, null when unknown; shape null = rank unknown. */
+export type OnnxValueInfo = OnnxIo;
 
 export interface OnnxModel {
   /** directory that external data locations are relative to. */
   baseDir: string;
-  modelFields: Field[];
-  graphFields: Field[];
+  proto: ModelProto;
   nodes: OnnxNode[];
   initializers: Map<string, OnnxTensorInfo>;
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
   opsets: { domain: string; version: number }[];
+  /** reads external data by ranges (a data file may be larger than 2 GiB). */
+  reader: RangeReader;
 }
 
-function parseNode(bytes: Uint8Array, index: number): OnnxNode {
-  const n: OnnxNode = { index, name: '', opType: '', domain: '', inputs: [], outputs: [] };
-  for (const f of readFields(bytes)) {
-    if (f.no === 1) n.inputs.push(utf8(f.bytes));
-    else if (f.no === 2) n.outputs.push(utf8(f.bytes));
-    else if (f.no === 3) n.name = utf8(f.bytes);
-    else if (f.no === 4) n.opType = utf8(f.bytes);
-    else if (f.no === 7) n.domain = utf8(f.bytes);
-  }
-  return n;
-}
-
-function parseTensorInfo(bytes: Uint8Array): OnnxTensorInfo {
-  const fields = readFields(bytes);
-  let name = '';
-  let dataType = 0;
-  for (const f of fields) {
-    if (f.no === 8) name = utf8(f.bytes);
-    else if (f.no === 2) dataType = Number(f.int);
-  }
-  return { name, dims: repeatedInts(fields, 1).map(Number), dataType, fields };
-}
-
-function parseValueInfo(bytes: Uint8Array): OnnxValueInfo {
-  const v: OnnxValueInfo = { name: '', elemType: 0, shape: null };
-  for (const f of readFields(bytes)) {
-    if (f.no === 1) v.name = utf8(f.bytes);
-    if (f.no !== 2) continue;
-    for (const t of readFields(f.bytes)) {
-      if (t.no !== 1) continue; // tensor_type
-      for (const tt of readFields(t.bytes)) {
-        if (tt.no === 1) v.elemType = Number(tt.int);
-        if (tt.no === 2) {
-          v.shape = [];
-          for (const d of readFields(tt.bytes)) {
-            if (d.no !== 1) continue;
-            let dim: number | string | null = null;
-            for (const df of readFields(d.bytes)) {
-              if (df.no === 1) dim = Number(df.int);
-              if (df.no === 2) dim = utf8(df.bytes);
-            }
-            v.shape.push(dim);
-          }
-        }
-      }
-    }
-  }
-  return v;
-}
-
-export function parseOnnx(bytes: Uint8Array, baseDir = '.'): OnnxModel {
-  const modelFields = readFields(bytes);
-  const graphField = modelFields.find((f) => f.no === 7);
-  if (!graphField) throw new Error('ONNX model has no graph');
-  const graphFields = readFields(graphField.bytes);
-  const m: OnnxModel = { baseDir, modelFields, graphFields, nodes: [], initializers: new Map(), inputs: [], outputs: [], opsets: [] };
-  for (const f of graphFields) {
-    if (f.no === 1) m.nodes.push(parseNode(f.bytes, m.nodes.length));
-    else if (f.no === 5) {
-      const t = parseTensorInfo(f.bytes);
-      m.initializers.set(t.name, t);
-    } else if (f.no === 11) m.inputs.push(parseValueInfo(f.bytes));
-    else if (f.no === 12) m.outputs.push(parseValueInfo(f.bytes));
-  }
-  for (const f of modelFields) {
-    if (f.no !== 8) continue;
-    let domain = '';
-    let version = 0;
-    for (const o of readFields(f.bytes)) {
-      if (o.no === 1) domain = utf8(o.bytes);
-      if (o.no === 2) version = Number(o.int);
-    }
-    m.opsets.push({ domain, version });
-  }
+/** Wraps a parsed model. Throws when it has no graph. */
+export function onnxModelView(proto: ModelProto, baseDir = '.'): OnnxModel {
+  const g = proto.graph;
+  if (!g) throw new Error('ONNX model has no graph');
+  const m: OnnxModel = { baseDir, proto, nodes: [], initializers: new Map(), inputs: [], outputs: [], opsets: [], reader: new RangeReader() };
+  g.node.forEach((n, index) => m.nodes.push({ index, name: n.name, opType: n.opType, domain: n.domain, inputs: n.input, outputs: n.output }));
+  for (const t of g.initializer) m.initializers.set(t.name, { name: t.name, dims: t.dims.map(Number), dataType: t.dataType, proto: t });
+  m.inputs = g.input.map(readValueInfo);
+  m.outputs = g.output.map(readValueInfo);
+  m.opsets = proto.opsetImport.map((o) => ({ domain: o.domain, version: Number(o.version) }));
   return m;
 }
 
+/** Parses model bytes; external data locations resolve against `baseDir`. */
+export function parseOnnx(bytes: Uint8Array, baseDir = '.'): OnnxModel {
+  return onnxModelView(decodeModel(bytes), baseDir);
+}
+
+/** Reads model.onnx (the protobuf part only: external data is read later, by ranges). */
 export function loadOnnx(file: string): OnnxModel {
-  return parseOnnx(fs.readFileSync(file), path.dirname(file));
+  return onnxModelView(readModel(file), path.dirname(file));
 }
 
-const externalCache = new Map<string, Buffer>();
-
-/** The tensor's bytes (raw_data, typed repeated fields, or external data), little-endian. */
+/** The tensor's bytes (raw_data, typed repeated fields, or its external data range), little-endian. */
 export function tensorBytes(model: OnnxModel, t: OnnxTensorInfo): Uint8Array {
-  let location = 0;
-  const ext: Record<string, string> = {};
-  for (const f of t.fields) {
-    if (f.no === 9) return f.bytes;
-    if (f.no === 14) location = Number(f.int);
-    if (f.no === 13) {
-      let k = '';
-      let v = '';
-      for (const e of readFields(f.bytes)) {
-        if (e.no === 1) k = utf8(e.bytes);
-        if (e.no === 2) v = utf8(e.bytes);
-      }
-      ext[k] = v;
-    }
-  }
-  if (location === 1) {
-    if (!ext.location) throw new Error(`initializer ${t.name}: external data without a location`);
-    const file = path.resolve(model.baseDir, ext.location);
-    let data = externalCache.get(file);
-    if (!data) {
-      if (!fs.existsSync(file)) throw new Error(`initializer ${t.name}: external data file not found: ${file}`);
-      data = fs.readFileSync(file);
-      externalCache.set(file, data);
-    }
-    const offset = Number(ext.offset ?? 0);
-    const length = ext.length !== undefined ? Number(ext.length) : data.length - offset;
-    return new Uint8Array(data.buffer, data.byteOffset + offset, length);
-  }
-  const count = t.dims.reduce((a, b) => a * b, 1);
-  if (t.dataType === DataType.FLOAT) {
-    const f4 = t.fields.find((f) => f.no === 4);
-    if (!f4 && count === 0) return new Uint8Array(0);
-    if (!f4) throw new Error(`initializer ${t.name}: no data`);
-    if (f4.wire === 2) return f4.bytes;
-    const out = new Float32Array(count);
-    let i = 0;
-    for (const f of t.fields) if (f.no === 4) new Uint32Array(out.buffer, 4 * i++, 1)[0] = Number(f.int);
-    return new Uint8Array(out.buffer);
-  }
-  if (t.dataType === DataType.INT64) {
-    const vals = repeatedInts(t.fields, 7);
-    return new Uint8Array(BigInt64Array.from(vals).buffer);
-  }
-  if (t.dataType === DataType.INT32 || t.dataType === DataType.INT8 || t.dataType === DataType.UINT8) {
-    const vals = repeatedInts(t.fields, 5).map(Number);
-    if (t.dataType === DataType.INT32) return new Uint8Array(Int32Array.from(vals).buffer);
-    return t.dataType === DataType.INT8 ? new Uint8Array(Int8Array.from(vals).buffer) : Uint8Array.from(vals);
-  }
-  throw new Error(`initializer ${t.name}: unsupported data type ${t.dataType} without raw_data`);
+  return readTensorBytes(t.proto, model.baseDir, model.reader);
 }
 
+/** A float32 initializer as a fresh array. Throws when it is missing or not float32. */
 export function floatTensor(model: OnnxModel, name: string): { dims: number[]; data: Float32Array } {
   const t = model.initializers.get(name);
   if (!t) throw new Error(`no initializer named ${name}`);
@@ -189,7 +106,7 @@ export function floatTensor(model: OnnxModel, name: string): { dims: number[]; d
   return { dims: t.dims, data: copy };
 }
 
-// ---- encoders: libs/model's ONNX writer (one protobuf writer in the repo) ----------------------
+// ---- builders ------------------------------------------------------------------------------
 
 export type AttrValue = number | number[] | string | { float: number };
 
@@ -202,78 +119,126 @@ export interface NodeSpec {
   attrs?: Record<string, AttrValue>;
 }
 
-export function encodeNode(n: NodeSpec): Uint8Array {
-  return nodeProto(n.opType, n.inputs, n.outputs, n.name ?? '', n.attrs ?? {}, n.domain ?? '').toBytes();
+/** NodeProto from a spec. */
+export function encodeNode(n: NodeSpec): NodeProto {
+  return nodeProto(n.opType, n.inputs, n.outputs, n.name ?? '', n.attrs ?? {}, n.domain ?? '');
 }
 
-export function encodeTensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): Uint8Array {
-  return tensorProto(name, dataType, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).toBytes();
+/** An inline TensorProto (raw_data) holding `data`'s bytes. */
+export function encodeTensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
+  return tensorProto(name, dataType, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** A graph input/output declaration; symbolic dims for sizes that vary; no shape = rank unknown. */
-export function encodeValueInfo(name: string, elemType: number, shape?: (number | string)[]): Uint8Array {
-  if (shape) return valueInfoProto(name, elemType, shape).toBytes();
-  const type = new PbMessage().message(1, new PbMessage().int(1, elemType));
-  return new PbMessage().string(1, name).message(2, type).toBytes();
+export function encodeValueInfo(name: string, elemType: number, shape?: (number | string)[]): ValueInfoProto {
+  return valueInfoProto(name, elemType, shape);
 }
 
-/** Re-emits a field read by readFields into a message, unchanged. */
-export function copyField(m: PbMessage, f: Field): void {
-  if (f.wire === 0) m.int(f.no, f.int);
-  else if (f.wire === 2) m.bytes(f.no, f.bytes);
-  else if (f.wire === 5) {
-    const b = new DataView(new ArrayBuffer(4));
-    b.setUint32(0, Number(f.int), true);
-    m.float(f.no, b.getFloat32(0, true));
-  } else {
-    const b = new DataView(new ArrayBuffer(8));
-    b.setBigUint64(0, f.int, true);
-    m.double(f.no, b.getFloat64(0, true));
-  }
+// ---- editing -------------------------------------------------------------------------------
+
+/**
+ * A shallow copy of a generated message: same prototype (proto2 defaults), same own fields (so
+ * field presence and unknown fields carry over); sub-messages are shared, not copied.
+ */
+function shallowCopy<T extends object>(m: T, patch: Partial<T> = {}): T {
+  return Object.assign(Object.create(Object.getPrototypeOf(m) as object) as T, m, patch);
 }
 
 export interface GraphEdit {
-  /** node index -> encoded nodes that replace it (empty array removes it). */
-  replaceNodes?: Map<number, Uint8Array[]>;
+  /** node index -> nodes that replace it (empty array removes it). */
+  replaceNodes?: Map<number, NodeProto[]>;
   removeInitializers?: Set<string>;
-  addInitializers?: Uint8Array[];
-  addOutputs?: Uint8Array[];
+  addInitializers?: TensorProto[];
+  addOutputs?: ValueInfoProto[];
   /** opsets to add when the model does not import the domain yet. */
   addOpsets?: { domain: string; version: number }[];
 }
 
-/** Re-serialises the model with the edits; external-data initializers that stay are inlined. */
-export function rewriteOnnx(model: OnnxModel, edit: GraphEdit): Uint8Array {
-  const g = new PbMessage();
-  let nodeIndex = 0;
-  for (const f of model.graphFields) {
-    if (f.no === 1) {
-      const repl = edit.replaceNodes?.get(nodeIndex++);
-      if (repl) for (const n of repl) g.bytes(1, n);
-      else copyField(g, f);
-    } else if (f.no === 5) {
-      const t = parseTensorInfo(f.bytes);
-      if (edit.removeInitializers?.has(t.name)) continue;
-      const external = t.fields.some((x) => x.no === 14 && x.int === 1n);
-      if (external) {
-        const w = new PbMessage();
-        for (const x of t.fields) if (x.no !== 13 && x.no !== 14) copyField(w, x);
-        w.bytes(9, tensorBytes(model, t));
-        g.message(5, w);
-      } else copyField(g, f);
-    } else copyField(g, f);
-  }
-  for (const t of edit.addInitializers ?? []) g.bytes(5, t);
-  for (const o of edit.addOutputs ?? []) g.bytes(12, o);
-
-  const m = new PbMessage();
-  for (const f of model.modelFields) {
-    if (f.no === 7) m.message(7, g);
-    else copyField(m, f);
-  }
+/**
+ * The edited model as a new ModelProto that shares every unedited message with `model.proto`
+ * (which is not modified). Initializers kept from an external data file still point into it.
+ */
+export function editOnnx(model: OnnxModel, edit: GraphEdit): ModelProto {
+  const src = model.proto;
+  const g = src.graph!;
+  const node: NodeProto[] = [];
+  g.node.forEach((n, i) => node.push(...(edit.replaceNodes?.get(i) ?? [n])));
+  const initializer = g.initializer.filter((t) => !edit.removeInitializers?.has(t.name)).concat(edit.addInitializers ?? []);
+  const graph = shallowCopy(g, { node, initializer, output: [...g.output, ...(edit.addOutputs ?? [])] });
+  const opsetImport = [...src.opsetImport];
   for (const o of edit.addOpsets ?? []) {
-    if (model.opsets.some((x) => x.domain === o.domain)) continue;
-    m.message(8, new PbMessage().string(1, o.domain).int(2, o.version));
+    if (!model.opsets.some((x) => x.domain === o.domain)) opsetImport.push(create(OperatorSetIdProtoSchema, { domain: o.domain, version: BigInt(o.version) }));
   }
-  return m.toBytes();
+  return shallowCopy(src, { graph, opsetImport });
+}
+
+/** A copy of an initializer whose data lives elsewhere, with `set` applied (the original is not modified). */
+function withData(t: TensorProto, set: (c: TensorProto) => void): TensorProto {
+  const c = shallowCopy(t, { externalData: [] });
+  clearField(c, TensorProtoSchema.field.rawData);
+  clearField(c, TensorProtoSchema.field.dataLocation);
+  set(c);
+  return c;
+}
+
+/**
+ * Re-serialises the model with the edits, every initializer inline (external data is read by
+ * ranges). For models whose result fits protobuf's 2 GiB; use writeOnnx for large ones.
+ */
+export function rewriteOnnx(model: OnnxModel, edit: GraphEdit): Uint8Array {
+  const out = editOnnx(model, edit);
+  out.graph!.initializer = out.graph!.initializer.map((t) =>
+    externalRef(t) ? withData(t, (c) => (c.rawData = readTensorBytes(t, model.baseDir, model.reader))) : t,
+  );
+  return encodeModel(out);
+}
+
+/** Initializers at least this large go to the external data file when writeOnnx writes one. */
+export const EXTERNAL_MIN_BYTES = 1024;
+
+/**
+ * Writes the edited model to `file`. With `externalData`, every initializer of at least
+ * EXTERNAL_MIN_BYTES goes to `<file>.data` (source external data is copied range by range, never
+ * loaded whole); otherwise everything is inline. Returns the bytes written (model + data).
+ */
+export function writeOnnx(model: OnnxModel, edit: GraphEdit, file: string, { externalData = false }: { externalData?: boolean } = {}): { bytes: number; dataFile: string | null } {
+  if (!externalData) {
+    const bytes = rewriteOnnx(model, edit);
+    fs.writeFileSync(file, bytes);
+    return { bytes: bytes.length, dataFile: null };
+  }
+  const out = editOnnx(model, edit);
+  const g = out.graph!;
+  const data = new ExternalDataWriter(`${file}.data`);
+  try {
+    g.initializer = g.initializer.map((t) => {
+      const ext = externalRef(t);
+      if (ext) {
+        const srcFile = path.resolve(model.baseDir, ext.location);
+        const length = ext.length ?? model.reader.size(srcFile) - ext.offset;
+        const ref = data.appendRange(model.reader, srcFile, ext.offset, length);
+        return withData(t, (c) => {
+          c.externalData = tensorProto(t.name, t.dataType, [], null, ref).externalData;
+          c.dataLocation = 1;
+        });
+      }
+      const raw = readTensorBytes(t, model.baseDir, model.reader);
+      if (raw.length < EXTERNAL_MIN_BYTES) return t;
+      const ref = data.append(raw);
+      return withData(t, (c) => {
+        c.floatData = [];
+        c.int32Data = [];
+        c.int64Data = [];
+        c.doubleData = [];
+        c.uint64Data = [];
+        c.externalData = tensorProto(t.name, t.dataType, [], null, ref).externalData;
+        c.dataLocation = 1;
+      });
+    });
+  } finally {
+    data.close();
+  }
+  const bytes = encodeModel(out);
+  fs.writeFileSync(file, bytes);
+  return { bytes: bytes.length + data.size, dataFile: data.file };
 }

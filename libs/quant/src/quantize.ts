@@ -4,7 +4,8 @@
 //   int4/int3:  com.microsoft MatMulNBits(A, B, scales, zero_points)
 // Everything else in the model (embeddings, norms, rotary tables, attention) stays as it was.
 import { z } from 'zod';
-import { DataType, type OnnxModel, type OnnxNode, encodeNode, encodeTensor, floatTensor, rewriteOnnx } from './onnx';
+import type { NodeProto, TensorProto } from '@dllm/onnx';
+import { DataType, type GraphEdit, type OnnxModel, type OnnxNode, encodeNode, encodeTensor, floatTensor, rewriteOnnx } from './onnx';
 import { type BlockWeights, packMatMulNBits, quantizeBlockwise, quantizeInt8PerChannel } from './rtn';
 
 export const SCHEMES = ['int8', 'int4', 'int3'] as const;
@@ -108,13 +109,31 @@ export interface LayerReport {
   storedBytes: number;
 }
 
+/** The quantization of a model as an edit of its graph (apply with rewriteOnnx or writeOnnx). */
+export interface QuantizePlan {
+  edit: GraphEdit;
+  record: QuantizationRecord;
+  layers: LayerReport[];
+}
+
 export interface QuantizeResult {
   bytes: Uint8Array;
   record: QuantizationRecord;
   layers: LayerReport[];
 }
 
+/** Quantizes a model in memory and returns the new model's bytes (inline weights: below 2 GiB). */
 export function quantizeOnnx(model: OnnxModel, options: QuantizeOptions, quantizer: WeightQuantizer = rtnQuantizer): QuantizeResult {
+  const { edit, record, layers } = planQuantization(model, options, quantizer);
+  return { bytes: rewriteOnnx(model, edit), record, layers };
+}
+
+/**
+ * Quantizes every linear layer's weight (read one at a time, external data by ranges) and returns
+ * the graph edit that swaps them in, the manifest record and a per-layer report. Throws when the
+ * model has no linear layer or the scheme needs a newer opset.
+ */
+export function planQuantization(model: OnnxModel, options: QuantizeOptions, quantizer: WeightQuantizer = rtnQuantizer): QuantizePlan {
   const opts = resolveQuantizeOptions(options);
   const linears = findLinears(model);
   if (linears.length === 0) throw new Error('model has no MatMul with a constant float32 weight: nothing to quantize');
@@ -127,8 +146,8 @@ export function quantizeOnnx(model: OnnxModel, options: QuantizeOptions, quantiz
   const uses = new Map<string, number>();
   for (const n of model.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
 
-  const replaceNodes = new Map<number, Uint8Array[]>();
-  const addInitializers: Uint8Array[] = [];
+  const replaceNodes = new Map<number, NodeProto[]>();
+  const addInitializers: TensorProto[] = [];
   const removeInitializers = new Set<string>();
   const done = new Map<string, string[]>(); // weight -> names of the quantized tensors
   const kept: string[] = [];
@@ -187,12 +206,7 @@ export function quantizeOnnx(model: OnnxModel, options: QuantizeOptions, quantiz
       ]);
     }
   }
-  const bytes = rewriteOnnx(model, {
-    replaceNodes,
-    addInitializers,
-    removeInitializers,
-    addOpsets: dq ? [] : [{ domain: 'com.microsoft', version: 1 }],
-  });
+  const edit: GraphEdit = { replaceNodes, addInitializers, removeInitializers, addOpsets: dq ? [] : [{ domain: 'com.microsoft', version: 1 }] };
   const record: QuantizationRecord = {
     scheme: opts.scheme,
     bits,
@@ -203,7 +217,7 @@ export function quantizeOnnx(model: OnnxModel, options: QuantizeOptions, quantiz
     kernel: dq ? 'DequantizeLinear+MatMul' : 'MatMulNBits',
     ...(bits === 3 ? { container_bits: 4 } : {}),
   };
-  return { bytes, record, layers };
+  return { edit, record, layers };
 }
 
 function countLinearUses(linears: LinearLayer[], weight: string): number {

@@ -1,7 +1,9 @@
 // Small ONNX models made of linear layers, for tests and kernel microbenchmarks. Real dllm-farm
 // models come from libs/model; these only need the quantizer's view of a model (MatMul on constant
 // weights) and something onnxruntime can run.
-import { PbMessage } from '@dllm/model';
+import { create } from '@bufbuild/protobuf';
+import { GraphProtoSchema, encodeModel, modelProto, type NodeProto, type TensorProto } from '@dllm/onnx';
+import { normalFloats } from '@dllm/prng';
 import { DataType, type NodeSpec, encodeNode, encodeTensor, encodeValueInfo } from './onnx';
 
 export interface SyntheticLayer {
@@ -23,8 +25,8 @@ export interface SyntheticModelSpec {
 
 /** x [M, K0] -> MatMul -> (Relu) -> MatMul ... -> output [M, N_last]. */
 export function buildLinearStack(spec: SyntheticModelSpec): Uint8Array {
-  const nodes: Uint8Array[] = [];
-  const inits: Uint8Array[] = [];
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
   let cur = 'x';
   const out = spec.output ?? 'logits';
   spec.layers.forEach((l, i) => {
@@ -40,32 +42,17 @@ export function buildLinearStack(spec: SyntheticModelSpec): Uint8Array {
       cur = `${l.name}.act`;
     }
   });
-  const g = new PbMessage();
-  for (const n of nodes) g.bytes(1, n);
-  g.string(2, 'synthetic');
-  for (const t of inits) g.bytes(5, t);
-  g.bytes(11, encodeValueInfo('x', DataType.FLOAT, ['M', spec.layers[0].K]));
-  g.bytes(12, encodeValueInfo(out, DataType.FLOAT, ['M', spec.layers[spec.layers.length - 1].N]));
-  const m = new PbMessage();
-  m.int(1, 8); // ir_version
-  m.string(2, 'dllm-farm-quant-synthetic');
-  m.message(7, g);
-  m.message(8, new PbMessage().string(1, '').int(2, spec.opset ?? 17));
-  return m.toBytes();
+  const g = create(GraphProtoSchema, {
+    node: nodes,
+    name: 'synthetic',
+    initializer: inits,
+    input: [encodeValueInfo('x', DataType.FLOAT, ['M', spec.layers[0].K])],
+    output: [encodeValueInfo(out, DataType.FLOAT, ['M', spec.layers[spec.layers.length - 1].N])],
+  });
+  return encodeModel(modelProto(g, [['', spec.opset ?? 17]], {}, 'dllm-farm-quant-synthetic', ''));
 }
 
-/** Deterministic pseudo-normal weights (xorshift + Box-Muller), with optional outlier columns. */
+/** Deterministic pseudo-normal weights N(0, std^2) of shape [K, N] (xorshift32 + Box-Muller, see @dllm/prng normalFloats). */
 export function randomWeights(K: number, N: number, seed: number, std = 0.05): Float32Array {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const w = new Float32Array(K * N);
-  for (let i = 0; i < w.length; i++) w[i] = std * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
-  return w;
+  return normalFloats(K * N, seed, std);
 }

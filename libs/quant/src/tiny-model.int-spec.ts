@@ -6,11 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildDecoderOnnx, buildTinyModel, loadModelDir } from '@dllm/model';
+import { buildDecoderOnnx, buildTinyModel, loadModelDir, readManifest } from '@dllm/model';
 import { parseOnnx, rewriteOnnx } from './onnx';
-import { inspectActivations, sequenceFeeds, calibrationIds } from './activations';
-import { quantizeModelDir, readManifest } from './model-dir';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { inspectActivations, loadRunInfo, sequenceFeeds, calibrationIds } from './activations';
+import { quantizeModelDir } from './model-dir';
 
 let tmp: string;
 let fp32: string;
@@ -32,9 +31,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function logits(dir: string, text: string): Promise<Float32Array> {
-  const manifest = readManifest(dir) as never;
-  const tokenizer = new Tokenizer(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')), {});
-  const info = { manifest, tokenizer };
+  const info = await loadRunInfo(dir);
   const ids = calibrationIds({ text, promptChars: text.length }, info, 1);
   const s = await ort.InferenceSession.create(path.join(dir, 'model.onnx'), { graphOptimizationLevel: 'all' });
   try {
@@ -112,7 +109,7 @@ test('the quantized directory passes libs/model validation (manifest schema and 
   expect(m.manifest.version).toBe('tiny-7+int4-g64-rtn');
 });
 
-test('graph surgery keeps an unedited model byte for byte, and inlines external data', async () => {
+test('graph surgery keeps an unedited model byte for byte; external data stays external and is read by ranges', async () => {
   const bytes = fs.readFileSync(path.join(fp32, 'model.onnx'));
   expect(Buffer.from(rewriteOnnx(parseOnnx(bytes), {})).equals(bytes)).toBe(true);
 
@@ -124,8 +121,14 @@ test('graph surgery keeps an unedited model byte for byte, and inlines external 
   expect(fs.existsSync(path.join(ext, 'model.onnx.data'))).toBe(true);
   fs.copyFileSync(path.join(fp32, 'tokenizer.json'), path.join(ext, 'tokenizer.json'));
   fs.writeFileSync(path.join(ext, 'dllm.json'), JSON.stringify({ ...tiny.manifest, graph: { ...tiny.manifest.graph, external_data: 'model.onnx.data' } }));
+  // the data file is never read whole (issue 11: "File size (2520645120) is greater than 2 GiB" came from one readFileSync)
+  const whole = jest.spyOn(fs, 'readFileSync');
   const q = await quantizeModelDir(ext, path.join(tmp, 'external-int4'), { scheme: 'int4' });
-  expect(fs.existsSync(path.join(q.outDir, 'model.onnx.data'))).toBe(false);
+  expect(whole.mock.calls.filter(([f]) => String(f).endsWith('.data'))).toEqual([]);
+  whole.mockRestore();
+  expect(fs.existsSync(path.join(q.outDir, 'model.onnx.data'))).toBe(true);
+  expect(readManifest(q.outDir).graph).toMatchObject({ external_data: 'model.onnx.data' });
+  expect((await loadModelDir(q.outDir)).externalDataPaths).toEqual([path.join(q.outDir, 'model.onnx.data')]);
   const qi = await quantizeModelDir(fp32, path.join(tmp, 'inline-int4'), { scheme: 'int4' });
   const text = 'Q: 9+9=?\nA: 18';
   expect([...(await logits(q.outDir, text))]).toEqual([...(await logits(qi.outDir, text))]);

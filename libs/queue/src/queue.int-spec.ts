@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Job, Queue, Worker } from 'bullmq';
-import { CancelRegistry, createRedis, createResultStore, pingRedis, readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease } from './index';
+import { CancelRegistry, createRedis, createResultStore, pingRedis, QueueRegistry, redactRedisUrl } from './index';
+import { readGenerationResult, requestCancel, settledSnapshot, storeGenerationResult, withLease, Lease } from './index';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `tq${process.pid}${Date.now().toString(36)}`;
@@ -104,5 +105,77 @@ describe('withLease', () => {
     await new Promise((r) => setTimeout(r, 250)); // the lease expires: the next period's caller runs
     expect(await withLease(redis, key, 200, async () => void runs++)).toBe(true);
     expect(runs).toBe(2);
+  });
+});
+
+describe('Lease (token-checked)', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('a second holder cannot release or extend someone else\'s lease', async () => {
+    const key = `${prefix}:lease-owner`;
+    const a = await Lease.acquire(redis, key, 200);
+    expect(a).not.toBeNull();
+    expect(await Lease.acquire(redis, key, 200)).toBeNull();
+    await sleep(250); // a's lease expires without a's knowledge; b takes it
+    const b = await Lease.acquire(redis, key, 5000);
+    expect(b).not.toBeNull();
+    expect(await a!.extend(5000)).toBe(false);
+    expect(a!.signal.aborted).toBe(true);
+    expect(await a!.release()).toBe(false);
+    expect(await redis.get(key)).toBe(b!.token); // b still holds it, untouched
+    expect(await redis.pttl(key)).toBeGreaterThan(4000);
+    expect(await b!.release()).toBe(true);
+    expect(await redis.exists(key)).toBe(0);
+  });
+
+  it('a long holder keeps it by renewal, and releases it at the end when asked', async () => {
+    const key = `${prefix}:lease-long`;
+    let others = 0;
+    const ran = await withLease(
+      redis,
+      key,
+      150,
+      async (lease) => {
+        for (let i = 0; i < 6; i++) {
+          await sleep(100); // 600 ms of work under a 150 ms lease
+          if (await withLease(redis, key, 150, async () => void others++)) break;
+        }
+        expect(lease.held).toBe(true);
+        expect(lease.signal.aborted).toBe(false);
+      },
+      { release: true },
+    );
+    expect(ran).toBe(true);
+    expect(others).toBe(0);
+    expect(await redis.exists(key)).toBe(0);
+  });
+});
+
+describe('QueueRegistry', () => {
+  it('one Queue per queue name, one job-options policy (catalogue defaults, retention, then the call)', async () => {
+    const reg = new QueueRegistry({ connection: redis, prefix, retention: { completed: { count: 5, ageSeconds: 60 }, failed: { count: 7, ageSeconds: 120 } } });
+    try {
+      const a = reg.get('generation', 'm1');
+      expect(reg.get('generation', 'm1')).toBe(a);
+      expect(reg.get('rollout', 'm1')).not.toBe(a);
+      expect(a.name).toBe('dllm.generation.m1');
+      expect(reg.all()).toHaveLength(2);
+      const o = reg.jobOptions('generation', { jobId: 'j1', removeOnComplete: { age: 9 } });
+      expect(o).toMatchObject({ jobId: 'j1', removeOnComplete: { age: 9 }, removeOnFail: { count: 7, age: 120 } });
+      const added = await a.add('generate', { x: 1 }, reg.jobOptions('generation', { jobId: 'j2' }));
+      expect(added.opts.removeOnComplete).toEqual({ count: 5, age: 60 });
+      await a.obliterate({ force: true });
+    } finally {
+      await reg.close();
+    }
+  });
+});
+
+describe('redactRedisUrl', () => {
+  it('hides the password (or a bare user name), keeps host, port and db', () => {
+    expect(redactRedisUrl('redis://user:s3cret@10.0.0.1:6380/2')).toBe('redis://user:***@10.0.0.1:6380/2');
+    expect(redactRedisUrl('rediss://:tok@h:1')).toBe('rediss://:***@h:1');
+    expect(redactRedisUrl('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379');
+    expect(redactRedisUrl('not a url')).toBe('(unparsable REDIS_URL)');
   });
 });

@@ -43,7 +43,10 @@ it('runs G sampled responses of one prompt together, sharing the prompt KV', asy
     expect(r.status === 'completed' || r.status === 'truncated').toBe(true);
     expect(r.stepMap).toHaveLength(r.responseLength);
     expect(r.tpf).toBeCloseTo(r.responseLength / r.numForwards, 12);
-    expect(r.policy).toEqual({ name: 'tiny', version: 'v1' });
+    expect(r.policy).toEqual({ name: 'tiny', version: 'v1', seq: 0 });
+    // the exact prompt ids the engine consumed (the learner rebuilds prompt + response from them)
+    expect(r.promptTokenIds).toEqual(engine.codec.encode(prompt));
+    expect(r.promptTokenIds).toHaveLength(r.promptTokens);
     expect(r.correct).toBe(!r.truncated && /[aeiou]/.test(r.responseText));
   }
   // the prompt's full blocks are prefilled once and shared by the other samples

@@ -27,24 +27,33 @@ export interface GroupRun {
   wallMs: number;
 }
 
-/** The engine surface a group needs (an Engine, or anything with the same generate). */
-export type GroupEngine = Pick<Engine, 'generate' | 'model'>;
+/** The engine surface a group needs (an Engine, or anything with the same generate, model and codec). */
+export type GroupEngine = Pick<Engine, 'generate' | 'model' | 'codec'>;
 
 export async function runGroup(engine: GroupEngine, spec: GroupSpec, signal?: AbortSignal): Promise<GroupRun> {
   if (!Number.isInteger(spec.groupSize) || spec.groupSize < 1) throw new RangeError(`groupSize must be a positive integer, got ${spec.groupSize}`);
   const t0 = Date.now();
   const seeds = Array.from({ length: spec.groupSize }, (_, i) => (spec.baseSeed + i) >>> 0);
-  const settled = await Promise.allSettled(seeds.map((seed) => engine.generate({ prompt: spec.prompt, options: { ...spec.options, seed, trajectory: true } }, { signal })));
+  // Tokenize once and hand the ids to every sample, in the same tick as generate() (so a hot swap
+  // cannot slip between them): the record carries exactly the ids the engine consumed.
+  let promptTokenIds: number[] = [];
+  let settled: PromiseSettledResult<GenerationResult>[];
+  try {
+    promptTokenIds = engine.codec.encode(spec.prompt);
+    settled = await Promise.allSettled(seeds.map((seed) => engine.generate({ promptIds: promptTokenIds, options: { ...spec.options, seed, trajectory: true } }, { signal })));
+  } catch (e) {
+    settled = seeds.map(() => ({ status: 'rejected', reason: e }) as PromiseRejectedResult);
+  }
   const records: TrajectoryRecord[] = [];
   let completionTokens = 0;
   let promptTokens = 0;
   let prefixHitTokens = 0;
   settled.forEach((s, i) => {
-    const ctx: SampleContext = { rolloutId: spec.rolloutId, groupIndex: spec.groupIndex, sampleIndex: i, promptId: spec.promptId, prompt: spec.prompt, answer: spec.answer, verifier: spec.verifier.name };
+    const ctx: SampleContext = { rolloutId: spec.rolloutId, groupIndex: spec.groupIndex, sampleIndex: i, promptId: spec.promptId, prompt: spec.prompt, answer: spec.answer, verifier: spec.verifier.name, promptTokenIds };
     if (s.status === 'rejected') {
       const m = engine.model;
       const aborted = signal?.aborted === true;
-      records.push(failedRecord(ctx, aborted ? 'aborted' : 'failed', String((s.reason as Error)?.message ?? s.reason), seeds[i], { name: m.name, version: m.version }, { ...spec.options, seed: seeds[i] }));
+      records.push(failedRecord(ctx, aborted ? 'aborted' : 'failed', String((s.reason as Error)?.message ?? s.reason), seeds[i], { name: m.name, version: m.version, seq: 0 }, { ...spec.options, seed: seeds[i] }));
       return;
     }
     const r: GenerationResult = s.value;

@@ -1,7 +1,15 @@
 // Policy versions of a served model, in Redis: every registered version gets a sequence number
 // (registration order), which is what staleness is measured in. Workers subscribe to the channel
 // and hot-swap their engine; each sample carries the version that produced it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Redis } from 'ioredis';
+
+/** The registration script (KEYS/ARGV documented in the file); `npm run build` copies the .lua files of libs next to the compiled code. */
+const REGISTER_LUA = fs.readFileSync(path.join(__dirname, 'lua', 'register-version.lua'), 'utf8');
+const REGISTER_CMD = 'dllmRegisterPolicyVersion';
+
+type RegisteringRedis = Redis & { [REGISTER_CMD]: (versions: string, seq: string, latest: string, name: string, version: string, dir: string, createdAt: string, channel: string) => Promise<number> };
 
 export interface PolicyVersion {
   name: string;
@@ -28,7 +36,10 @@ export class PolicyRegistry {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    // once per connection: ioredis sends EVALSHA afterwards (EVAL only when the script cache was flushed)
+    if (!(REGISTER_CMD in redis)) redis.defineCommand(REGISTER_CMD, { numberOfKeys: 3, lua: REGISTER_LUA });
+  }
 
   private versionsKey(name: string): string {
     return `${this.prefix}:dllm-models:${name}:versions`;
@@ -48,16 +59,21 @@ export class PolicyRegistry {
     if (!VERSION_RE.test(version)) throw new RangeError(`version '${version.slice(0, 64)}' must be letters, digits, . _ + - (1-128 chars)`);
   }
 
-  /** Registers a new version (never replaces one: weights under one version must not change) and announces it. */
+  /**
+   * Registers a new version (never replaces one: weights under one version must not change) and
+   * announces it. Sequence assignment, the entry, `latest` and the announcement are one Lua script
+   * (lua/register-version.lua), so concurrent registrations through several gateways publish in
+   * sequence order and `latest` is always the highest sequence. Throws PolicyVersionConflict for an
+   * existing version, RangeError for a bad name or version.
+   */
   async register(name: string, version: string, dir: string): Promise<PolicyVersion> {
     PolicyRegistry.checkNames(name, version);
-    if (await this.redis.hexists(this.versionsKey(name), version)) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'; versions are immutable, register a new one`);
-    const seq = await this.redis.incr(this.seqKey(name));
-    const entry: PolicyVersion = { name, version, seq, dir, createdAt: Date.now() };
-    const ok = await this.redis.hsetnx(this.versionsKey(name), version, JSON.stringify(entry));
-    if (!ok) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'`);
-    await this.redis.multi().set(this.latestKey(name), version).publish(this.channel, JSON.stringify({ name, version, dir, seq } satisfies SwapAnnouncement)).exec();
-    return entry;
+    const createdAt = Date.now();
+    const seq = Number(
+      await (this.redis as RegisteringRedis)[REGISTER_CMD](this.versionsKey(name), this.seqKey(name), this.latestKey(name), name, version, dir, String(createdAt), this.channel),
+    );
+    if (!seq) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'; versions are immutable, register a new one`);
+    return { name, version, seq, dir, createdAt };
   }
 
   async get(name: string, version: string): Promise<PolicyVersion | null> {

@@ -14,7 +14,7 @@ let dir: string;
 let store: TrajectoryStore;
 
 const rec = (g: number, s: number): TrajectoryRecord =>
-  failedRecord({ rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact' }, 'failed', `g${g}s${s}`, s, { name: 'm', version: '1' }, {});
+  failedRecord({ rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact', promptTokenIds: [1, 2] }, 'failed', `g${g}s${s}`, s, { name: 'm', version: '1', seq: 0 }, {});
 
 beforeAll(() => {
   redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 3 });
@@ -64,4 +64,64 @@ it('rejects bad group names, cursors and counts', async () => {
   await expect(store.read('r1', 'bad group', null)).rejects.toThrow(/group must be/);
   await expect(store.read('r1', 'g', 'abc')).rejects.toThrow(/cursor must be a stream id/);
   await expect(store.read('r1', 'g', null, 0)).rejects.toThrow(/count must be/);
+});
+
+// issue 14, fault 4: reader pod-a of group L2 takes 50 of 192 records and dies; pod-b of the same
+// group must get the other 142 and then, once pod-a's records were idle for claimIdleMs, those 50
+// too (XAUTOCLAIM semantics); `done` only when every record was acknowledged.
+it('hands a dead reader’s unacknowledged records to another reader of the group after an idle time', async () => {
+  const id = 'r-takeover';
+  const groups = Array.from({ length: 24 }, (_, g) => Array.from({ length: 8 }, (_, s) => rec(g, s)).map((r) => ({ ...r, rolloutId: id })));
+  try {
+    await store.publish(id, groups);
+    const a = await store.read(id, 'L2', null, 50, { consumer: 'pod-a' });
+    expect(a.records).toHaveLength(50);
+    // pod-a dies here: never acknowledges
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let page: Awaited<ReturnType<TrajectoryStore['read']>> | null = null;
+    const idle = 300;
+    const t0 = Date.now();
+    for (let i = 0; i < 200; i++) {
+      page = await store.read(id, 'L2', cursor, 40, { consumer: 'pod-b', claimIdleMs: idle });
+      for (const r of page.records) seen.push(`${r.groupIndex}.${r.sampleIndex}`);
+      if (page.claimed) expect(Date.now() - t0).toBeGreaterThanOrEqual(idle - 50); // not before the idle time
+      if (page.done) break;
+      cursor = page.cursor;
+      if (!page.records.length) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(page!.done).toBe(true);
+    expect(seen).toHaveLength(192);
+    expect(new Set(seen).size).toBe(192);
+    // pod-a coming back late acknowledges nothing it no longer owns, and gets nothing new
+    const late = await store.read(id, 'L2', a.cursor, 50, { consumer: 'pod-a' });
+    expect(late.records).toEqual([]);
+    expect(late.done).toBe(true);
+  } finally {
+    await store.dropStream(id);
+  }
+});
+
+it('a repeated older cursor gets a takeover page again instead of acknowledging it unread', async () => {
+  const id = 'r-takeover-repeat';
+  const groups = [Array.from({ length: 4 }, (_, s) => ({ ...rec(0, s), rolloutId: id }))];
+  try {
+    await store.publish(id, groups);
+    expect((await store.read(id, 'L3', null, 2, { consumer: 'pod-a' })).records).toHaveLength(2); // then dies
+    const b1 = await store.read(id, 'L3', null, 10, { consumer: 'pod-b', claimIdleMs: 100 });
+    expect(b1.records.map((r) => r.sampleIndex)).toEqual([2, 3]);
+    await new Promise((r) => setTimeout(r, 150));
+    const b2 = await store.read(id, 'L3', b1.cursor, 10, { consumer: 'pod-b', claimIdleMs: 100 });
+    expect(b2.records.map((r) => r.sampleIndex)).toEqual([0, 1]);
+    expect(b2.claimed).toBe(2);
+    // pod-b crashes before processing b2 and repeats its previous cursor: the same takeover page again
+    const again = await store.read(id, 'L3', b1.cursor, 10, { consumer: 'pod-b', claimIdleMs: 100 });
+    expect(again.records.map((r) => r.sampleIndex)).toEqual([0, 1]);
+    expect(again.cursor).toBe(b2.cursor);
+    const end = await store.read(id, 'L3', again.cursor, 10, { consumer: 'pod-b', claimIdleMs: 100 });
+    expect(end).toMatchObject({ records: [], done: true });
+    await expect(store.read(id, 'L3', null, 10, { consumer: 'pod-b', claimIdleMs: 5 })).rejects.toThrow(/claimIdleMs must be/);
+  } finally {
+    await store.dropStream(id);
+  }
 });

@@ -8,6 +8,12 @@
 //     be delivered to group G again), then the next page is returned.
 //   - a learner that crashed and repeats its last cursor gets the un-acknowledged page again
 //     (same entries), so nothing is lost and nothing acknowledged is repeated.
+//   - reader takeover (XAUTOCLAIM semantics): entries delivered to another reader (consumer) of the
+//     same group and not acknowledged for `claimIdleMs` are claimed by the reader asking, once it
+//     has nothing of its own pending. Such a "takeover page" is remembered per reader (a small key)
+//     so that only its own cursor acknowledges it: repeating the older cursor re-delivers it.
+//   - `done` is true only when the rollout published everything and every entry was acknowledged
+//     by this group (nothing pending on any reader, the last entry delivered).
 import type { Redis } from 'ioredis';
 import type { BlobStore, PutOptions } from '@dllm/storage';
 import type { TrajectoryRecord } from './trajectory';
@@ -23,7 +29,28 @@ export const rolloutBlobKeys = {
   result: (id: string) => `rollouts/${id}/result.json`,
 };
 
-export class StreamCursorError extends RangeError {}
+/** A bad stream read parameter; `param` names the query parameter (group, consumer, cursor, count, claim_idle_ms). */
+export class StreamCursorError extends RangeError {
+  constructor(
+    message: string,
+    readonly param: 'group' | 'consumer' | 'cursor' | 'count' | 'claim_idle_ms' = 'cursor',
+  ) {
+    super(message);
+  }
+}
+
+/** Default idle time (ms) after which a reader's unacknowledged records may be taken over by another reader of its group. */
+export const DEFAULT_CLAIM_IDLE_MS = 60_000;
+/** Bounds of claimIdleMs: at least 100 ms (a live reader is not robbed mid-page), at most a day. */
+export const CLAIM_IDLE_MS_RANGE = Object.freeze({ min: 100, max: 86_400_000 });
+
+/** Options of one page read. */
+export interface ReadOptions {
+  /** Reader name inside the group (default 'learner'). */
+  consumer?: string;
+  /** Take over another reader's records after they stayed unacknowledged this long (ms; default DEFAULT_CLAIM_IDLE_MS). */
+  claimIdleMs?: number;
+}
 
 export interface StreamPage {
   records: TrajectoryRecord[];
@@ -34,6 +61,8 @@ export interface StreamPage {
   /** Entries in the stream so far / total once published. */
   published: number;
   total: number | null;
+  /** Records of this page taken over from another reader of the group (0 on ordinary pages). */
+  claimed: number;
 }
 
 export class TrajectoryStore {
@@ -105,31 +134,71 @@ export class TrajectoryStore {
     return this.blobs.get(rolloutBlobKeys.jsonl(rolloutId));
   }
 
-  /** One page for consumer group `group` (see the protocol at the top of the file). */
-  async read(rolloutId: string, group: string, cursor: string | null, count = 100, consumer = 'learner'): Promise<StreamPage> {
-    if (!CONSUMER_GROUP_RE.test(group)) throw new StreamCursorError(`group must be 1-64 letters, digits, . _ - (got '${group.slice(0, 64)}')`);
-    if (!CONSUMER_GROUP_RE.test(consumer)) throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`);
+  private claimKey(rolloutId: string, group: string, consumer: string): string {
+    return `${this.streamKey(rolloutId)}:claim:${group}:${consumer}`;
+  }
+
+  /**
+   * One page for consumer group `group` (see the protocol at the top of the file).
+   * `opts` may be a reader name (the old signature) or { consumer, claimIdleMs }.
+   * Throws StreamCursorError for a bad group, reader, cursor, count or claimIdleMs.
+   */
+  async read(rolloutId: string, group: string, cursor: string | null, count = 100, opts: string | ReadOptions = {}): Promise<StreamPage> {
+    const o: ReadOptions = typeof opts === 'string' ? { consumer: opts } : opts;
+    const consumer = o.consumer ?? 'learner';
+    const claimIdleMs = o.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS;
+    if (!CONSUMER_GROUP_RE.test(group)) throw new StreamCursorError(`group must be 1-64 letters, digits, . _ - (got '${group.slice(0, 64)}')`, 'group');
+    if (!CONSUMER_GROUP_RE.test(consumer)) throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`, 'consumer');
     if (cursor !== null && !STREAM_ID_RE.test(cursor)) throw new StreamCursorError(`cursor must be a stream id like 1700000000000-0 (the cursor of the previous page), got '${cursor.slice(0, 40)}'`);
-    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new StreamCursorError(`count must be an integer in [1, 1000], got ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new StreamCursorError(`count must be an integer in [1, 1000], got ${count}`, 'count');
+    if (!Number.isInteger(claimIdleMs) || claimIdleMs < CLAIM_IDLE_MS_RANGE.min || claimIdleMs > CLAIM_IDLE_MS_RANGE.max) {
+      throw new StreamCursorError(`claimIdleMs must be an integer in [${CLAIM_IDLE_MS_RANGE.min}, ${CLAIM_IDLE_MS_RANGE.max}] (milliseconds), got ${claimIdleMs}`, 'claim_idle_ms');
+    }
     const key = this.streamKey(rolloutId);
     try {
       await this.redis.xgroup('CREATE', key, group, '0', 'MKSTREAM');
     } catch (e) {
       if (!String((e as Error).message).includes('BUSYGROUP')) throw e;
     }
-    if (cursor !== null) {
-      // acknowledge everything this consumer was given up to the cursor
-      const pending = (await this.redis.xpending(key, group, '-', cursor, 10_000, consumer)) as Array<[string, string, number, number]>;
-      if (pending.length) await this.redis.xack(key, group, ...pending.map((p) => p[0]));
-    }
-    // un-acknowledged entries after the cursor first (a repeated request), then new ones
-    const after = cursor ?? '0';
-    let entries = await this.readGroup(key, group, consumer, count, after);
-    if (!entries.length) entries = await this.readGroup(key, group, consumer, count, '>');
-    const records = await this.resolve(entries);
+    const claimKey = this.claimKey(rolloutId, group, consumer);
+    const claimRaw = await this.redis.get(claimKey);
+    const lastClaim = claimRaw ? (JSON.parse(claimRaw) as { cursor: string; ids: string[] }) : null;
     const totalRaw = await this.redis.get(this.totalKey(rolloutId));
     const total = totalRaw === null ? null : Number(totalRaw);
     const published = await this.redis.xlen(key);
+    let claimed = 0;
+    let entries: Array<[string, string[]]> = [];
+    if (cursor !== null) {
+      // acknowledge everything this consumer was given up to the cursor, except an unacknowledged
+      // takeover page when the cursor is not that page's own (its ids may lie below an older cursor)
+      const pending = (await this.redis.xpending(key, group, '-', cursor, 10_000, consumer)) as Array<[string, string, number, number]>;
+      const keep = lastClaim && lastClaim.cursor !== cursor ? new Set(lastClaim.ids) : null;
+      const ack = pending.map((p) => p[0]).filter((id) => !keep?.has(id));
+      if (ack.length) await this.redis.xack(key, group, ...ack);
+      if (lastClaim && !keep) await this.redis.del(claimKey);
+      else if (keep) {
+        // a repeated request from before the takeover page was acknowledged: the same page again
+        entries = await this.entriesById(key, lastClaim!.ids);
+        claimed = entries.length;
+        return { records: await this.resolve(entries), cursor: lastClaim!.cursor, done: false, published, total, claimed };
+      }
+    } else if (lastClaim) {
+      entries = await this.entriesById(key, lastClaim.ids);
+      if (entries.length) return { records: await this.resolve(entries), cursor: lastClaim.cursor, done: false, published, total, claimed: entries.length };
+    }
+    // un-acknowledged entries after the cursor first (a repeated request), then records another
+    // reader left unacknowledged for claimIdleMs, then new ones
+    entries = await this.readGroup(key, group, consumer, count, cursor ?? '0');
+    if (!entries.length) {
+      entries = await this.autoclaim(key, group, consumer, claimIdleMs, count);
+      if (entries.length) {
+        claimed = entries.length;
+        const ids = entries.map((e) => e[0]);
+        await this.redis.set(claimKey, JSON.stringify({ cursor: ids[ids.length - 1], ids }), 'EX', 7 * 86_400);
+      }
+    }
+    if (!entries.length) entries = await this.readGroup(key, group, consumer, count, '>');
+    const records = await this.resolve(entries);
     let done = false;
     if (total !== null && entries.length === 0) {
       const summary = (await this.redis.xpending(key, group)) as [number, ...unknown[]];
@@ -139,7 +208,31 @@ export class TrajectoryStore {
       const caughtUp = last.length === 0 || (mine !== undefined && String(mine['last-delivered-id']) === last[0][0]);
       done = Number(summary[0]) === 0 && caughtUp;
     }
-    return { records, cursor: entries.length ? entries[entries.length - 1][0] : cursor, done, published, total };
+    return { records, cursor: entries.length ? entries[entries.length - 1][0] : cursor, done, published, total, claimed };
+  }
+
+  /** XAUTOCLAIM: up to `count` entries idle for at least `minIdleMs` on other readers of the group, now this reader's (ids ascending). */
+  private async autoclaim(key: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<Array<[string, string[]]>> {
+    const out: Array<[string, string[]]> = [];
+    let start = '0-0';
+    // XAUTOCLAIM scans a bounded range per call; continue until the cursor wraps or the page is full
+    for (let i = 0; i < 100 && out.length < count; i++) {
+      const res = (await this.redis.xautoclaim(key, group, consumer, minIdleMs, start, 'COUNT', count - out.length)) as [string, Array<[string, string[] | null]>, ...unknown[]];
+      for (const e of res[1]) if (e && e[1] !== null) out.push(e as [string, string[]]);
+      start = res[0];
+      if (start === '0-0') break;
+    }
+    return out.sort((a, b) => compareIds(a[0], b[0]));
+  }
+
+  /** Entries by id (a re-delivered takeover page), skipping ids trimmed from the stream. */
+  private async entriesById(key: string, ids: string[]): Promise<Array<[string, string[]]>> {
+    const out: Array<[string, string[]]> = [];
+    for (const id of ids) {
+      const r = (await this.redis.xrange(key, id, id)) as Array<[string, string[]]>;
+      if (r.length) out.push(r[0]);
+    }
+    return out;
   }
 
   private async readGroup(key: string, group: string, consumer: string, count: number, from: string): Promise<Array<[string, string[]]>> {
@@ -173,7 +266,19 @@ export class TrajectoryStore {
   /** Deletes the stream and its bookkeeping (tests, demos). Blobs expire with the store's TTL. */
   async dropStream(rolloutId: string): Promise<void> {
     await this.redis.del(this.streamKey(rolloutId), this.totalKey(rolloutId), this.totalKey(rolloutId) + ':lock');
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.streamKey(rolloutId)}:claim:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await this.redis.del(...keys);
+    } while (cursor !== '0');
   }
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
 }
 
 function toObject(flat: unknown[]): Record<string, unknown> {

@@ -5,7 +5,8 @@ import type { GenerationResult, Trajectory as EngineTrajectory } from '@dllm/eng
 import { z } from 'zod';
 import type { FilterReason, RewardComponents } from './advantages';
 
-export const TRAJECTORY_SCHEMA_VERSION = 1;
+/** 2: adds promptTokenIds and policy.seq (what an outside learner needs to rebuild the exact input). */
+export const TRAJECTORY_SCHEMA_VERSION = 2;
 
 export const SAMPLE_STATUSES = ['completed', 'truncated', 'aborted', 'failed'] as const;
 export type SampleStatus = (typeof SAMPLE_STATUSES)[number];
@@ -28,6 +29,12 @@ export const trajectoryRecordSchema = z.strictObject({
   answer: z.string().nullable(),
   verifier: z.string(),
   promptTokens: z.number().int().min(0),
+  /**
+   * The prompt's token ids exactly as the engine consumed them (the policy version's tokenizer):
+   * a learner concatenates promptTokenIds + responseTokenIds to rebuild the sequence. Empty when
+   * the sample never reached the engine (failed before tokenization).
+   */
+  promptTokenIds: z.array(z.number().int().min(0)),
   /** Generated token ids (includes the stop token when one ended the response). */
   responseTokenIds: z.array(z.number().int().min(0)),
   responseText: z.string(),
@@ -57,10 +64,15 @@ export const trajectoryRecordSchema = z.strictObject({
   advantage: finite.nullable(),
   kept: z.boolean(),
   filterReason: z.enum(FILTER_REASONS).nullable(),
-  /** Model name + version that produced the sample (the KV pool is namespaced by it). */
-  policy: z.strictObject({ name: z.string(), version: z.string() }),
+  /**
+   * Model name + version that produced the sample (the KV pool is namespaced by it), and that
+   * version's registry sequence number (1, 2, ... in registration order; 0 when the version was never
+   * registered, e.g. the weights a worker booted with before any registration).
+   */
+  policy: z.strictObject({ name: z.string(), version: z.string(), seq: z.number().int().min(0) }),
   /** Policy version lag behind the required version: true when over the staleness bound. */
   stale: z.boolean(),
+  /** This sample's sampling seed: the rollout's base seed + groupIndex * groupSize + sampleIndex (mod 2^32). */
   seed: z.number().int().min(0),
   /** The resolved decoding options (engine `ResolvedOptions`). */
   decoding: z.record(z.string(), z.unknown()),
@@ -73,6 +85,13 @@ export const trajectoryRecordSchema = z.strictObject({
 });
 export type TrajectoryRecord = z.infer<typeof trajectoryRecordSchema>;
 
+/** A policy version as recorded on a sample: name, version and registry sequence number (0 = never registered). */
+export interface RecordedPolicy {
+  name: string;
+  version: string;
+  seq: number;
+}
+
 export interface SampleContext {
   rolloutId: string;
   groupIndex: number;
@@ -81,6 +100,8 @@ export interface SampleContext {
   prompt: string;
   answer: string | null;
   verifier: string;
+  /** The prompt's token ids as given to the engine (empty when unknown). */
+  promptTokenIds: number[];
 }
 
 export function groupIdOf(rolloutId: string, groupIndex: number): string {
@@ -104,18 +125,23 @@ function identityFields(ctx: SampleContext) {
     prompt: ctx.prompt,
     answer: ctx.answer,
     verifier: ctx.verifier,
+    promptTokenIds: ctx.promptTokenIds,
   } as const;
 }
 
 /**
  * A record from an engine result (generated with `trajectory: true`) and the verifier's verdict.
  * Reward, advantage and kept are filled in later, when the whole group (then batch) is scored.
+ * `policySeq` is the registry sequence number of the version that produced it (0: never
+ * registered); callers that do not know it yet pass 0 and set `policy.seq` later.
+ * Throws RangeError when the result has no trajectory.
  */
 export function recordFromGeneration(
   ctx: SampleContext,
   result: GenerationResult,
   verdict: { correct: boolean; extracted: string | null },
   now: Date = new Date(),
+  policySeq = 0,
 ): TrajectoryRecord {
   const t: EngineTrajectory | undefined = result.trajectory;
   if (!t) throw new RangeError('recordFromGeneration needs a result generated with options.trajectory = true');
@@ -140,7 +166,7 @@ export function recordFromGeneration(
     advantage: null,
     kept: false,
     filterReason: null,
-    policy: { name: t.model.name, version: t.model.version },
+    policy: { name: t.model.name, version: t.model.version, seq: policySeq },
     stale: false,
     seed: t.seed,
     decoding: { ...t.options } as Record<string, unknown>,
@@ -154,7 +180,7 @@ export function recordFromGeneration(
 }
 
 /** A record for a sample that produced no generation (engine error, cancelled before start). */
-export function failedRecord(ctx: SampleContext, status: 'aborted' | 'failed', error: string, seed: number, policy: { name: string; version: string }, decoding: Record<string, unknown>, now: Date = new Date()): TrajectoryRecord {
+export function failedRecord(ctx: SampleContext, status: 'aborted' | 'failed', error: string, seed: number, policy: RecordedPolicy, decoding: Record<string, unknown>, now: Date = new Date()): TrajectoryRecord {
   return {
     ...identityFields(ctx),
     promptTokens: 0,

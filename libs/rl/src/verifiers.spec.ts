@@ -68,4 +68,24 @@ describe('verifiers', () => {
     expect(() => reg.register({ name: 'Bad Name' } as never)).toThrow(/lower-case/);
     expect(extractAnswer('x\n#### 5', 'marker-or-last-number')).toBe('5');
   });
+  it('regex runs on RE2: a catastrophic-backtracking pattern on a long input is linear, not a frozen loop', () => {
+    const v = verifiers.bind({ name: 'regex', params: { pattern: '^(.*)*Q$' } });
+    const t = Date.now();
+    expect(v.verify({ response: 'a'.repeat(100_000) + 'b' }).correct).toBe(false);
+    expect(v.verify({ response: 'x'.repeat(50_000) + 'Q' }).correct).toBe(true);
+    expect(Date.now() - t).toBeLessThan(2000);
+    // capture 1 is the extracted answer; flags map to RE2's
+    expect(verifiers.bind({ name: 'regex', params: { pattern: 'answer: (\\d+)', flags: 'i' } }).verify({ response: 'ANSWER: 42' })).toMatchObject({ correct: true, extracted: '42' });
+  });
+  it('answers and patterns that can only match vacuously are reported at bind/check time', () => {
+    const re = verifiers.bind('regex');
+    expect(re.checkAnswer('')).toMatch(/empty/);
+    expect(re.checkAnswer('a*')).toMatch(/matches the empty string/);
+    expect(re.checkAnswer('(a)\\1')).toMatch(/RE2/);
+    expect(re.checkAnswer('^4$')).toBeNull();
+    expect(() => verifiers.bind({ name: 'regex', params: { pattern: '^' } })).toThrow(/empty string/);
+    expect(verifiers.bind('exact').checkAnswer('  ')).toMatch(/empty/);
+    expect(verifiers.bind('numeric').checkAnswer('abc')).toMatch(/not a number/);
+    expect(verifiers.bind('exact').checkAnswer('4')).toBeNull();
+  });
 });

@@ -7,6 +7,7 @@
 //   task:<family> the task suite's own verifier (libs/tasks `families[f].verify`)
 // A response that hit the length cap (truncated) is always wrong; its extracted answer is still reported.
 import { families, familyNames, rawFinalAnswer, type Problem } from '@dllm/tasks';
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 
 /** What the caller asks for: a verifier name and its parameters (validated by the verifier's schema). */
@@ -40,6 +41,12 @@ export interface Verifier<P = unknown> {
   readonly params: z.ZodType<P>;
   /** True when every prompt must carry a reference answer. */
   needsAnswer(params: P): boolean;
+  /**
+   * Optional submission-time check of a reference answer (null when the verifier reads none): a
+   * reason when it could only be matched vacuously (empty answer, a pattern matching the empty
+   * string) or can never be used, else null. Such requests are refused (422) before anything runs.
+   */
+  checkAnswer?(answer: string | null, params: P): string | null;
   /** Pure: the judgement before the truncation rule is applied. */
   judge(input: { response: string; answer: string | null; prompt: string }, params: P): { correct: boolean; extracted: string | null };
 }
@@ -85,6 +92,11 @@ export function extractAnswer(response: string, how: Extractor): string | null {
 
 const collapse = (s: string) => s.trim().replace(/\s+/g, ' ');
 
+/** 'empty answer' when the answer is missing or only whitespace (it would compare equal to an empty extraction). */
+function emptyAnswer(answer: string | null): string | null {
+  return answer !== null && answer.trim() === '' ? 'the reference answer is empty: an empty answer can only be matched vacuously' : null;
+}
+
 const exactParams = z.strictObject({
   extract: extractorSchema.default('marker'),
   caseSensitive: z.boolean().default(true),
@@ -94,6 +106,7 @@ export const exactVerifier: Verifier<z.infer<typeof exactParams>> = {
   description: 'extracted final answer (default: after ####) equals the reference answer (whitespace collapsed)',
   params: exactParams,
   needsAnswer: () => true,
+  checkAnswer: (answer) => emptyAnswer(answer),
   judge({ response, answer }, p) {
     const extracted = extractAnswer(response, p.extract);
     if (extracted === null || answer === null) return { correct: false, extracted };
@@ -121,6 +134,7 @@ export const numericVerifier: Verifier<z.infer<typeof numericParams>> = {
   description: 'extracted number x within tolerance of the answer a: |x - a| <= tolerance + relTolerance * |a|',
   params: numericParams,
   needsAnswer: () => true,
+  checkAnswer: (answer) => emptyAnswer(answer) ?? (answer !== null && parseNumber(answer) === null ? `the reference answer '${answer.slice(0, 40)}' is not a number` : null),
   judge({ response, answer }, p) {
     const raw = extractAnswer(response, p.extract);
     // "#### 42 apples" still counts: take the first number of the extracted text
@@ -134,7 +148,7 @@ export const numericVerifier: Verifier<z.infer<typeof numericParams>> = {
 };
 
 const regexParams = z.strictObject({
-  /** Pattern; when absent, each prompt's reference answer is the pattern. */
+  /** Pattern (RE2 syntax: no backreferences or lookaround); when absent, each prompt's reference answer is the pattern. */
   pattern: z.string().min(1).max(1000).optional(),
   flags: z.string().regex(/^[imsu]*$/, 'flags may only use i, m, s, u').default(''),
   /** Match against the whole response (cut at stop tokens) or the extracted final answer. */
@@ -142,33 +156,64 @@ const regexParams = z.strictObject({
   /** With target=extracted: a full match is required (anchored). */
   fullMatch: z.boolean().default(false),
 });
-export const regexVerifier: Verifier<z.infer<typeof regexParams>> = {
+type RegexParams = z.infer<typeof regexParams>;
+
+/**
+ * User-supplied patterns run on RE2 (re2js: the RE2 automaton, matching time linear in the input,
+ * no backtracking), so a pattern such as `^(.*)*Q$` cannot stall the worker. JavaScript flags map
+ * to RE2's: i -> CASE_INSENSITIVE, m -> MULTILINE, s -> DOTALL; u is implied (RE2 reads code points).
+ * Throws (RE2JSSyntaxException) for syntax RE2 does not support, e.g. backreferences and lookaround.
+ */
+export function compileUserRegex(source: string, flags: string): RE2JS {
+  let f = 0;
+  if (flags.includes('i')) f |= RE2JS.CASE_INSENSITIVE;
+  if (flags.includes('m')) f |= RE2JS.MULTILINE;
+  if (flags.includes('s')) f |= RE2JS.DOTALL;
+  return RE2JS.compile(source, f);
+}
+
+function effectiveSource(source: string, p: RegexParams): string {
+  return p.fullMatch ? `^(?:${source})$` : source;
+}
+
+/** Why a pattern cannot serve as a verifier: it does not compile in RE2, or it matches the empty string (every response would be correct). */
+function regexProblem(source: string, p: RegexParams): string | null {
+  if (source.length === 0) return 'the pattern is empty: it matches every response';
+  let re: RE2JS;
+  try {
+    re = compileUserRegex(effectiveSource(source, p), p.flags);
+  } catch (e) {
+    return `invalid regular expression (RE2 syntax: no backreferences or lookaround): ${(e as Error).message}`;
+  }
+  if (re.matcher('').find()) return `the pattern /${source.slice(0, 80)}/ matches the empty string, so every response would be correct`;
+  return null;
+}
+
+export const regexVerifier: Verifier<RegexParams> = {
   name: 'regex',
-  description: 'a regular expression (params.pattern or the reference answer) matches the response or the extracted answer',
+  description: 'a regular expression (RE2 syntax; params.pattern or the reference answer) matches the response or the extracted answer',
   params: regexParams.superRefine((p, ctx) => {
     if (p.pattern !== undefined) {
-      try {
-        new RegExp(p.pattern, p.flags);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', path: ['pattern'], message: `invalid regular expression: ${(e as Error).message}` });
-      }
+      const problem = regexProblem(p.pattern, p);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['pattern'], message: problem });
     }
   }),
   needsAnswer: (p) => p.pattern === undefined,
+  checkAnswer: (answer, p) => (p.pattern === undefined && answer !== null ? regexProblem(answer, p) : null),
   judge({ response, answer }, p) {
     const source = p.pattern ?? answer;
     if (source === null || source === undefined) return { correct: false, extracted: null };
-    let re: RegExp;
+    let re: RE2JS;
     try {
-      re = new RegExp(p.fullMatch ? `^(?:${source})$` : source, p.flags);
+      re = compileUserRegex(effectiveSource(source, p), p.flags);
     } catch {
       return { correct: false, extracted: null };
     }
     const text = p.target === 'extracted' ? extractAnswer(response, 'marker') : cutAtStop(response);
     if (text === null) return { correct: false, extracted: null };
-    const m = re.exec(p.target === 'extracted' ? text.trim() : text);
-    if (!m) return { correct: false, extracted: p.target === 'extracted' ? text.trim() : null };
-    return { correct: true, extracted: m[1] ?? m[0] };
+    const m = re.matcher(p.target === 'extracted' ? text.trim() : text);
+    if (!m.find()) return { correct: false, extracted: p.target === 'extracted' ? text.trim() : null };
+    return { correct: true, extracted: (m.groupCount() >= 1 ? m.group(1) : null) ?? m.group(0) };
   },
 };
 
@@ -181,6 +226,7 @@ export const exactStringVerifier: Verifier<z.infer<typeof exactStringParams>> = 
   description: 'the whole response (cut at stop tokens) equals the answer',
   params: exactStringParams,
   needsAnswer: () => true,
+  checkAnswer: (answer, p) => (answer !== null && (p.trim ? answer.trim() : answer) === '' ? 'the reference answer is empty: an empty answer can only be matched vacuously' : null),
   judge({ response, answer }, p) {
     let r = cutAtStop(response);
     let a = answer ?? null;
@@ -200,6 +246,7 @@ function taskVerifier(family: string): Verifier<Record<string, never>> {
     description: `the task suite's ${family} verifier (${f.description})`,
     params: z.strictObject({}) as unknown as z.ZodType<Record<string, never>>,
     needsAnswer: () => true,
+    checkAnswer: (answer) => emptyAnswer(answer),
     judge({ response, answer, prompt }) {
       if (answer === null) return { correct: false, extracted: f.extract(response) };
       const problem: Problem = { id: 'rollout', family, prompt, solution: '', answer };
@@ -212,6 +259,8 @@ function taskVerifier(family: string): Verifier<Record<string, never>> {
 export interface BoundVerifier {
   readonly name: string;
   readonly needsAnswer: boolean;
+  /** Submission-time check of a prompt's reference answer: a reason to refuse it (vacuous or unusable), or null. */
+  checkAnswer(answer: string | null): string | null;
   verify(input: VerifyInput): VerifyOutcome;
 }
 
@@ -259,6 +308,7 @@ export class VerifierRegistry {
     return {
       name: s.name,
       needsAnswer,
+      checkAnswer: (answer) => v.checkAnswer?.(answer, params) ?? null,
       verify(input: VerifyInput): VerifyOutcome {
         if (typeof input.response !== 'string') throw new VerifierError('response must be a string');
         const answer = input.answer ?? null;

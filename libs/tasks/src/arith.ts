@@ -1,5 +1,5 @@
 import { ANSWER_MARKER, rawFinalAnswer, verdict } from './answer';
-import { Rng } from './rng';
+import { ProblemRng as Rng } from '@dllm/prng';
 import type { Problem, TaskFamily } from './types';
 
 // Multi-digit arithmetic with written column steps (the GSM8K stand-in: answers of ~25-55 characters,

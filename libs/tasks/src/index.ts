@@ -32,4 +32,4 @@ export {
   buildTokenizerJson,
   encodeChars,
 } from './tokenizer';
-export { Rng, fnv1a } from './rng';
+export { ProblemRng as Rng, fnv1a } from '@dllm/prng';

@@ -1,5 +1,5 @@
 import { ANSWER_MARKER, rawFinalAnswer, verdict } from './answer';
-import { Rng } from './rng';
+import { ProblemRng as Rng } from '@dllm/prng';
 import type { Problem, TaskFamily } from './types';
 
 // String manipulation (the MBPP stand-in): a small "program" applied to a short lowercase word, with the

@@ -1,5 +1,5 @@
 import { arith } from './arith';
-import { fnv1a } from './rng';
+import { fnv1a } from '@dllm/prng';
 import { string } from './string';
 import type { Problem, Split, TaskFamily } from './types';
 

@@ -3,6 +3,7 @@
 // model.onnx [+ model.onnx.data], tokenizer.json). No Python involved.
 import { convertCheckpoint, type ConvertOptions } from '@dllm/model';
 import { parseFlags, UsageError, type CliCommand } from '../command';
+import { startActivity } from '../progress';
 
 const HELP = `Usage:
   dllm-farm convert <hf-dir> <out-dir> [options]
@@ -73,9 +74,15 @@ export const command: CliCommand = {
       attention: v.attention as ConvertOptions['attention'],
       externalData: v['external-data'] ? true : 'auto',
       fuseLinears: v['fuse-linears'] ?? false,
-      log: v.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+      log: v.json ? undefined : (line) => activity.note(line),
     };
-    const r = await convertCheckpoint(positionals[0], positionals[1], opts);
+    const activity = startActivity('convert'); // the log above writes through it (called only once the conversion runs)
+    let r: Awaited<ReturnType<typeof convertCheckpoint>>;
+    try {
+      r = await convertCheckpoint(positionals[0], positionals[1], opts);
+    } finally {
+      activity.done();
+    }
     if (v.json) {
       process.stdout.write(JSON.stringify({ outDir: r.outDir, files: r.files, weightBytes: r.weightBytes, externalData: r.externalData, seconds: r.seconds, manifest: r.manifest }) + '\n');
     } else {

@@ -3,6 +3,7 @@
 import { familyNames } from '@dllm/tasks';
 import { inspectActivations } from '@dllm/quant';
 import { parseFlags, UsageError, type CliCommand } from '../command';
+import { startActivity } from '../progress';
 
 const HELP = `Usage:
   dllm-farm inspect-activations <model-dir> [--families arith,string] [--n 8] [--seed 1] [--ratio 100] [--json]
@@ -50,12 +51,18 @@ export const command: CliCommand = {
     const families = values.families ? values.families.split(',').map((s) => s.trim()) : familyNames();
     for (const f of families) if (!familyNames().includes(f)) throw new UsageError(`unknown task family '${f}' (known: ${familyNames().join(', ')})`);
     const massiveRatio = num('ratio', values.ratio, 100, 1);
-    const stats = await inspectActivations(positionals[0], {
+    const activity = startActivity('inspect-activations');
+    let stats: Awaited<ReturnType<typeof inspectActivations>>;
+    try {
+      stats = await inspectActivations(positionals[0], {
       families,
       perFamily: num('n', values.n, 8),
       seed: num('seed', values.seed, 1, 0),
       massiveRatio,
     });
+    } finally {
+      activity.done();
+    }
     if (values.json) {
       console.log(JSON.stringify({ model: positionals[0], families, massive_ratio: massiveRatio, inputs: stats }));
       return 0;

@@ -1,6 +1,7 @@
 // dllm-farm quantize: write a weight-only quantized copy of a model directory (docs/QUANTIZATION.md).
 import { GROUP_SIZES, METHODS, SCHEMES, quantizeModelDir, resolveQuantizeOptions, type QuantizeOptions } from '@dllm/quant';
 import { parseFlags, UsageError, type CliCommand } from '../command';
+import { startActivity } from '../progress';
 
 const HELP = `Usage:
   dllm-farm quantize <model-dir> <out-dir> --weights ${SCHEMES.join('|')} [options]
@@ -77,12 +78,18 @@ export const command: CliCommand = {
       throw new UsageError((err as Error).message);
     }
     const [src, out] = positionals;
-    const log = values.json ? undefined : (line: string) => console.error(line);
-    const r = await quantizeModelDir(src, out, opts, {
+    const activity = startActivity('quantize');
+    const log = values.json ? undefined : (line: string) => activity.note(line);
+    let r: Awaited<ReturnType<typeof quantizeModelDir>>;
+    try {
+      r = await quantizeModelDir(src, out, opts, {
       force: values.force ?? false,
       calibration: { families: values['calib-families']?.split(',').map((f) => f.trim()), perFamily: toInt('calib-n', values['calib-n']) },
       log,
     });
+    } finally {
+      activity.done();
+    }
     if (values.json) {
       console.log(JSON.stringify({ out: r.outDir, version: r.version, quantization: r.record, size_in: r.sizeIn, size_out: r.sizeOut, layers: r.layers }));
       return 0;

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { buildTokenizerJson, delimiterTokenIds, familyNames, families, iterateProblems, vocabulary, type Split } from '@dllm/tasks';
 import { parseFlags, UsageError, type CliCommand } from '../command';
+import { startProgress } from '../progress';
 
 const HELP = `Usage:
   dllm-farm tasks --family <name> [--split train|test] [--n N] [--seed S] [--unique] [--jsonl out.jsonl]
@@ -21,7 +22,8 @@ Options:
   --n        number of problems (default 10)
   --seed     stream seed, a non-negative integer (default 0); the same options always print the same lines
   --unique   skip prompts already printed (the test split of small families repeats otherwise)
-  --jsonl    write to this file instead of stdout`;
+  --jsonl    write to this file instead of stdout
+  --quiet    no progress on stderr (shown after 1.5 s: a bar on a terminal, a line per 10% otherwise)`;
 
 function toInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -54,6 +56,7 @@ export const command: CliCommand = {
           jsonl: { type: 'string' },
           out: { type: 'string' },
           json: { type: 'boolean' },
+          quiet: { type: 'boolean', short: 'q' },
           help: { type: 'boolean', short: 'h' },
         },
       }, HELP);
@@ -96,18 +99,25 @@ export const command: CliCommand = {
     const out: Writable = values.jsonl ? createWriteStream(values.jsonl) : process.stdout;
     let count = 0;
     let chunk = '';
-    if (n > 0) {
-      for (const p of iterateProblems(values.family, { split, seed, unique: values.unique })) {
-        chunk += `${JSON.stringify({ id: p.id, family: p.family, split, prompt: p.prompt, solution: p.solution, answer: p.answer })}\n`;
-        if (++count % 1000 === 0) {
-          await write(out, chunk);
-          chunk = '';
+    const progress = startProgress({ total: n, unit: 'problems', label: `tasks ${values.family}/${split}`, enabled: !values.quiet });
+    try {
+      if (n > 0) {
+        for (const p of iterateProblems(values.family, { split, seed, unique: values.unique })) {
+          chunk += `${JSON.stringify({ id: p.id, family: p.family, split, prompt: p.prompt, solution: p.solution, answer: p.answer })}\n`;
+          if (++count % 1000 === 0) {
+            await write(out, chunk);
+            chunk = '';
+            progress.tick(1000);
+          }
+          if (count >= n) break;
         }
-        if (count >= n) break;
       }
+      await write(out, chunk);
+      progress.tick(count % 1000);
+      await closeOut(out, Boolean(values.jsonl));
+    } finally {
+      progress.done();
     }
-    await write(out, chunk);
-    await closeOut(out, Boolean(values.jsonl));
     if (values.jsonl) console.error(`wrote ${count} ${values.family}/${split} problems (seed ${seed}) to ${values.jsonl}`);
     return 0;
   },

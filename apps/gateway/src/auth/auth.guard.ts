@@ -3,7 +3,9 @@ import { Reflector } from '@nestjs/core';
 import { ApiExtension } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiScope } from '@dllm/config';
-import { ApiError } from '../http/api-error';
+import type { Redis } from 'ioredis';
+import { ApiError, redisUnavailable } from '../http/api-error';
+import { REDIS } from '../tokens';
 import { ApiKeyRing, presentedKey } from './api-keys';
 import { RateLimiter } from './rate-limiter';
 
@@ -36,6 +38,7 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly keys: ApiKeyRing,
     @Inject(RateLimiter) private readonly limiter: RateLimiter,
+    @Inject(REDIS) private readonly redis: Redis,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -50,6 +53,8 @@ export class AuthGuard implements CanActivate {
     const key = this.keys.identify(secret);
     if (!key) throw new ApiError(401, 'Incorrect API key provided.', 'invalid_api_key');
     const owner = key.name;
+    // Every route behind a key needs Redis (rate limit, queues, records): say so at once while it is away.
+    if (this.redis.status !== 'ready') throw redisUnavailable();
     // Every authenticated request counts, refused ones too: probing routes is not free.
     const d = await this.limiter.check(owner);
     if (d.limit > 0) {

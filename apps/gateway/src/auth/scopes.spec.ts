@@ -52,6 +52,7 @@ describe('route scopes', () => {
       'GET /v1/batches/:id': 'batch',
       'POST /v1/batches/:id/cancel': 'batch',
       'POST /v1/rollouts': 'rollout',
+      'POST /v1/rollouts/:id/cancel': 'rollout',
       'GET /v1/rollouts/:id': 'rollout',
       'GET /v1/rollouts/:id/trajectories': 'rollout',
       'GET /v1/rollouts/:id/stream': 'rollout',

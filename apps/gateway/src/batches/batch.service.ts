@@ -1,74 +1,64 @@
 // OpenAI Batch semantics on BullMQ. A batch is a small Redis hash (status, timestamps, counts);
-// each input line is one generation job (jobId `<batchId>-<line>`, added with addBulk in chunks);
+// each request line is one generation job (jobId `<batchId>-<index>`, added with addBulk in chunks);
 // each finished line is recorded once in a `done` hash (HSETNX, so every gateway replica can see
 // the same QueueEvents and count each line once) with the job's small result reference; the output
-// and error files are assembled in the file store (volume or bucket) when the batch finalizes. A sweeper (one
-// replica at a time, via a Redis lock) handles expiry, stuck cancels and events missed while no
-// gateway was listening.
+// and error files are assembled in the file store (volume or bucket) when the batch finalizes.
+//
+// The input file is parsed once, by one parser (input.ts), at creation: each line's custom_id and
+// model go to a `lines` hash, lines that fail validation are recorded as done with their reason
+// (error file, never run). Finalization reads only those hashes, never the input file.
+//
+// Creation holds a lease (`batch:<id>:create`, renewed while it enqueues); the enqueue progress is
+// in the hash. A gateway that dies mid-creation leaves its lease to expire, and the sweeper of any
+// replica takes it over and resumes (deterministic job ids make re-adding a chunk a no-op), or marks
+// the batch failed with the reason. Finalization runs under `batch:<id>:finalize`; a failing
+// assembly is logged with its cause and retried with backoff, then reported as failed with the
+// cause while the recorded lines are kept. One replica sweeps at a time (lease `batches:sweep`).
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import {
-  batchInputLineSchema,
-  chatCompletionRequestSchema,
-  completionRequestSchema,
-  parseWindowSeconds,
-  renderChatPrompt,
-  type Batch,
-  type BatchOutputLine,
-  type BatchStatus,
-  type CreateBatchRequest,
-} from '@dllm/contracts';
+import { parseWindowSeconds, type Batch, type BatchEndpoint, type BatchOutputLine, type BatchStatus, type CreateBatchRequest } from '@dllm/contracts';
+import { Lease, luaFile, withLease, withScripts } from '@dllm/queue';
 import { ApiError } from '../http/api-error';
-import { GenerationService, type Endpoint } from '../jobs/generation.service';
+import { GenerationService, type Endpoint, type JobOutcome } from '../jobs/generation.service';
 import { generationQueueName, settledSnapshot, type GenerationPayload } from '../jobs/catalogue-bridge';
-import { chatBody, completionBody } from '../openai/completions.controller';
-import { engineOptions } from '../openai/options';
+import { chatBody, completionBody } from '../openai/render';
 import type { GatewaySettings } from '../settings';
 import { REDIS, SETTINGS } from '../tokens';
 import { FileService, type FileWriter } from './file.service';
+import { parseBatchInput, type InputRequest, type LineError } from './input';
 
 const LINE_JOB = /^(batch_[0-9a-f]+)-(\d+)$/;
 const CHUNK = 500;
 const MIN_WINDOW_SECONDS = 3600;
+/** Validation errors kept on the batch object (`errors`); every one is in the error file. */
+const MAX_LISTED_ERRORS = 100;
+/** Takeovers of an interrupted creation before the batch is marked failed. */
+const MAX_CREATE_ATTEMPTS = 5;
+/** Assembly attempts before the batch is reported failed (its recorded lines are kept). */
+const MAX_FINALIZE_ATTEMPTS = 5;
+const FINALIZE_LEASE_MS = 60_000;
+/** A finalization with no retry scheduled and no lease holder for this long was interrupted. */
+const STALE_FINALIZE_SECONDS = 120;
 
-// KEYS: batch hash, done hash. ARGV: line, value, counter field ('' for none), now. Returns
-// -1 unknown batch, -2 already recorded, 0 recorded, 1 recorded and every line is done.
-const RECORD_LINE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -2 end
-if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[3], 1) end
-redis.call('HSET', KEYS[1], 'last_event_at', ARGV[4])
-if redis.call('HLEN', KEYS[2]) >= tonumber(redis.call('HGET', KEYS[1], 'total')) then return 1 end
-return 0`;
-
-// KEYS: batch hash. ARGV: new status, timestamp field, now, allowed current statuses...
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return 0 end
-for i = 4, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3])
-    return 1
-  end
-end
-return 0`;
-
-interface InputLine {
-  customId: string;
-  model: string;
-  prompt: string;
-  options: Record<string, unknown>;
-}
+const LUA = {
+  dllmBatchRecordLine: luaFile(`${__dirname}/lua`, 'batch-record-line', 2),
+  dllmBatchTransition: luaFile(`${__dirname}/lua`, 'batch-transition', 1),
+};
 
 type Hash = Record<string, string>;
+type Target = 'completed' | 'cancelled' | 'expired';
+type StopCode = 'batch_cancelled' | 'batch_expired' | 'batch_failed';
 
 @Injectable()
 export class BatchService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Batches');
   private sweeper?: NodeJS.Timeout;
-  private readonly instance = randomBytes(6).toString('hex');
+  private readonly onFinished = (jobId: string, outcome: JobOutcome) => {
+    const m = LINE_JOB.exec(jobId);
+    if (m) void this.onLineFinished(m[1], Number(m[2]), outcome).catch((e: Error) => this.logger.warn(`batch line ${jobId}: ${e.message}`));
+  };
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -78,27 +68,40 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   onModuleInit(): void {
-    this.gen.onFinished = (jobId, outcome) => {
-      const m = LINE_JOB.exec(jobId);
-      if (m) void this.onLineFinished(m[1], Number(m[2]), outcome).catch((e: Error) => this.logger.warn(`batch line ${jobId}: ${e.message}`));
-    };
+    this.gen.events.on('finished', this.onFinished);
     // Watch every model's queue so line completions are counted even with no request waiting.
     for (const m of this.settings.models) void this.gen.watcher(m.name).catch((e: Error) => this.logger.warn(e.message));
     if (this.settings.batch.sweepMs > 0) {
-      this.sweeper = setInterval(() => void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`)), this.settings.batch.sweepMs);
+      // While Redis is away the connection reporter has said so once; a sweep would only repeat it.
+      const sweep = () => this.redis.status === 'ready' && void this.sweep().catch((e: Error) => this.logger.warn(`sweep: ${e.message}`));
+      this.sweeper = setInterval(sweep, this.settings.batch.sweepMs);
       this.sweeper.unref();
     }
   }
 
   onModuleDestroy(): void {
+    this.gen.events.off('finished', this.onFinished);
     if (this.sweeper) clearInterval(this.sweeper);
   }
 
+  private get lua() {
+    return withScripts(this.redis, LUA);
+  }
   private k(id: string) {
     return `${this.settings.keyPrefix}batch:${id}`;
   }
   private done(id: string) {
     return `${this.settings.keyPrefix}batch:${id}:done`;
+  }
+  /** index -> JSON [custom_id | null, model | null], written at creation. */
+  private linesKey(id: string) {
+    return `${this.settings.keyPrefix}batch:${id}:lines`;
+  }
+  private createLeaseKey(id: string) {
+    return `${this.settings.keyPrefix}batch:${id}:create`;
+  }
+  private finalizeLeaseKey(id: string) {
+    return `${this.settings.keyPrefix}batch:${id}:finalize`;
   }
   private get activeKey() {
     return `${this.settings.keyPrefix}batches:active`;
@@ -106,73 +109,21 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   private ownerKey(owner: string) {
     return `${this.settings.keyPrefix}batches:${owner}`;
   }
+  /** How long a creation lease lives without renewal: the bound on how long a dead creator blocks its batch. */
+  private get createLeaseMs() {
+    return Math.max(10_000, this.settings.batch.sweepMs * 5);
+  }
 
   // ---------------------------------------------------------------- create
 
-  /** Parses and checks every line of an input file; 422 listing the first problems. */
-  parseInput(owner: string, endpoint: Endpoint | '/v1/completions' | '/v1/chat/completions', data: Buffer): InputLine[] {
-    const text = data.toString('utf8');
-    const rawLines = text.split('\n');
-    const errors: string[] = [];
-    const out: InputLine[] = [];
-    const seen = new Set<string>();
-    const ep = endpoint === '/v1/chat/completions' ? '/v1/chat/completions' : '/v1/completions';
-    for (let i = 0; i < rawLines.length; i++) {
-      const raw = rawLines[i].trim();
-      if (!raw) continue;
-      if (out.length + errors.length >= this.settings.batch.maxLines) {
-        throw new ApiError(422, `The input file has more than ${this.settings.batch.maxLines} requests (BATCH_MAX_LINES).`, 'too_many_lines', 'input_file_id');
-      }
-      const err = (msg: string) => errors.push(`line ${i + 1}: ${msg}`);
-      let json: unknown;
-      try {
-        json = JSON.parse(raw);
-      } catch (e) {
-        err(`invalid JSON (${(e as Error).message})`);
-        continue;
-      }
-      const line = batchInputLineSchema.safeParse(json);
-      if (!line.success) {
-        err(line.error.issues.map((x) => `${x.path.join('.') || 'line'}: ${x.message}`).join('; '));
-        continue;
-      }
-      const { custom_id, url, body } = line.data;
-      if (url !== ep) {
-        err(`url '${url}' differs from the batch endpoint '${ep}'`);
-        continue;
-      }
-      if (seen.has(custom_id)) {
-        err(`duplicate custom_id '${custom_id}'`);
-        continue;
-      }
-      seen.add(custom_id);
-      const parsed = (ep === '/v1/completions' ? completionRequestSchema : chatCompletionRequestSchema).safeParse(body);
-      if (!parsed.success) {
-        err(parsed.error.issues.map((x) => `body.${x.path.join('.')}: ${x.message}`).join('; '));
-        continue;
-      }
-      const b = parsed.data as Record<string, unknown> & { model: string; stream?: boolean | null };
-      if (b.stream) {
-        err('stream: true is not allowed in a batch');
-        continue;
-      }
-      const prompt =
-        'messages' in parsed.data ? renderChatPrompt(parsed.data.messages) : Array.isArray(parsed.data.prompt) ? parsed.data.prompt[0] : parsed.data.prompt;
-      const options = engineOptions(b);
-      try {
-        this.gen.payload({ owner, model: b.model, prompt, options, endpoint: ep === '/v1/completions' ? 'completions' : 'chat.completions', stream: false });
-      } catch (e) {
-        err(e instanceof ApiError ? e.message : String(e));
-        continue;
-      }
-      out.push({ customId: custom_id, model: b.model, prompt, options });
-    }
-    if (errors.length) {
-      const more = errors.length > 10 ? ` (and ${errors.length - 10} more)` : '';
-      throw new ApiError(422, `The input file has ${errors.length} invalid line(s): ${errors.slice(0, 10).join(' | ')}${more}`, 'invalid_input_file', 'input_file_id');
-    }
-    if (!out.length) throw new ApiError(422, 'The input file has no requests.', 'empty_file', 'input_file_id');
-    return out;
+  /** Parses the input with the one parser; each valid line's payload is built by the job catalogue (GenerationService.payload). */
+  parseInput(owner: string, batchId: string, endpoint: BatchEndpoint, data: Buffer): Promise<InputRequest[]> {
+    const ep: Endpoint = endpoint === '/v1/completions' ? 'completions' : 'chat.completions';
+    return parseBatchInput(data, {
+      endpoint,
+      maxLines: this.settings.batch.maxLines,
+      payload: (l) => this.gen.payload({ owner, model: l.model, prompt: l.prompt, options: l.options, endpoint: ep, stream: false, batch: { batchId, customId: l.customId, line: l.index } }),
+    });
   }
 
   async create(owner: string, req: CreateBatchRequest): Promise<Batch> {
@@ -182,52 +133,123 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     }
     const file = await this.files.get(owner, req.input_file_id);
     if (file.purpose !== 'batch') throw new ApiError(422, `File ${file.id} has purpose '${file.purpose}', not 'batch'.`, 'invalid_value', 'input_file_id');
-    const lines = this.parseInput(owner, req.endpoint, await this.files.read(owner, file.id));
     const id = `batch_${randomBytes(12).toString('hex')}`;
-    const now = Math.floor(Date.now() / 1000);
-    const endpoint: Endpoint = req.endpoint === '/v1/completions' ? 'completions' : 'chat.completions';
-    await this.redis
-      .multi()
-      .hset(this.k(id), {
-        owner,
-        endpoint: req.endpoint,
-        input_file_id: file.id,
-        completion_window: req.completion_window,
-        status: 'validating',
-        created_at: String(now),
-        expires_at: String(now + windowSeconds),
-        total: String(lines.length),
-        completed: '0',
-        failed: '0',
-        metadata: JSON.stringify(req.metadata ?? null),
-        last_event_at: String(Date.now()),
-      })
-      .zadd(this.activeKey, now + windowSeconds, id)
-      .zadd(this.ownerKey(owner), now, id)
-      .exec();
-    const createdAt = Date.now();
-    for (let start = 0; start < lines.length; start += CHUNK) {
-      const byModel = new Map<string, { jobId: string; payload: GenerationPayload }[]>();
-      for (let i = start; i < Math.min(lines.length, start + CHUNK); i++) {
-        const l = lines[i];
-        const payload: GenerationPayload = {
-          owner,
-          model: l.model,
-          prompt: l.prompt,
-          options: l.options,
-          stream: false,
-          endpoint,
-          createdAt,
-          batch: { batchId: id, customId: l.customId, line: i },
-        } as GenerationPayload;
-        const list = byModel.get(l.model) ?? [];
-        list.push({ jobId: `${id}-${i}`, payload });
-        byModel.set(l.model, list);
-      }
-      for (const [model, jobs] of byModel) await this.gen.submitBulk(model, jobs);
+    const requests = await this.parseInput(owner, id, req.endpoint, await this.files.read(owner, file.id));
+    const invalid = requests.filter((r) => r.error);
+    if (invalid.length === requests.length) {
+      // Nothing would run: refuse the file instead of creating a batch of errors.
+      const msgs = invalid.slice(0, 10).map((r) => r.error!.message);
+      const more = invalid.length > 10 ? ` (and ${invalid.length - 10} more)` : '';
+      throw new ApiError(422, `The input file has no valid request: ${msgs.join(' | ')}${more}`, 'invalid_input_file', 'input_file_id');
     }
-    await this.transition(id, 'in_progress', 'in_progress_at', ['validating']);
+    const lease = (await Lease.acquire(this.redis, this.createLeaseKey(id), this.createLeaseMs))!; // a fresh id: always free
+    lease.startRenewing();
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      await this.redis
+        .multi()
+        .hset(this.k(id), {
+          owner,
+          endpoint: req.endpoint,
+          input_file_id: file.id,
+          completion_window: req.completion_window,
+          status: 'validating',
+          stage: 'storing',
+          enqueued: '0',
+          created_at: String(now),
+          expires_at: String(now + windowSeconds),
+          total: String(requests.length),
+          completed: '0',
+          failed: '0',
+          metadata: JSON.stringify(req.metadata ?? null),
+          last_event_at: String(Date.now()),
+        })
+        .zadd(this.activeKey, now + windowSeconds, id)
+        .zadd(this.ownerKey(owner), now, id)
+        .exec();
+      await this.storeIndex(id, requests);
+      await this.enqueue(id, requests, lease, 0);
+      await this.transition(id, 'in_progress', 'in_progress_at', ['validating']);
+    } finally {
+      await lease.release().catch(() => false);
+    }
     return this.get(owner, id);
+  }
+
+  /** Writes the line index and records the invalid lines (idempotent: a resumed creation repeats it). */
+  private async storeIndex(id: string, requests: InputRequest[]): Promise<void> {
+    for (let s = 0; s < requests.length; s += 1000) {
+      const slice = requests.slice(s, s + 1000);
+      await this.redis.hset(this.linesKey(id), Object.fromEntries(slice.map((r) => [String(r.index), JSON.stringify([r.customId, r.model])])));
+    }
+    const invalid = requests.filter((r) => r.error);
+    for (const r of invalid) await this.record(id, r.index, `e${JSON.stringify(r.error)}`, 'failed');
+    const listed = invalid.slice(0, MAX_LISTED_ERRORS).map((r) => ({ ...r.error!, line: r.lineNo }));
+    await this.redis.hset(this.k(id), 'errors', JSON.stringify(listed), 'stage', 'enqueuing');
+  }
+
+  /**
+   * Enqueues the valid lines from request index `from`, one chunk at a time, recording progress in
+   * the hash (`enqueued`). Lines already recorded (e.g. cancelled meanwhile) are skipped; re-adding
+   * a job id that exists is a no-op in BullMQ. Stops when the batch left `validating` or the lease is lost.
+   */
+  private async enqueue(id: string, requests: InputRequest[], lease: Lease, from: number): Promise<void> {
+    for (let start = from; start < requests.length; start += CHUNK) {
+      if (!lease.held) throw new Error(`batch ${id}: creation lease lost while enqueuing`);
+      if ((await this.redis.hget(this.k(id), 'status')) !== 'validating') return;
+      const chunk = requests.slice(start, start + CHUNK).filter((r) => r.payload);
+      const recorded = chunk.length ? await this.redis.hmget(this.done(id), ...chunk.map((r) => String(r.index))) : [];
+      const byModel = new Map<string, { jobId: string; payload: GenerationPayload }[]>();
+      chunk.forEach((r, j) => {
+        if (recorded[j] !== null) return;
+        const list = byModel.get(r.payload!.model) ?? [];
+        list.push({ jobId: `${id}-${r.index}`, payload: r.payload! });
+        byModel.set(r.payload!.model, list);
+      });
+      for (const [model, jobs] of byModel) await this.gen.submitBulk(model, jobs);
+      await this.redis.hset(this.k(id), 'enqueued', String(Math.min(requests.length, start + CHUNK)));
+    }
+  }
+
+  /**
+   * Takes over a creation whose gateway died (its lease expired): re-reads the input with the same
+   * parser and enqueues what was not enqueued yet; after MAX_CREATE_ATTEMPTS, or when the input is
+   * gone, the batch fails with the reason.
+   */
+  private async resumeCreation(id: string): Promise<void> {
+    await withLease(
+      this.redis,
+      this.createLeaseKey(id),
+      this.createLeaseMs,
+      async (lease) => {
+        const h = await this.redis.hgetall(this.k(id));
+        if (h.status !== 'validating') return;
+        const attempt = await this.redis.hincrby(this.k(id), 'create_attempts', 1);
+        if (attempt > MAX_CREATE_ATTEMPTS) return this.failCreation(id, h, `creation was interrupted ${MAX_CREATE_ATTEMPTS} times`);
+        this.logger.warn(`batch ${id}: resuming an interrupted creation (attempt ${attempt}, ${h.enqueued ?? 0}/${h.total} lines enqueued)`);
+        let requests: InputRequest[];
+        try {
+          requests = await this.parseInput(h.owner, id, h.endpoint as BatchEndpoint, await this.files.read(h.owner, h.input_file_id));
+        } catch (e) {
+          return this.failCreation(id, h, `the input file can no longer be read (${(e as Error).message})`);
+        }
+        if (requests.length !== Number(h.total)) return this.failCreation(id, h, `the input file changed (${requests.length} requests, ${h.total} at creation)`);
+        if (h.stage !== 'enqueuing') await this.storeIndex(id, requests);
+        await this.enqueue(id, requests, lease, Number(h.enqueued ?? 0));
+        if (await this.transition(id, 'in_progress', 'in_progress_at', ['validating'])) this.logger.log(`batch ${id}: creation resumed and complete`);
+      },
+      { release: true },
+    );
+  }
+
+  /** A creation that cannot complete: stop what was enqueued, status failed, the reason in `errors`. */
+  private async failCreation(id: string, h: Hash, reason: string): Promise<void> {
+    this.logger.error(`batch ${id}: creation failed: ${reason}`);
+    if (!(await this.transition(id, 'failed', 'failed_at', ['validating']))) return;
+    const listed = JSON.parse(h.errors || '[]') as unknown[];
+    await this.redis.hset(this.k(id), 'errors', JSON.stringify([{ code: 'creation_failed', message: reason, param: null, line: null }, ...listed]));
+    await this.stopLines(id, h, 'batch_failed', true);
+    await this.retire(id, h.owner);
   }
 
   // ---------------------------------------------------------------- read
@@ -256,11 +278,12 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   private view(id: string, h: Hash): Batch {
     const ts = (f: string) => (h[f] ? Number(h[f]) : null);
     const visible = h.status === 'finalizing' && h.target ? 'finalizing' : h.status;
+    const errors = h.errors ? (JSON.parse(h.errors) as NonNullable<Batch['errors']>['data']) : [];
     return {
       id,
       object: 'batch',
       endpoint: h.endpoint,
-      errors: null,
+      errors: errors.length ? { object: 'list', data: errors } : null,
       input_file_id: h.input_file_id,
       completion_window: h.completion_window,
       status: visible as BatchStatus,
@@ -283,17 +306,17 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   // ---------------------------------------------------------------- lines
 
   private async transition(id: string, to: string, field: string, from: string[]): Promise<boolean> {
-    const r = await this.redis.eval(TRANSITION, 1, this.k(id), to, field, String(Math.floor(Date.now() / 1000)), ...from);
+    const r = await this.lua.dllmBatchTransition(this.k(id), to, field, String(Math.floor(Date.now() / 1000)), ...from);
     return r === 1;
   }
 
   /** Records one line's outcome once; finalizes the batch when it was the last one. */
   async record(batchId: string, line: number, value: string, counter: 'completed' | 'failed' | ''): Promise<void> {
-    const r = await this.redis.eval(RECORD_LINE, 2, this.k(batchId), this.done(batchId), String(line), value, counter, String(Date.now()));
+    const r = await this.lua.dllmBatchRecordLine(this.k(batchId), this.done(batchId), String(line), value, counter, String(Date.now()));
     if (r === 1) await this.finalize(batchId);
   }
 
-  private async onLineFinished(batchId: string, line: number, o: { returnvalue?: unknown; failedReason?: string }): Promise<void> {
+  private async onLineFinished(batchId: string, line: number, o: JobOutcome): Promise<void> {
     if (o.failedReason !== undefined) return this.record(batchId, line, `f${o.failedReason}`.slice(0, 2000), 'failed');
     const rv = typeof o.returnvalue === 'string' ? o.returnvalue : JSON.stringify(o.returnvalue ?? null);
     // A line stopped by a batch cancel/expiry before its first token has nothing to keep: report it
@@ -345,7 +368,7 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Removes lines that have not started and signals the running ones. */
-  private async stopLines(id: string, h: Hash, code: 'batch_cancelled' | 'batch_expired', markActive: boolean): Promise<void> {
+  private async stopLines(id: string, h: Hash, code: StopCode, markActive: boolean): Promise<void> {
     const stopOne = async (p: { line: number; job?: Job; state: string }) => {
       if (p.state === 'active') {
         await this.gen.signalCancel(p.job!.queueName ?? generationQueueName(p.job!.data.model), p.job!.id!);
@@ -395,34 +418,53 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     await this.finalize(id, true);
   }
 
-  /** Assembles output/error files once (one replica wins the status transition). */
+  /** Moves the batch to finalizing (one replica wins) and assembles its files. */
   async finalize(id: string, expired = false): Promise<void> {
     const h0 = await this.redis.hgetall(this.k(id));
-    const target = expired || h0.expiring ? 'expired' : h0.status === 'cancelling' ? 'cancelled' : 'completed';
+    const target: Target = expired || h0.expiring ? 'expired' : h0.status === 'cancelling' ? 'cancelled' : 'completed';
     if (!(await this.transition(id, 'finalizing', 'finalizing_at', ['validating', 'in_progress', 'cancelling']))) return;
     await this.redis.hset(this.k(id), 'target', target);
-    try {
-      await this.assemble(id, target);
-    } catch (e) {
-      this.logger.error(`finalize ${id}: ${(e as Error).message}`);
-      await this.redis.hset(this.k(id), 'status', 'failed', 'failed_at', String(Math.floor(Date.now() / 1000)));
-      return;
-    }
+    await this.assembleOnce(id);
   }
 
-  private async assemble(id: string, target: 'completed' | 'cancelled' | 'expired'): Promise<void> {
-    const h = await this.redis.hgetall(this.k(id));
+  /**
+   * One assembly attempt under the batch's finalize lease (skipped while another replica holds it).
+   * A failure is logged with its cause and retried by the sweeper with backoff (1 s, 2 s, 4 s, ...);
+   * after MAX_FINALIZE_ATTEMPTS the batch is failed with the cause in `errors`, and its recorded
+   * lines stay readable until retention ends.
+   */
+  private async assembleOnce(id: string): Promise<void> {
+    await withLease(
+      this.redis,
+      this.finalizeLeaseKey(id),
+      FINALIZE_LEASE_MS,
+      async () => {
+        const h = await this.redis.hgetall(this.k(id));
+        if (h.status !== 'finalizing') return;
+        try {
+          await this.assemble(id, h, (h.target || 'completed') as Target);
+        } catch (e) {
+          const err = e as Error;
+          const attempt = await this.redis.hincrby(this.k(id), 'finalize_attempts', 1);
+          this.logger.error(`batch ${id}: assembling the output files failed (attempt ${attempt}/${MAX_FINALIZE_ATTEMPTS}): ${err.message}`, err.stack);
+          if (attempt < MAX_FINALIZE_ATTEMPTS) {
+            await this.redis.hset(this.k(id), 'finalize_retry_at', String(Date.now() + 1000 * 2 ** (attempt - 1)), 'finalize_error', err.message.slice(0, 500));
+            return;
+          }
+          const listed = JSON.parse(h.errors || '[]') as unknown[];
+          const message = `The output files could not be written after ${attempt} attempts (${err.message.slice(0, 300)}); ${h.completed} completed line(s) stay recorded until retention ends.`;
+          await this.redis.hset(this.k(id), 'status', 'failed', 'failed_at', String(Math.floor(Date.now() / 1000)), 'errors', JSON.stringify([{ code: 'finalization_failed', message, param: null, line: null }, ...listed]));
+          await this.retire(id, h.owner);
+        }
+      },
+      { release: true },
+    );
+  }
+
+  /** Builds the output and error files from the line index and the done hash (never from the input file). */
+  private async assemble(id: string, h: Hash, target: Target): Promise<void> {
     const owner = h.owner;
-    const input = await this.files.read(owner, h.input_file_id);
-    const customIds: string[] = [];
-    const models: string[] = [];
-    for (const raw of input.toString('utf8').split('\n')) {
-      if (!raw.trim()) continue;
-      const l = JSON.parse(raw) as { custom_id: string; body?: { model?: string } };
-      customIds.push(l.custom_id);
-      models.push(l.body?.model ?? '');
-    }
-    const done = await this.redis.hgetall(this.done(id));
+    const total = Number(h.total);
     const outId = this.files.newId();
     const errId = this.files.newId();
     // Both files are streamed into the file store line by line (large batches never sit in memory).
@@ -433,17 +475,19 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     let errBytes: number;
     try {
       const chat = h.endpoint === '/v1/chat/completions';
-      for (let s = 0; s < customIds.length; s += 64) {
-        const idx = customIds.slice(s, s + 64).map((_, j) => s + j);
+      for (let s = 0; s < total; s += 64) {
+        const idx = Array.from({ length: Math.min(64, total - s) }, (_, j) => String(s + j));
+        const [meta, done] = await Promise.all([this.redis.hmget(this.linesKey(id), ...idx), this.redis.hmget(this.done(id), ...idx)]);
         const lines = await Promise.all(
-          idx.map(async (i): Promise<[boolean, BatchOutputLine]> => {
+          idx.map(async (i, j): Promise<[boolean, BatchOutputLine]> => {
             const jobId = `${id}-${i}`;
-            const v = done[String(i)];
-            const base = { id: `batch_req_${jobId}`, custom_id: customIds[i] };
+            const [customId, model] = meta[j] ? (JSON.parse(meta[j]!) as [string | null, string | null]) : [null, null];
+            const v = done[j];
+            const base = { id: `batch_req_${jobId}`, custom_id: customId };
             if (v?.startsWith('o')) {
               try {
                 const r = await this.gen.readResult(jobId, JSON.parse(v.slice(1)));
-                const m = r.model?.name ?? models[i];
+                const m = r.model?.name ?? model ?? '';
                 const body = chat ? chatBody(jobId, m, r) : completionBody(jobId, m, r);
                 return [true, { ...base, response: { status_code: 200, request_id: jobId, body }, error: null }];
               } catch (e) {
@@ -451,13 +495,19 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
               }
             }
             if (v?.startsWith('f')) return [false, { ...base, response: { status_code: 500, request_id: jobId, body: { error: { message: v.slice(1), type: 'server_error', param: null, code: 'generation_failed' } } }, error: null }];
+            if (v?.startsWith('e')) {
+              const e = JSON.parse(v.slice(1)) as LineError;
+              return [false, { ...base, response: null, error: { code: e.code, message: e.param ? `${e.message} (param: ${e.param})` : e.message } }];
+            }
             const code = v?.startsWith('x') ? v.slice(1) : target === 'expired' ? 'batch_expired' : 'batch_cancelled';
             const message =
               code === 'batch_expired'
                 ? 'This request could not be executed before the completion window expired.'
                 : code === 'job_lost'
                   ? 'The job for this request disappeared from the queue (retention or manual removal).'
-                  : 'The batch was cancelled before this request ran.';
+                  : code === 'batch_failed'
+                    ? 'The batch failed before this request ran.'
+                    : 'The batch was cancelled before this request ran.';
             return [false, { ...base, response: null, error: { code, message } }];
           }),
         );
@@ -480,27 +530,41 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
       fields.push('error_file_id', errId);
     } else await this.files.discard(errId);
     const now = String(Math.floor(Date.now() / 1000));
-    const ttl = this.settings.retentionSeconds;
     await this.redis
       .multi()
       .hset(this.k(id), ...fields, 'status', target, `${target}_at`, now)
-      .hdel(this.k(id), 'target')
+      .hdel(this.k(id), 'target', 'finalize_retry_at', 'finalize_error')
+      .exec();
+    await this.retire(id, owner);
+  }
+
+  /** A batch that reached a final status: off the active set, its keys expire after retention. */
+  private async retire(id: string, owner: string): Promise<void> {
+    const ttl = this.settings.retentionSeconds;
+    await this.redis
+      .multi()
       .zrem(this.activeKey, id)
       .expire(this.k(id), ttl)
       .expire(this.done(id), ttl)
+      .expire(this.linesKey(id), ttl)
       .expire(this.ownerKey(owner), ttl)
       .exec();
   }
 
-  /** One replica at a time: expire overdue batches, finish stuck cancels, catch up missed events. */
+  /**
+   * One replica at a time (a renewed lease): resume interrupted creations, expire overdue batches,
+   * retry or resume finalizations, finish stuck cancels, catch up missed events.
+   */
   async sweep(): Promise<void> {
-    const lock = `${this.settings.keyPrefix}batches:sweep-lock`;
-    const ok = await this.redis.set(lock, this.instance, 'PX', Math.max(5000, this.settings.batch.sweepMs * 5), 'NX');
-    if (!ok) return;
-    try {
-      const now = Math.floor(Date.now() / 1000);
-      const ids = await this.redis.zrange(this.activeKey, 0, 199);
-      for (const id of ids) {
+    const key = `${this.settings.keyPrefix}batches:sweep`;
+    await withLease(this.redis, key, Math.max(5000, this.settings.batch.sweepMs * 5), () => this.sweepOnce(), { release: true });
+  }
+
+  private async sweepOnce(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    const ids = await this.redis.zrange(this.activeKey, 0, 199);
+    for (const id of ids) {
+      try {
         const h = await this.redis.hgetall(this.k(id));
         if (!h.status) {
           await this.redis.zrem(this.activeKey, id);
@@ -508,9 +572,12 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
         }
         if (['validating', 'in_progress', 'cancelling'].includes(h.status) && Number(h.expires_at) <= now) {
           await this.expire(id, h);
-        } else if (h.status === 'finalizing' && Number(h.finalizing_at) < now - 120) {
-          await this.redis.hset(this.k(id), 'status', h.target === 'cancelled' ? 'cancelling' : 'in_progress');
-          await this.finalize(id, h.target === 'expired');
+        } else if (h.status === 'validating') {
+          // A live creator holds the lease (renewed); a dead one's lease expires and this takes over.
+          await this.resumeCreation(id);
+        } else if (h.status === 'finalizing') {
+          const retryAt = Number(h.finalize_retry_at || 0);
+          if ((retryAt && Date.now() >= retryAt) || (!retryAt && Number(h.finalizing_at) < now - STALE_FINALIZE_SECONDS)) await this.assembleOnce(id);
         } else if (['in_progress', 'cancelling'].includes(h.status) && Date.now() - Number(h.last_event_at) > 15_000) {
           await this.reconcile(id, h);
           await this.redis.hset(this.k(id), 'last_event_at', String(Date.now()));
@@ -519,10 +586,10 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
             await this.finalize(id);
           }
         }
+      } catch (e) {
+        this.logger.warn(`sweep ${id}: ${(e as Error).message}`); // one batch's trouble does not stop the others
       }
-      await this.files.sweep();
-    } finally {
-      if ((await this.redis.get(lock)) === this.instance) await this.redis.del(lock);
     }
+    await this.files.sweep();
   }
 }

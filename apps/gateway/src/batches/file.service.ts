@@ -34,7 +34,7 @@ export class FileWriter {
     this.stored.catch(() => undefined); // awaited in write()/end(); never an unhandled rejection
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Buffer): Promise<void> {
     if (this.pass.destroyed) {
       await this.stored;
       throw new Error('file writer is closed');

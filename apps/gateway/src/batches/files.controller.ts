@@ -1,13 +1,14 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiConsumes, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { fileObjectSchema, FILE_PURPOSES } from '@dllm/contracts';
 import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
+import { Accepts, MULTIPART_TYPE } from '../http/body-policy';
 import { checkId } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
 import { FileService, type StoredFile } from './file.service';
-import { parseMultipart } from './multipart';
+import { discard, readMultipart } from './multipart';
 
 const publicFile = ({ owner: _owner, ...f }: StoredFile) => f;
 
@@ -18,26 +19,47 @@ const publicFile = ({ owner: _owner, ...f }: StoredFile) => f;
 export class FilesController {
   constructor(private readonly files: FileService) {}
 
-  /** multipart/form-data with `purpose=batch` and `file` (JSONL), as the openai client sends it. */
+  /**
+   * multipart/form-data with `purpose=batch` and `file` (JSONL), as the openai client sends it. The
+   * file streams into the file store as it arrives (bounded memory, FILE_LIMIT_BYTES per file).
+   */
   @Post()
   @HttpCode(200)
-  @ApiConsumes('multipart/form-data')
+  @Accepts(MULTIPART_TYPE)
   @ApiOkResponse({ schema: jsonSchema(fileObjectSchema, 'output') })
   async upload(@Req() req: AuthedRequest) {
-    const ct = req.headers['content-type'];
-    if (!ct || !ct.toLowerCase().startsWith('multipart/form-data')) {
-      throw new ApiError(415, 'Upload files as multipart/form-data with fields `purpose` and `file`.', 'unsupported_media_type');
+    let stored: { id: string; filename: string; bytes: number } | undefined;
+    const dropStored = () => (stored ? this.files.discard(stored.id).catch(() => undefined) : undefined);
+    let fields: Map<string, string>;
+    try {
+      fields = await readMultipart(req, async (part) => {
+        if (part.name !== 'file' || stored) return discard(part.stream);
+        const id = this.files.newId();
+        const w = this.files.writer(id);
+        try {
+          for await (const chunk of part.stream) await w.write(chunk as Buffer);
+          stored = { id, filename: (part.filename || 'upload.jsonl').slice(0, 255), bytes: await w.end() };
+        } catch (e) {
+          await w.abort(e as Error);
+          throw e;
+        }
+      });
+    } catch (e) {
+      await dropStored();
+      throw e;
     }
-    if (!Buffer.isBuffer(req.body)) throw new ApiError(400, 'Empty upload.', 'invalid_multipart');
-    const parts = parseMultipart(req.body, ct);
-    const purpose = parts.find((p) => p.name === 'purpose')?.data.toString('utf8').trim();
-    const file = parts.find((p) => p.name === 'file');
-    if (!purpose) throw new ApiError(422, "Missing field 'purpose' (use 'batch').", 'missing_field', 'purpose');
-    if (purpose !== 'batch') throw new ApiError(422, `Unsupported purpose '${purpose}'; this gateway accepts 'batch'.`, 'invalid_value', 'purpose');
-    if (!file) throw new ApiError(422, "Missing file part 'file'.", 'missing_field', 'file');
-    if (file.data.length === 0) throw new ApiError(422, 'The uploaded file is empty.', 'empty_file', 'file');
-    const f = await this.files.create(req.owner, (file.filename || 'upload.jsonl').slice(0, 255), purpose, Buffer.from(file.data));
-    return publicFile(f);
+    const purpose = fields.get('purpose')?.trim();
+    const refuse = async (err: ApiError) => {
+      await dropStored();
+      return err;
+    };
+    if (!purpose) throw await refuse(new ApiError(422, "Missing field 'purpose' (use 'batch').", 'missing_field', 'purpose'));
+    if (purpose !== 'batch') {
+      throw await refuse(new ApiError(422, `Unsupported purpose '${purpose}'; this gateway accepts 'batch'.`, 'invalid_value', 'purpose'));
+    }
+    if (!stored) throw new ApiError(422, "Missing file part 'file'.", 'missing_field', 'file');
+    if (stored.bytes === 0) throw await refuse(new ApiError(422, 'The uploaded file is empty.', 'empty_file', 'file'));
+    return publicFile(await this.files.register(req.owner, stored.id, stored.filename, purpose, stored.bytes));
   }
 
   @Get()

@@ -1,48 +1,87 @@
-// A small multipart/form-data reader for POST /v1/files (the openai client uploads this way):
-// fields come back as strings, the file part as a Buffer. The whole body is already bounded by
-// FILE_LIMIT_BYTES before it gets here.
+// multipart/form-data uploads (POST /v1/files, POST /v1/models/:name/versions), read with
+// @fastify/multipart (busboy underneath) as a stream: each file part goes straight to its sink (the
+// file store, a model folder) while it arrives, so an upload never sits in memory whole and its
+// size is bounded per file by FILE_LIMIT_BYTES, not by the JSON body limit. The plugin is
+// registered once in bootstrap.ts (registerMultipart); this module maps its errors to ApiErrors.
+import fastifyMultipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
 import { ApiError } from '../http/api-error';
+import { MAX_UPLOAD_FILES } from '../http/body-policy';
 
-export interface MultipartPart {
+/** Largest non-file field (e.g. `purpose`). */
+export const MAX_FIELD_BYTES = 64 * 1024;
+
+/** One file part, handed to the caller's sink while it streams. */
+export interface UploadedFile {
+  /** The form field name. */
   name: string;
-  filename?: string;
-  contentType?: string;
-  data: Buffer;
+  /** The client's file name ('' when none was sent). */
+  filename: string;
+  mimetype: string;
+  /** The bytes; the sink must consume it (or the upload stalls). */
+  stream: Readable;
 }
 
-export function boundaryOf(contentType: string | undefined): string {
-  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? '');
-  if (!m) throw new ApiError(400, 'multipart/form-data without a boundary.', 'invalid_multipart');
-  return m[1] ?? m[2];
+/**
+ * Registers @fastify/multipart on the gateway: per-file limit `fileBytes` (FILE_LIMIT_BYTES), at most
+ * MAX_UPLOAD_FILES files, 16 fields of MAX_FIELD_BYTES each.
+ */
+export async function registerMultipart(fastify: FastifyInstance, fileBytes: number): Promise<void> {
+  await fastify.register(fastifyMultipart, {
+    limits: { fileSize: fileBytes, files: MAX_UPLOAD_FILES, fields: 16, fieldSize: MAX_FIELD_BYTES, parts: MAX_UPLOAD_FILES + 16, headerPairs: 32 },
+  });
 }
 
-export function parseMultipart(body: Buffer, contentType: string | undefined): MultipartPart[] {
-  const boundary = Buffer.from(`--${boundaryOf(contentType)}`);
-  const parts: MultipartPart[] = [];
-  let pos = body.indexOf(boundary);
-  if (pos < 0) throw new ApiError(400, 'Malformed multipart body: boundary not found.', 'invalid_multipart');
-  for (;;) {
-    pos += boundary.length;
-    if (body.subarray(pos, pos + 2).toString() === '--') break; // closing boundary
-    if (body.subarray(pos, pos + 2).toString() !== '\r\n') throw new ApiError(400, 'Malformed multipart body.', 'invalid_multipart');
-    pos += 2;
-    const headEnd = body.indexOf('\r\n\r\n', pos);
-    if (headEnd < 0) throw new ApiError(400, 'Malformed multipart body: part without headers.', 'invalid_multipart');
-    const headers = body.subarray(pos, headEnd).toString('utf8').split('\r\n');
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), boundary]), headEnd + 4);
-    if (next < 0) throw new ApiError(400, 'Malformed multipart body: unterminated part.', 'invalid_multipart');
-    const part: MultipartPart = { name: '', data: body.subarray(headEnd + 4, next) };
-    for (const h of headers) {
-      const [k, ...rest] = h.split(':');
-      const v = rest.join(':').trim();
-      if (k.toLowerCase() === 'content-disposition') {
-        part.name = /\bname="([^"]*)"/i.exec(v)?.[1] ?? '';
-        const fn = /\bfilename="([^"]*)"/i.exec(v)?.[1];
-        if (fn !== undefined) part.filename = fn;
-      } else if (k.toLowerCase() === 'content-type') part.contentType = v;
-    }
-    parts.push(part);
-    pos = next + 2;
+/** @fastify/multipart / busboy errors -> the client error they are. */
+export function multipartError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  const err = e as { code?: string; message?: string };
+  switch (err.code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new ApiError(413, 'An uploaded file is over FILE_LIMIT_BYTES.', 'request_too_large');
+    case 'FST_FILES_LIMIT':
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return new ApiError(413, `Too many parts in the upload (at most ${MAX_UPLOAD_FILES} files and 16 fields).`, 'request_too_large');
+    case 'FST_PROTO_VIOLATION':
+      return new ApiError(400, 'A multipart field is named after an object prototype property.', 'invalid_multipart');
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return new ApiError(415, 'Upload as multipart/form-data.', 'unsupported_media_type');
   }
-  return parts;
+  return new ApiError(400, `Malformed multipart body: ${err.message ?? String(e)}`, 'invalid_multipart');
+}
+
+/**
+ * Reads a multipart request part by part. Each file goes to `onFile` as a stream (one at a time, in
+ * the order sent); fields are collected. Throws ApiError 413 when a file passes the limit (the sink
+ * has then seen a truncated stream and must drop what it wrote: `onFile` gets the error from its
+ * stream), 400 on a malformed body.
+ *
+ * @returns the text fields, in a prototype-less map (a field named `constructor` is just a field)
+ */
+export async function readMultipart(req: FastifyRequest, onFile: (file: UploadedFile) => Promise<void>): Promise<Map<string, string>> {
+  const fields = new Map<string, string>();
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'field') {
+        fields.set(part.fieldname, typeof part.value === 'string' ? part.value : String(part.value));
+        continue;
+      }
+      // A file over the limit: busboy stops the stream early and flags it; make the sink see an error.
+      part.file.once('limit', () => part.file.destroy(new ApiError(413, `File part '${part.fieldname}' is over FILE_LIMIT_BYTES.`, 'request_too_large')));
+      await onFile({ name: part.fieldname, filename: part.filename ?? '', mimetype: part.mimetype, stream: part.file });
+      if (part.file.truncated) throw new ApiError(413, `File part '${part.fieldname}' is over FILE_LIMIT_BYTES.`, 'request_too_large');
+    }
+  } catch (e) {
+    throw multipartError(e);
+  }
+  return fields;
+}
+
+/** Consumes a stream and throws its bytes away (a part the route does not want). */
+export async function discard(stream: Readable): Promise<void> {
+  for await (const _ of stream) {
+    /* drop */
+  }
 }

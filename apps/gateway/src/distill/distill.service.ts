@@ -1,36 +1,34 @@
 // Distillation in the gateway: validate, store the request, enqueue one job in the model's
 // distill queue; status with progress; dataset files served from the store.
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import { Queue, type Job } from 'bullmq';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Job, Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
-import { workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, queueName, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
-import { retentionOptions, settledSnapshot } from '@dllm/queue';
+import { workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import { settledSnapshot, type QueueRegistry } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
 import { GenerationService } from '../jobs/generation.service';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
-import { REDIS, SETTINGS } from '../tokens';
+import { QUEUES, REDIS, SETTINGS } from '../tokens';
 
 @Injectable()
-export class DistillService implements OnModuleDestroy {
-  private readonly queues = new Map<string, Queue>();
+export class DistillService {
   private readonly blobs: BlobStore;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly gen: GenerationService,
+    @Inject(QUEUES) private readonly queues: QueueRegistry,
   ) {
     this.blobs = gatewayResultStore(redis, settings);
   }
 
   private queue(model: string): Queue {
-    let q = this.queues.get(model);
-    if (!q) this.queues.set(model, (q = new Queue(queueName('distill', model), { connection: this.redis, prefix: this.settings.queuePrefix })));
-    return q;
+    return this.queues.get('distill', model);
   }
 
   parse(raw: unknown): DistillRequest {
@@ -46,9 +44,8 @@ export class DistillService implements OnModuleDestroy {
     await this.blobs.put(requestKey, JSON.stringify(req));
     const total = (req.tasks ?? []).reduce((a, t) => a + t.n, 0) + (req.questions?.length ?? 0);
     const payload: DistillPayload = distillJob.parsePayload({ distillId: id, owner, model: req.model, requestKey, total, createdAt: Date.now(), work: workOf(req.decoding, total) });
-    const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
     const ttl = this.settings.resultStore?.resultTtlSeconds || 86_400;
-    await this.queue(req.model).add(distillJob.name, payload, { ...distillJob.defaults, ...retentionOptions(r), removeOnComplete: { age: ttl }, jobId: id });
+    await this.queue(req.model).add(distillJob.name, payload, this.queues.jobOptions('distill', { removeOnComplete: { age: ttl }, jobId: id }));
     return { id, total };
   }
 
@@ -84,7 +81,8 @@ export class DistillService implements OnModuleDestroy {
     const job = await this.job(owner, id);
     const ret = distillReturnSchema.safeParse(job.returnvalue);
     if (!ret.success) throw new ApiError(409, `Distillation ${id} has not completed.`, 'distill_not_finished');
-    const key = ret.data.files[name];
+    // A Map, not `files[name]`: 'constructor', '__proto__', 'toString' are names, not Object.prototype.
+    const key = new Map(Object.entries(ret.data.files)).get(name);
     if (!key) throw ApiError.notFound('dataset file', name.slice(0, 128));
     const stream = this.blobs.getStream ? await this.blobs.getStream(key) : null;
     const buf = stream ? null : await this.blobs.get(key);
@@ -92,7 +90,4 @@ export class DistillService implements OnModuleDestroy {
     return { stream, buf };
   }
 
-  async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-  }
 }

@@ -26,10 +26,11 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Readiness: Redis answers PING within a second. */
+  /** Readiness: Redis is connected and answers PING within a second (503 otherwise, at once while it is away). */
   @Get('readyz')
   @ApiOkResponse({ description: 'Redis answers; 503 otherwise' })
   async readyz(@Res() reply: FastifyReply) {
+    if (this.redis.status !== 'ready') return reply.status(503).send({ status: 'unavailable', checks: { redis: `not connected (${this.redis.status})` } });
     try {
       await withTimeout(this.redis.ping(), 1000, 'Redis');
       return reply.send({ status: 'ok', checks: { redis: 'ok' } });

@@ -52,3 +52,12 @@ export function fromZodError(err: ZodError, rename: (path: string) => string = (
   const more = err.issues.length > 5 ? ` (and ${err.issues.length - 5} more)` : '';
   return new ApiError(422, `Invalid request: ${parts.join('; ')}${more}`, 'invalid_value', param);
 }
+
+/** Seconds a client is asked to wait (Retry-After) when Redis is unreachable. */
+export const REDIS_RETRY_AFTER_S = 5;
+
+/** 503 + Retry-After: the request needs Redis and Redis does not answer (readiness is false meanwhile). */
+export function redisUnavailable(): ApiError {
+  const headers = { 'retry-after': String(REDIS_RETRY_AFTER_S) };
+  return new ApiError(503, 'The gateway cannot reach Redis right now; retry shortly.', 'redis_unavailable', null, headers);
+}

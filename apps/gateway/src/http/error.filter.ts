@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from './api-error';
+import { isRedisUnavailable } from '@dllm/queue';
+import { ApiError, redisUnavailable } from './api-error';
 
 /** Fastify's own errors (body parsing, limits) -> ApiError. */
 export function fromFastifyError(err: { code?: string; statusCode?: number; message?: string }): ApiError | undefined {
@@ -32,6 +33,7 @@ export function toApiError(exception: unknown, logger?: Logger): ApiError {
     const code = status === 413 ? 'request_too_large' : status === 400 && /JSON/.test(text) ? 'invalid_json' : status === 415 ? 'unsupported_media_type' : null;
     return new ApiError(status, status === 413 ? `${text} (limit: BODY_LIMIT_BYTES for JSON, FILE_LIMIT_BYTES for uploads).` : text, code);
   }
+  if (isRedisUnavailable(exception)) return redisUnavailable();
   const fastify = exception && typeof exception === 'object' ? fromFastifyError(exception as never) : undefined;
   if (fastify) return fastify;
   logger?.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
@@ -59,7 +61,8 @@ export class OpenAiErrorFilter implements ExceptionFilter {
     const reply = ctx.getResponse<FastifyReply>();
     const req = ctx.getRequest<FastifyRequest>();
     const err = toApiError(exception, this.logger);
-    if (err.status >= 500) this.logger.error(`${req.method} ${req.url}: ${err.message}`);
+    // Redis being away was said once by the connection reporter; every refused request need not repeat it.
+    if (err.status >= 500 && err.code !== 'redis_unavailable') this.logger.error(`${req.method} ${req.url}: ${err.message}`);
     sendApiError(reply, err);
   }
 }

@@ -3,22 +3,23 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Job, Queue, type JobsOptions } from 'bullmq';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { ENGINE_TO_WIRE, JOB_KINDS, queueName, workOf } from '@dllm/contracts';
-import { PendingWorkEstimator } from '@dllm/queue';
+import { ENGINE_TO_WIRE, JOB_KINDS, queueName, resolveRequest, workOf, type RequestIssue } from '@dllm/contracts';
+import { PendingWorkEstimator, type QueueRegistry } from '@dllm/queue';
 import { ApiError, fromZodError } from '../http/api-error';
 import { MetricsService } from '../metrics/metrics.service';
-import { REDIS, SETTINGS } from '../tokens';
+import { QUEUES, REDIS, SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
 import { gatewayResultStore } from '../storage';
 import { JobWatcher } from './job-watcher';
+import { ModelFactsService } from './model-facts';
 import {
   GenerationPayload,
   GenerationResult,
   ProgressEvent,
   generationJob,
   generationQueueName,
-  jobOptions,
   readGenerationResult,
   requestCancel,
   settledSnapshot,
@@ -62,21 +63,35 @@ export interface JobView {
   result: GenerationResult | null;
 }
 
+/** What stays of a job cancelled while it was queued (BullMQ removed it): kept for the retention period. */
+export interface CancelledJob {
+  owner: string;
+  model: string;
+  /** Enqueue and cancel times, ms since the epoch. */
+  enqueuedMs: number;
+  cancelledMs: number;
+}
+
+/** A job found by id for its owner: the BullMQ job, or the record of its cancellation while queued. */
+export type FoundJob = { model: string; job: Job<GenerationPayload>; cancelled?: undefined } | { model: string; job?: undefined; cancelled: CancelledJob };
+
 @Injectable()
 export class GenerationService implements OnModuleDestroy {
   private readonly logger = new Logger('Generation');
-  private readonly queues = new Map<string, Queue>();
-  /** rollout / distill queues, only read here (their producers are the rollout and distill services). */
-  private readonly metricQueues = new Map<string, Queue>();
   private readonly watchers = new Map<string, JobWatcher>();
   private readonly watcherReady = new Map<string, Promise<void>>();
-  /** Hook for batch accounting: every finished job of every queue this gateway watches. */
-  onFinished?: (jobId: string, outcome: { returnvalue?: unknown; failedReason?: string }) => void;
+  /**
+   * Every finished job of every queue this gateway watches, as 'finished' events
+   * (listener: (jobId, { returnvalue?, failedReason? }) => void). Batch accounting subscribes here.
+   */
+  readonly events = new EventEmitter<{ finished: [jobId: string, outcome: JobOutcome] }>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(SETTINGS) private readonly settings: GatewaySettings,
     private readonly metrics: MetricsService,
+    private readonly facts: ModelFactsService,
+    @Inject(QUEUES) private readonly queues: QueueRegistry,
   ) {
     metrics.setDepthSource({ depths: () => this.depths() });
     metrics.setPendingWork(new PendingWorkEstimator(() => this.farmQueues()));
@@ -97,15 +112,10 @@ export class GenerationService implements OnModuleDestroy {
     }
   }
 
+  /** The model's generation queue (owned by the process's QueueRegistry). */
   queue(model: string): Queue {
     this.checkModel(model);
-    let q = this.queues.get(model);
-    if (!q) {
-      q = new Queue(generationQueueName(model), { connection: this.redis, prefix: this.settings.queuePrefix });
-      q.on('error', (e) => this.logger.warn(`queue ${model}: ${e.message}`));
-      this.queues.set(model, q);
-    }
-    return q;
+    return this.queues.get('generation', model);
   }
 
   /** The shared QueueEvents of a model's queue; resolves once it is listening. */
@@ -114,7 +124,7 @@ export class GenerationService implements OnModuleDestroy {
     let w = this.watchers.get(model);
     if (!w) {
       w = new JobWatcher(generationQueueName(model), { ...this.redis.options, maxRetriesPerRequest: null } as never, this.settings.queuePrefix);
-      w.onFinished = (id, o) => this.onFinished?.(id, o);
+      w.onFinished = (id, o) => this.events.emit('finished', id, o);
       this.watchers.set(model, w);
       this.watcherReady.set(model, w.ready());
     }
@@ -122,13 +132,16 @@ export class GenerationService implements OnModuleDestroy {
     return w;
   }
 
-  /** Catalogue defaults + retention by count and age (config), so Redis memory stays bounded. */
+  /** The registry's one job-options policy: catalogue defaults + retention by count and age (config). */
   jobOptions(jobId: string): JobsOptions {
-    const r = this.settings.jobRetention ?? { completed: { count: 10_000, ageSeconds: 3600 }, failed: { count: 10_000, ageSeconds: 86_400 } };
-    return jobOptions('generation', r, { jobId });
+    return this.queues.jobOptions('generation', { jobId });
   }
 
-  /** Builds and validates the payload (422 on bad decode options), without enqueueing. */
+  /**
+   * Builds and validates the payload without enqueueing: the catalogue's schema, then the shared
+   * request resolver (@dllm/contracts resolveRequest) with the model's facts, so everything the
+   * engine would refuse is a 400/422 here. Throws ApiError (404 unknown model, 400 prompt, 422 options).
+   */
   payload(input: SubmitInput): GenerationPayload {
     this.checkModel(input.model);
     const candidate = {
@@ -144,6 +157,8 @@ export class GenerationService implements OnModuleDestroy {
     };
     const r = validateGenerationPayload(candidate);
     if (!r.success) throw fromZodError(r.error, wireName);
+    const verdict = resolveRequest(this.facts.get(input.model), { prompt: input.prompt, options: input.options });
+    if (!verdict.ok) throw requestError(verdict.errors, input.endpoint);
     return r.data;
   }
 
@@ -219,6 +234,7 @@ export class GenerationService implements OnModuleDestroy {
         },
         completed: (rv) => complete(rv),
         failed: (reason) => finish(() => reject(new ApiError(500, `Generation failed: ${reason}`, 'generation_failed'))),
+        removed: () => void this.gone(jobId).then((e) => finish(() => reject(e))),
       });
       if (opts.timeoutMs) {
         timer = setTimeout(() => {
@@ -229,7 +245,12 @@ export class GenerationService implements OnModuleDestroy {
       // Safety net for events lost across a Redis reconnect: look at the job now and then.
       poll = setInterval(() => {
         void Job.fromId(this.queue(model), jobId).then(async (read) => {
-          if (!read || done) return;
+          if (done) return;
+          if (!read) {
+            const e = await this.gone(jobId);
+            finish(() => reject(e));
+            return;
+          }
           const { job, state } = await settledSnapshot(this.queue(model), read);
           if (state === 'completed') complete(job.returnvalue);
           else if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
@@ -248,8 +269,22 @@ export class GenerationService implements OnModuleDestroy {
     return { promise, cancelWait: cleanup };
   }
 
-  /** Job with owner check: another key's job is a 404, like a missing one. */
+  /** Why a job that was waited for is no longer in its queue: cancelled while queued (409), or lost (503). */
+  async gone(jobId: string): Promise<ApiError> {
+    if (await this.cancelledRecord(jobId).catch(() => undefined)) return new ApiError(409, `Job ${jobId} was cancelled before it started.`, 'job_cancelled');
+    const message = `Job ${jobId} disappeared from its queue (Redis lost it or it was trimmed); submit it again.`;
+    return new ApiError(503, message, 'job_lost', null, { 'retry-after': '1' });
+  }
+
+  /** Job with owner check: another key's job is a 404, like a missing one (a cancelled queued job is a 409 here). */
   async getJob(owner: string, jobId: string): Promise<{ job: Job<GenerationPayload>; model: string }> {
+    const found = await this.find(owner, jobId);
+    if (found.cancelled) throw new ApiError(409, `Job ${jobId} was cancelled before it started.`, 'job_cancelled');
+    return found;
+  }
+
+  /** The job or, for one cancelled while queued, its cancellation record; 404 for a missing or foreign one. */
+  async find(owner: string, jobId: string): Promise<FoundJob> {
     for (const m of this.settings.models) {
       const job = (await Job.fromId(this.queue(m.name), jobId)) as Job<GenerationPayload> | undefined;
       if (job) {
@@ -257,12 +292,41 @@ export class GenerationService implements OnModuleDestroy {
         return { job, model: m.name };
       }
     }
+    const cancelled = await this.cancelledRecord(jobId);
+    if (cancelled && cancelled.owner === owner) return { model: cancelled.model, cancelled };
     throw ApiError.notFound('job', jobId);
   }
 
+  private cancelledKey(jobId: string): string {
+    return `${this.settings.keyPrefix}job-cancelled:${jobId}`;
+  }
+
+  /** The record of a job cancelled while queued, or undefined. */
+  async cancelledRecord(jobId: string): Promise<CancelledJob | undefined> {
+    const raw = await this.redis.get(this.cancelledKey(jobId));
+    return raw ? (JSON.parse(raw) as CancelledJob) : undefined;
+  }
+
   async view(owner: string, jobId: string): Promise<JobView> {
-    const found = await this.getJob(owner, jobId);
+    const found = await this.find(owner, jobId);
     const model = found.model;
+    if (found.cancelled) {
+      const c = found.cancelled;
+      return {
+        id: jobId,
+        object: 'job',
+        kind: 'generation',
+        model,
+        status: 'cancelled',
+        state: 'removed',
+        created_at: Math.floor(c.enqueuedMs / 1000),
+        timings: { enqueued_ms: c.enqueuedMs, started_ms: null, finished_ms: c.cancelledMs },
+        progress: null,
+        attempts: 0,
+        failed_reason: null,
+        result: null,
+      };
+    }
     const { job, state } = await settledSnapshot(this.queue(model), found.job);
     let result: GenerationResult | null = null;
     if (state === 'completed') result = await readGenerationResult(this.results, jobId, job.returnvalue).catch(() => null);
@@ -293,21 +357,27 @@ export class GenerationService implements OnModuleDestroy {
   }
 
   /**
-   * Cancels a job: a waiting one is removed; an active one is signalled (the worker stops at the
-   * next block boundary and keeps the partial output). Returns what happened.
+   * Cancels a job: a waiting one is removed and a record of it kept for the completed-job retention
+   * (GET shows it as `cancelled`, its event streams end with a `cancelled` event); an active one is
+   * signalled (the worker stops at the next block boundary and keeps the partial output).
    */
   async cancel(model: string, jobId: string): Promise<'removed' | 'signalled' | 'finished' | 'missing'> {
     const q = this.queue(model);
-    const job = await Job.fromId(q, jobId);
-    if (!job) return 'missing';
+    const job = (await Job.fromId(q, jobId)) as Job<GenerationPayload> | undefined;
+    if (!job) return (await this.cancelledRecord(jobId)) ? 'finished' : 'missing';
     const state = await job.getState();
     if (state === 'completed' || state === 'failed') return 'finished';
     if (state !== 'active') {
       try {
+        // The record first: a watcher that sees the job gone must find why.
+        const record: CancelledJob = { owner: job.data?.owner ?? '', model, enqueuedMs: job.timestamp, cancelledMs: Date.now() };
+        const ttl = this.settings.jobRetention?.completed.ageSeconds ?? 3600;
+        await this.redis.set(this.cancelledKey(jobId), JSON.stringify(record), 'EX', Math.max(1, ttl));
         await job.remove();
         return 'removed';
       } catch {
         // became active (locked) between the two calls: fall through to the signal
+        await this.redis.del(this.cancelledKey(jobId));
       }
     }
     await this.signalCancel(generationQueueName(model), jobId);
@@ -327,15 +397,7 @@ export class GenerationService implements OnModuleDestroy {
   farmQueues(): { queue: Queue; model: string; measuresTpf: boolean }[] {
     return this.settings.models.flatMap((m) =>
       JOB_KINDS.map((kind) => {
-        if (kind === 'generation') return { queue: this.queue(m.name), model: m.name, measuresTpf: true };
-        const name = queueName(kind, m.name);
-        let q = this.metricQueues.get(name);
-        if (!q) {
-          q = new Queue(name, { connection: this.redis, prefix: this.settings.queuePrefix });
-          q.on('error', (e) => this.logger.warn(`queue ${name}: ${e.message}`));
-          this.metricQueues.set(name, q);
-        }
-        return { queue: q, model: m.name, measuresTpf: false };
+        return { queue: this.queues.get(kind, m.name), model: m.name, measuresTpf: kind === 'generation' };
       }),
     );
   }
@@ -349,13 +411,30 @@ export class GenerationService implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([...this.watchers.values()].map((w) => w.close()));
-    await Promise.allSettled([...this.queues.values(), ...this.metricQueues.values()].map((q) => q.close()));
+    // Closing BullMQ objects waits for Redis; while it is away, give up after a moment (the process is stopping).
+    const within = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, this.redis.status === 'ready' ? 5000 : 500).unref())]);
+    await within(Promise.allSettled([...this.watchers.values()].map((w) => w.close())));
+    // The queues belong to the QueueRegistry, closed by GatewayModule on shutdown.
   }
+}
+
+export type JobOutcome = { returnvalue?: unknown; failedReason?: string };
+
+/**
+ * Resolver issues -> one ApiError: the first issue's status, code and param; every issue in the
+ * message. Params are named as the route's client sent them: OpenAI routes get wire names
+ * (block_size; messages for a chat prompt), the native job API keeps `options.blockSize`.
+ */
+export function requestError(errors: readonly RequestIssue[], endpoint: Endpoint): ApiError {
+  const param = (p: string) => (endpoint === 'native' ? p : p === 'prompt' && endpoint === 'chat.completions' ? 'messages' : wireName(p));
+  const first = errors[0];
+  const text = errors.slice(0, 5).map((e) => `${param(e.param)}: ${e.message}`).join('; ');
+  const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
+  return new ApiError(first.status, `Invalid request: ${text}${more}`, first.code, param(first.param));
 }
 
 /** Engine option path (options.blockSize) -> the wire field the client sent (block_size). */
 export function wireName(path: string): string {
   const m = /^options\.([A-Za-z]+)(.*)$/.exec(path);
-  return m ? (ENGINE_TO_WIRE[m[1]] ?? m[1]) + m[2] : path;
+  return m ? (Object.hasOwn(ENGINE_TO_WIRE, m[1]) ? ENGINE_TO_WIRE[m[1]] : m[1]) + m[2] : path;
 }

@@ -8,6 +8,8 @@ export interface JobListener {
   progress?(data: unknown): void;
   completed?(returnvalue: unknown): void;
   failed?(reason: string): void;
+  /** The job was removed from the queue (cancelled while queued, or trimmed). */
+  removed?(): void;
 }
 
 export class JobWatcher {
@@ -28,6 +30,9 @@ export class JobWatcher {
     this.events.on('failed', ({ jobId, failedReason }) => {
       this.onFinished?.(jobId, { failedReason });
       for (const l of this.listeners.get(jobId) ?? []) l.failed?.(failedReason);
+    });
+    this.events.on('removed', ({ jobId }) => {
+      for (const l of this.listeners.get(jobId) ?? []) l.removed?.();
     });
     this.events.on('error', () => {
       /* reconnects on its own; missed events are caught by the waiters' state checks */

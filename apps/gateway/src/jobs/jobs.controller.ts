@@ -1,11 +1,14 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { Job } from 'bullmq';
 import { ApiBearerAuth, ApiBody, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { ApiError } from '../http/api-error';
 import { toApiError } from '../http/error.filter';
-import { openSse } from '../http/sse';
+import { openSse, SSE_HEARTBEAT_MS } from '../http/sse';
+import type { GatewaySettings } from '../settings';
+import { SETTINGS } from '../tokens';
 import { checkId, parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
 import { parseProgress } from './catalogue-bridge';
@@ -25,7 +28,10 @@ export const createJobRequestSchema = z
 @Scopes('generate')
 @Controller('v1/jobs')
 export class JobsController {
-  constructor(private readonly gen: GenerationService) {}
+  constructor(
+    private readonly gen: GenerationService,
+    @Inject(SETTINGS) private readonly settings: GatewaySettings,
+  ) {}
 
   @Post()
   @HttpCode(202)
@@ -52,51 +58,79 @@ export class JobsController {
   @Post(':id/cancel')
   @HttpCode(200)
   async cancel(@Param('id') id: string, @Req() req: AuthedRequest) {
-    const { model } = await this.gen.getJob(req.owner, checkId(id, 'job'));
-    const outcome = await this.gen.cancel(model, id);
+    const found = await this.gen.find(req.owner, checkId(id, 'job'));
+    const outcome = found.cancelled ? 'finished' : await this.gen.cancel(found.model, id);
     return { id, object: 'job.cancel', outcome };
   }
 
-  /** SSE: `progress` events per committed block, then `completed` (the result) or `failed`. */
+  /**
+   * SSE: `progress` events per committed block, then exactly one final event and the end of the
+   * stream: `completed` (the result; a job cancelled while running completes with finish_reason
+   * `cancelled`), `failed` ({id, reason}), `cancelled` ({id}: cancelled while queued) or `lost`
+   * ({id, message}: the job left its queue without an outcome, e.g. trimmed or Redis lost it).
+   * `: ping` comment lines come every heartbeat; the job is also re-read then, so an event missed
+   * across a Redis reconnect still ends the stream.
+   */
   @Get(':id/events')
   async events(@Param('id') id: string, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
-    const { job, model } = await this.gen.getJob(req.owner, checkId(id, 'job'));
+    const found = await this.gen.find(req.owner, checkId(id, 'job'));
+    const heartbeatMs = this.settings.sseHeartbeatMs ?? SSE_HEARTBEAT_MS;
+    if (found.cancelled) {
+      const sse = openSse(reply, { heartbeatMs });
+      sse.event('cancelled', { id, status: 'cancelled' });
+      return sse.end();
+    }
+    const { model } = found;
     const w = await this.gen.watcher(model);
-    const sse = openSse(reply);
+    const sse = openSse(reply, { heartbeatMs });
     await new Promise<void>((resolve) => {
       let off = () => {};
+      let finished = false;
+      let timer: NodeJS.Timeout | undefined;
       const done = () => {
+        finished = true;
         off();
+        if (timer) clearInterval(timer);
         resolve();
+      };
+      const final = (name: string, data: unknown) => {
+        if (finished) return;
+        sse.event(name, data);
+        done();
+      };
+      const completed = (rv: unknown) => {
+        this.gen.readResult(id, rv).then(
+          (r) => final('completed', r),
+          (e: Error) => final('error', toApiError(e).body()),
+        );
+      };
+      const removed = () => {
+        void this.gen.gone(id).then((e) =>
+          e.code === 'job_cancelled' ? final('cancelled', { id, status: 'cancelled' }) : final('lost', { id, message: e.message }),
+        );
+      };
+      // Where the job is now: catches outcomes from before we subscribed, and events lost in a reconnect.
+      const check = async () => {
+        if (finished) return;
+        const job = await Job.fromId(this.gen.queue(model), id);
+        if (!job) return removed();
+        const state = await job.getState();
+        if (state === 'completed') completed(job.returnvalue);
+        else if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1)) final('failed', { id, reason: job.failedReason });
       };
       off = w.listen(id, {
         progress: (d) => {
           const p = parseProgress(d);
-          if (p) sse.event('progress', p);
+          if (p && !finished) sse.event('progress', p);
         },
-        completed: (rv) => {
-          this.gen.readResult(id, rv).then(
-            (r) => sse.event('completed', r),
-            (e: Error) => sse.event('error', toApiError(e).body()),
-          ).finally(done);
-        },
-        failed: (reason) => {
-          sse.event('failed', { id, reason });
-          done();
-        },
+        completed,
+        failed: (reason) => final('failed', { id, reason }),
+        removed,
       });
       sse.signal.addEventListener('abort', done, { once: true });
-      // Already finished before we subscribed?
-      void job.getState().then(async (state) => {
-        if (state === 'completed') {
-          const r = await this.gen.view(req.owner, id);
-          sse.event('completed', r.result);
-          done();
-        } else if (state === 'failed') {
-          sse.event('failed', { id, reason: job.failedReason });
-          done();
-        }
-      });
+      void check().catch(() => undefined);
+      timer = setInterval(() => void check().catch(() => undefined), Math.max(100, Math.min(heartbeatMs || 5000, 5000)));
+      timer.unref();
     });
     sse.end();
   }

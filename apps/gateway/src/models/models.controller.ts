@@ -8,7 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Scopes, type AuthedRequest } from '../auth/auth.guard';
-import { parseMultipart } from '../batches/multipart';
+import { pipeline } from 'node:stream/promises';
+import { readMultipart } from '../batches/multipart';
+import { Accepts, JSON_TYPE, MULTIPART_TYPE } from '../http/body-policy';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -47,12 +49,12 @@ export class ModelsController {
   @Post(':name/versions')
   @Scopes('models:write')
   @HttpCode(201)
+  @Accepts(JSON_TYPE, MULTIPART_TYPE)
   @ApiBody({ schema: jsonSchema(registerVersionSchema) })
   async register(@Param('name') name: string, @Body() raw: unknown, @Req() req: AuthedRequest) {
     this.gen.checkModel(name);
-    const ct = String(req.headers['content-type'] ?? '');
-    const upload = ct.toLowerCase().startsWith('multipart/form-data');
-    const body = upload ? { dir: await this.saveUpload(name, raw, ct) } : parseBody(registerVersionSchema, raw);
+    const upload = req.isMultipart();
+    const body = upload ? { dir: await this.saveUpload(name, req) } : parseBody(registerVersionSchema, raw);
     try {
       return await this.registerDir(name, body);
     } catch (e) {
@@ -84,42 +86,43 @@ export class ModelsController {
     }
   }
 
-  /** Writes an uploaded model directory under STORAGE_DIR/models/<name>/<version>/ (atomically) and returns it. */
-  private async saveUpload(name: string, raw: unknown, ct: string): Promise<string> {
-    if (!Buffer.isBuffer(raw)) throw new ApiError(400, 'Empty upload.', 'invalid_multipart');
-    const parts = parseMultipart(raw, ct);
+  /**
+   * Streams an uploaded model directory into STORAGE_DIR/models/<name>/.upload-<random>/ part by part
+   * (bounded memory; FILE_LIMIT_BYTES per file), then renames it to <version>/ (atomic) and returns it.
+   */
+  private async saveUpload(name: string, req: AuthedRequest): Promise<string> {
     const allowed = new Set(['dllm.json', 'model.onnx', 'model.onnx.data', 'tokenizer.json']);
-    const files = new Map<string, Buffer>();
-    for (const p of parts) {
-      const n = p.filename || p.name;
-      if (!allowed.has(n)) throw new ApiError(422, `Unexpected part '${n.slice(0, 64)}': upload dllm.json, model.onnx, tokenizer.json (and model.onnx.data).`, 'invalid_value', 'file');
-      files.set(n, Buffer.from(p.data));
-    }
-    for (const need of ['dllm.json', 'model.onnx', 'tokenizer.json']) if (!files.has(need)) throw new ApiError(422, `Missing part '${need}'.`, 'missing_field', need);
-    let version: string;
-    try {
-      version = String((JSON.parse(files.get('dllm.json')!.toString('utf8')) as { version?: unknown }).version ?? '');
-    } catch {
-      throw new ApiError(422, 'dllm.json is not valid JSON.', 'invalid_model_dir', 'dllm.json');
-    }
-    try {
-      PolicyRegistry.checkNames(name, version);
-    } catch (e) {
-      throw new ApiError(422, `dllm.json: ${(e as Error).message}`, 'invalid_model_dir', 'dllm.json');
-    }
     const root = path.resolve(this.settings.storageDir, 'models', name);
-    const dir = path.join(root, version);
-    if (fs.existsSync(dir)) throw new ApiError(409, `An upload of ${name} version '${version}' already exists; versions are immutable.`, 'version_exists', 'version');
     const tmp = path.join(root, `.upload-${randomBytes(6).toString('hex')}`);
     fs.mkdirSync(tmp, { recursive: true });
     try {
-      for (const [n, b] of files) fs.writeFileSync(path.join(tmp, n), b);
+      const seen = new Set<string>();
+      await readMultipart(req, async (p) => {
+        const n = p.filename || p.name;
+        if (!allowed.has(n)) throw new ApiError(422, `Unexpected part '${n.slice(0, 64)}': upload dllm.json, model.onnx, tokenizer.json (and model.onnx.data).`, 'invalid_value', 'file');
+        seen.add(n);
+        await pipeline(p.stream, fs.createWriteStream(path.join(tmp, n)));
+      });
+      for (const need of ['dllm.json', 'model.onnx', 'tokenizer.json']) if (!seen.has(need)) throw new ApiError(422, `Missing part '${need}'.`, 'missing_field', need);
+      let version: string;
+      try {
+        version = String((JSON.parse(fs.readFileSync(path.join(tmp, 'dllm.json'), 'utf8')) as { version?: unknown }).version ?? '');
+      } catch {
+        throw new ApiError(422, 'dllm.json is not valid JSON.', 'invalid_model_dir', 'dllm.json');
+      }
+      try {
+        PolicyRegistry.checkNames(name, version);
+      } catch (e) {
+        throw new ApiError(422, `dllm.json: ${(e as Error).message}`, 'invalid_model_dir', 'dllm.json');
+      }
+      const dir = path.join(root, version);
+      if (fs.existsSync(dir)) throw new ApiError(409, `An upload of ${name} version '${version}' already exists; versions are immutable.`, 'version_exists', 'version');
       fs.renameSync(tmp, dir);
+      return dir;
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
     }
-    return dir;
   }
 
   @Get(':name/versions')

@@ -9,9 +9,6 @@ import {
   completionResponseSchema,
   modelListSchema,
   renderChatPrompt,
-  type ChatCompletionResponse,
-  type CompletionResponse,
-  type DllmStats,
 } from '@dllm/contracts';
 import { Scopes, type AuthedRequest } from '../auth/auth.guard';
 import { toApiError } from '../http/error.filter';
@@ -19,57 +16,12 @@ import { openSse } from '../http/sse';
 import { parseBody } from '../http/zod';
 import { jsonSchema } from '../openapi/zod-openapi';
 import { GenerationService, type Endpoint } from '../jobs/generation.service';
-import type { GenerationResult } from '../jobs/catalogue-bridge';
 import { SETTINGS } from '../tokens';
 import type { GatewaySettings } from '../settings';
 import { engineOptions } from './options';
+import { chatBody, completionBody, dllmStats, openAiFinish, usage } from './render';
 
 const now = () => Math.floor(Date.now() / 1000);
-const openAiFinish = (r: GenerationResult): 'stop' | 'length' => (r.finishReason === 'length' ? 'length' : 'stop');
-
-export function dllmStats(jobId: string, r: GenerationResult): DllmStats {
-  return {
-    forwards: r.stats.forwards,
-    tpf: r.stats.tpf,
-    wall_ms: r.stats.wallMs,
-    finish_reason: r.finishReason,
-    job_id: jobId,
-    model_version: r.model?.version,
-    prefix_cache_hit_tokens: r.stats.prefixCacheHitTokens,
-  };
-}
-
-export function usage(r: GenerationResult) {
-  return {
-    prompt_tokens: r.usage.promptTokens,
-    completion_tokens: r.usage.completionTokens,
-    total_tokens: r.usage.promptTokens + r.usage.completionTokens,
-  };
-}
-
-export function completionBody(jobId: string, model: string, r: GenerationResult): CompletionResponse {
-  return {
-    id: `cmpl-${jobId}`,
-    object: 'text_completion',
-    created: now(),
-    model,
-    choices: [{ index: 0, text: r.text, finish_reason: openAiFinish(r), logprobs: null }],
-    usage: usage(r),
-    dllm: dllmStats(jobId, r),
-  };
-}
-
-export function chatBody(jobId: string, model: string, r: GenerationResult): ChatCompletionResponse {
-  return {
-    id: `chatcmpl-${jobId}`,
-    object: 'chat.completion',
-    created: now(),
-    model,
-    choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, finish_reason: openAiFinish(r), logprobs: null }],
-    usage: usage(r),
-    dllm: dllmStats(jobId, r),
-  };
-}
 
 @ApiTags('openai')
 @ApiBearerAuth()
@@ -118,15 +70,21 @@ export class CompletionsController {
       return reply.send(endpoint === 'completions' ? completionBody(jobId, model, result) : chatBody(jobId, model, result));
     }
     this.gen.payload(input); // 4xx before the stream opens
-    const sse = openSse(reply);
+    const sse = openSse(reply, { heartbeatMs: this.settings.sseHeartbeatMs });
     const chat = endpoint === 'chat.completions';
     const created = now();
+    // OpenAI's stream_options.include_usage: only when true, every chunk carries `usage: null` and one
+    // extra chunk with `choices: []` and the usage comes before [DONE]; otherwise no usage field at all.
+    const includeUsage = (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
+    const usageField = includeUsage ? { usage: null } : {};
     let id = '';
     let sent = '';
+    const head = () =>
+      chat ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model } : { id: `cmpl-${id}`, object: 'text_completion', created, model };
     const chunk = (text: string | null, finish: string | null, extra: Record<string, unknown> = {}) =>
       chat
-        ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...extra }
-        : { id: `cmpl-${id}`, object: 'text_completion', created, model, choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...extra };
+        ? { ...head(), choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...usageField, ...extra }
+        : { ...head(), choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...usageField, ...extra };
     const jobId = `gen-${randomUUID()}`;
     id = jobId;
     try {
@@ -147,7 +105,8 @@ export class CompletionsController {
         sse.data(chunk(rest, null));
         sent += rest;
       }
-      sse.data(chunk(chat ? null : '', openAiFinish(result), { usage: usage(result), dllm: dllmStats(jobId, result) }));
+      sse.data(chunk(chat ? null : '', openAiFinish(result), { dllm: dllmStats(jobId, result) }));
+      if (includeUsage) sse.data({ ...head(), choices: [], usage: usage(result) });
       sse.data('[DONE]');
     } catch (e) {
       sse.data(toApiError(e).body());

@@ -3,7 +3,7 @@
 // status, the JSONL and the learner's cursor stream.
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { FlowProducer, Queue, type Job } from 'bullmq';
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   queueName,
@@ -19,8 +19,8 @@ import {
   type RolloutResult,
   workOf,
 } from '@dllm/contracts';
-import { retentionOptions, settledSnapshot } from '@dllm/queue';
-import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type StreamPage } from '@dllm/rl';
+import { requestCancel, retentionOptions, settledSnapshot } from '@dllm/queue';
+import { StreamCursorError, TrajectoryStore, rolloutBlobKeys, type ReadOptions, type StreamPage } from '@dllm/rl';
 import { ApiError, fromZodError } from '../http/api-error';
 import { GenerationService } from '../jobs/generation.service';
 import type { GatewaySettings } from '../settings';
@@ -31,7 +31,8 @@ export interface RolloutView {
   id: string;
   object: 'rollout';
   model: string;
-  status: 'queued' | 'running' | 'completed' | 'failed';
+  /** cancelling: cancel was requested and running groups are stopping; cancelled: aggregated after a cancel (result has what finished). */
+  status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
   created_at: number;
   group_size: number;
   prompts: number;
@@ -73,9 +74,16 @@ export class RolloutService implements OnModuleDestroy {
     return r.data;
   }
 
-  async submit(owner: string, req: RolloutRequest): Promise<{ id: string; targetGroups: number }> {
+  /**
+   * Stores the request and creates the flow. An omitted sampling.seed is drawn here, once per
+   * request (uniform in [0, 2^32)), and stored with the request: every group derives its seeds from
+   * it, and the result reports it (`seed`, `seedDrawn`).
+   */
+  async submit(owner: string, body: RolloutRequest): Promise<{ id: string; targetGroups: number }> {
     const id = `ro-${randomUUID()}`;
     const requestKey = rolloutBlobKeys.request(id);
+    const seedDrawn = body.sampling.seed === undefined;
+    const req: RolloutRequest = seedDrawn ? { ...body, sampling: { ...body.sampling, seed: randomInt(0, 2 ** 32) } } : body;
     await this.store.putJson(requestKey, req);
     const total = req.prompts.length;
     const target = req.targetGroups ?? total;
@@ -93,7 +101,7 @@ export class RolloutService implements OnModuleDestroy {
     const qn = queueName('rollout', req.model);
     const now = Date.now();
     const work = workOf(req.decoding, req.groupSize);
-    const parent: RolloutPayload = rolloutJob.parsePayload({ rolloutId: id, owner, model: req.model, requestKey, targetGroups: target, totalPrompts: total, createdAt: now });
+    const parent: RolloutPayload = rolloutJob.parsePayload({ rolloutId: id, owner, model: req.model, requestKey, targetGroups: target, totalPrompts: total, createdAt: now, ...(seedDrawn ? { seedDrawn } : {}) });
     await this.flows.add({
       name: rolloutJob.name,
       queueName: qn,
@@ -135,11 +143,24 @@ export class RolloutService implements OnModuleDestroy {
       if (ref.success) result = await this.store.getJson<RolloutResult>(ref.data.resultKey);
     }
     const req = await this.store.getJson<RolloutRequest>(payload.requestKey);
+    const cancelled = state.cancelled === '1';
+    const status: RolloutView['status'] =
+      st === 'completed'
+        ? cancelled
+          ? 'cancelled'
+          : 'completed'
+        : st === 'failed'
+          ? 'failed'
+          : cancelled
+            ? 'cancelling'
+            : finished.length > 0 || st === 'active' || (await this.anyGroupActive(payload))
+              ? 'running'
+              : 'queued';
     return {
       id,
       object: 'rollout',
       model: payload.model,
-      status: st === 'completed' ? 'completed' : st === 'failed' ? 'failed' : finished.length > 0 || st === 'active' || (await this.anyGroupActive(payload)) ? 'running' : 'queued',
+      status,
       created_at: Math.floor(payload.createdAt / 1000),
       group_size: req?.groupSize ?? 0,
       prompts: payload.totalPrompts,
@@ -161,20 +182,38 @@ export class RolloutService implements OnModuleDestroy {
     return false;
   }
 
+  /**
+   * Cancels a rollout: marks its state `cancelled` (groups that have not started skip, finishing
+   * groups launch no refills) and asks every launched group to stop at its next block boundary
+   * (the worker keeps the partial samples as `aborted`). The parent still aggregates what finished,
+   * writes the JSONL and ends the stream. Idempotent; a finished rollout is left as it is.
+   */
+  async cancel(owner: string, id: string): Promise<RolloutView> {
+    const { payload } = await this.job(owner, id);
+    const before = await this.view(owner, id);
+    if (before.status === 'completed' || before.status === 'failed' || before.status === 'cancelled') return before;
+    const keys = rolloutStateKeys(this.settings.queuePrefix, id);
+    await this.redis.hset(keys.state, 'cancelled', '1');
+    const launched = Number((await this.redis.hget(keys.state, 'launched')) ?? payload.targetGroups);
+    const q = queueName('rollout', payload.model);
+    for (let g = 0; g < launched; g++) await requestCancel(this.redis, { prefix: this.settings.queuePrefix, queue: q, jobId: rolloutGroupJobId(id, g) });
+    return this.view(owner, id);
+  }
+
   async jsonl(owner: string, id: string): Promise<Buffer> {
     const v = await this.view(owner, id);
-    if (v.status !== 'completed') throw new ApiError(409, `Rollout ${id} is ${v.status}; its trajectories are written when it completes.`, 'rollout_not_finished');
+    if (v.status !== 'completed' && v.status !== 'cancelled') throw new ApiError(409, `Rollout ${id} is ${v.status}; its trajectories are written when it completes.`, 'rollout_not_finished');
     const buf = await this.store.jsonl(id);
     if (!buf) throw new ApiError(410, `The trajectories of rollout ${id} have expired.`, 'expired');
     return buf;
   }
 
-  async page(owner: string, id: string, group: string, cursor: string | null, count: number, consumer?: string): Promise<StreamPage> {
+  async page(owner: string, id: string, group: string, cursor: string | null, count: number, opts: ReadOptions = {}): Promise<StreamPage> {
     await this.job(owner, id);
     try {
-      return await this.store.read(id, group, cursor, count, consumer);
+      return await this.store.read(id, group, cursor, count, opts);
     } catch (e) {
-      if (e instanceof StreamCursorError) throw new ApiError(400, e.message, 'invalid_cursor');
+      if (e instanceof StreamCursorError) throw new ApiError(400, e.message, e.param === 'cursor' ? 'invalid_cursor' : 'invalid_value', e.param);
       throw e;
     }
   }

@@ -59,15 +59,17 @@ export class CoreModule implements OnApplicationBootstrap, OnApplicationShutdown
   onApplicationBootstrap(): void {
     // Large results live in the large-object store (volume or bucket); their expiry is enforced on
     // read and swept here. Every worker schedules the sweep, one per period does it (a bucket sweep
-    // lists every object): the lease expires just before the next period.
+    // lists every object): the lease (token-checked, renewed while a long sweep runs) is left to
+    // expire just before the next period.
     const sweep = this.store.sweep?.bind(this.store);
     const lease = `${this.config.redis.queuePrefix}:housekeeping:results-sweep`;
-    if (sweep) this.sweeper = setInterval(() => void withLease(this.redis, lease, SWEEP_EVERY_MS * 0.9, sweep).catch(() => false), SWEEP_EVERY_MS);
+    if (sweep) this.sweeper = setInterval(() => void withLease(this.redis, lease, SWEEP_EVERY_MS * 0.9, () => sweep()).catch(() => false), SWEEP_EVERY_MS);
     this.sweeper?.unref();
   }
 
   async onApplicationShutdown(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
-    await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
+    // QUIT would wait for a Redis that is away: only connected clients say goodbye.
+    await Promise.allSettled([this.redis, this.subscriber].map((c) => (c.status === 'ready' ? c.quit() : Promise.resolve(c.disconnect()))));
   }
 }

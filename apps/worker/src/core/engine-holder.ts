@@ -10,6 +10,7 @@ export class EngineHolder implements OnApplicationShutdown {
   private readonly logger = new Logger('Engine');
   private current?: Engine;
   private loading?: Promise<Engine>;
+  private readonly readyHooks: Array<(engine: Engine) => Promise<void>> = [];
   loadError?: Error;
 
   constructor(@Inject(CONFIG) private readonly config: Config) {}
@@ -21,6 +22,15 @@ export class EngineHolder implements OnApplicationShutdown {
   get engine(): Engine {
     if (!this.current) throw new Error('the engine has not loaded its model yet');
     return this.current;
+  }
+
+  /**
+   * Runs `hook` after the model loaded and before load() resolves, i.e. before any queue takes a
+   * job (e.g. the rollout module swaps to the registry's latest policy version). A failing hook is
+   * logged; the worker still starts on the model it loaded.
+   */
+  beforeReady(hook: (engine: Engine) => Promise<void>): void {
+    this.readyHooks.push(hook);
   }
 
   load(): Promise<Engine> {
@@ -37,6 +47,7 @@ export class EngineHolder implements OnApplicationShutdown {
         });
         this.current = engine;
         this.logger.log(`model ${engine.model.name}@${engine.model.version} loaded from ${w.model.dir} in ${Date.now() - t} ms`);
+        for (const hook of this.readyHooks) await hook(engine).catch((e: Error) => this.logger.error(`after loading the model: ${e.message}`));
         return engine;
       } catch (e) {
         this.loadError = e as Error;

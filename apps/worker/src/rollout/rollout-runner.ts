@@ -5,6 +5,7 @@ import { UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   rolloutGroupJob,
+  rolloutBaseSeed,
   rolloutGroupJobId,
   rolloutJob,
   rolloutStateKeys,
@@ -79,7 +80,9 @@ export class RolloutRunner {
     const p = parsed.data;
     const keys = rolloutStateKeys(this.d.prefix, p.rolloutId);
     const skipped = (): RolloutGroupReturn => ({ groupIndex: p.groupIndex, recordsKey: null, skipped: true, samples: 0, tokens: 0, promptTokens: 0, prefixHitTokens: 0, wallMs: 0 });
-    if ((await this.d.redis.hget(keys.state, 'full')) === '1') {
+    const [full, cancelled] = await this.d.redis.hmget(keys.state, 'full', 'cancelled');
+    if (full === '1' || cancelled === '1') {
+      // the batch is full, or the rollout was cancelled: a group that has not started is skipped
       await this.finishGroup(p, null);
       return skipped();
     }
@@ -88,7 +91,7 @@ export class RolloutRunner {
     if (!prompt) throw new UnrecoverableError(`rollout ${p.rolloutId}: no prompt ${p.groupIndex}`);
     const verifier = verifiers.bind(prompt.verifier ?? req.verifier);
     const engine = this.d.engine();
-    const baseSeed = ((req.sampling.seed ?? 0) + p.groupIndex * req.groupSize) >>> 0;
+    const baseSeed = (rolloutBaseSeed(p.rolloutId, req.sampling.seed) + p.groupIndex * req.groupSize) >>> 0;
     const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
     let run;
     try {
@@ -110,10 +113,22 @@ export class RolloutRunner {
     } finally {
       cancel?.done();
     }
+    await this.fillPolicySeq(run.records);
     const recordsKey = await this.d.store.putGroup(p.rolloutId, p.groupIndex, run.records);
     const verdict = scoreRecords(run.records.map((r) => ({ ...r })), { config: req.reward }).groups[0];
     await this.finishGroup(p, verdict.kept);
     return { groupIndex: p.groupIndex, recordsKey, skipped: false, samples: run.records.length, tokens: run.completionTokens, promptTokens: run.promptTokens, prefixHitTokens: run.prefixHitTokens, wallMs: run.wallMs };
+  }
+
+  /** Sets `policy.seq` on each record from the registry (0 for a version never registered). */
+  private async fillPolicySeq(records: TrajectoryRecord[]): Promise<void> {
+    const seqs = new Map<string, number>();
+    for (const r of records) {
+      const k = `${r.policy.name}@${r.policy.version}`;
+      let seq = seqs.get(k);
+      if (seq === undefined) seqs.set(k, (seq = r.policy.version === 'unknown' ? 0 : await this.d.registry.seqOf(r.policy.name, r.policy.version)));
+      r.policy.seq = seq;
+    }
   }
 
   /** Marks (or rejects) samples whose policy version breaks the request's staleness bound (at aggregation time). */
@@ -155,7 +170,9 @@ export class RolloutRunner {
         const already = finished.some((f) => f.groupId === me);
         if (!already && kept !== null) finished.push({ groupId: me, finishedAt: finished.length, kept });
         const inFlight = inflightRaw.filter((g) => g !== me);
-        const plan = planDynamicSampling({ targetGroups: target, finished, inFlight, remainingPrompts: Math.max(0, total - launched) });
+        // a cancelled rollout launches nothing more from the reserve
+        const remaining = state.cancelled === '1' ? 0 : Math.max(0, total - launched);
+        const plan = planDynamicSampling({ targetGroups: target, finished, inFlight, remainingPrompts: remaining });
         const m = conn.multi();
         if (!already && kept !== null) m.rpush(keys.finished, `${me}:${kept ? 1 : 0}`);
         m.srem(keys.inflight, me);
@@ -200,7 +217,8 @@ export class RolloutRunner {
     const failures = job.getIgnoredChildrenFailures ? await job.getIgnoredChildrenFailures() : {};
     const keys = rolloutStateKeys(this.d.prefix, p.rolloutId);
     const finishedRaw = await this.d.redis.lrange(keys.finished, 0, -1);
-    const launched = Number((await this.d.redis.hget(keys.state, 'launched')) ?? p.targetGroups);
+    const [launchedRaw, cancelledRaw] = await this.d.redis.hmget(keys.state, 'launched', 'cancelled');
+    const launched = Number(launchedRaw ?? p.targetGroups);
 
     const groups: TrajectoryRecord[][] = [];
     let tokens = 0;
@@ -226,11 +244,12 @@ export class RolloutRunner {
       const pr = req.prompts[g];
       groups.push(
         Array.from({ length: req.groupSize }, (_, i) =>
-          failedRecord({ rolloutId: p.rolloutId, groupIndex: g, sampleIndex: i, promptId: pr.id ?? `p${g}`, prompt: pr.prompt, answer: pr.answer ?? null, verifier: (pr.verifier ?? req.verifier).name }, 'failed', `group job failed: ${reason}`, 0, { name: req.model, version: 'unknown' }, {}),
+          failedRecord({ rolloutId: p.rolloutId, groupIndex: g, sampleIndex: i, promptId: pr.id ?? `p${g}`, prompt: pr.prompt, answer: pr.answer ?? null, verifier: (pr.verifier ?? req.verifier).name, promptTokenIds: [] }, 'failed', `group job failed: ${reason}`, 0, { name: req.model, version: 'unknown', seq: 0 }, {}),
         ),
       );
     }
     groups.sort((a, b) => a[0].groupIndex - b[0].groupIndex);
+    await this.fillPolicySeq(groups.flat());
     // staleness is judged when the batch is handed over: against the newest version registered now
     await this.applyStaleness(req, groups.flat());
 
@@ -267,6 +286,9 @@ export class RolloutRunner {
       trajectoriesKey: pub.jsonlKey,
       tokens: { completion: tokens, prompt: promptTokens, prefixHit },
       policyVersions: [...new Set(all.filter((r) => r.status !== 'failed' || r.numForwards > 0).map((r) => `${r.policy.name}@${r.policy.version}`))],
+      seed: rolloutBaseSeed(p.rolloutId, req.sampling.seed),
+      seedDrawn: p.seedDrawn === true,
+      cancelled: cancelledRaw === '1',
       wallMs: Date.now() - p.createdAt,
     };
     const resultKey = rolloutBlobKeys.result(p.rolloutId);

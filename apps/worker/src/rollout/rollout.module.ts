@@ -1,7 +1,13 @@
 // The rollout job kind in the worker: one processor on the model's rollout queue (parent 'aggregate'
-// and child 'group' jobs), and the weight-sync listener that hot-swaps the engine to a newly
-// registered policy version (in-flight sequences finish on the old weights; new ones start on the
-// new; the KV pool is namespaced by version, so pages never mix).
+// and child 'group' jobs), and the weight sync that hot-swaps the engine to the registry's newest
+// policy version (in-flight sequences finish on the old weights; new ones start on the new; the KV
+// pool is namespaced by version, so pages never mix). Versions are taken from three places:
+//   - at boot, after the model loaded and before any job is taken: the registry's `latest`;
+//   - every announcement on the pub/sub channel;
+//   - every (re)connection of the subscriber: `latest` again, since announcements published while
+//     it was away are lost (pub/sub does not queue).
+// Sequence numbers only go up: an announcement at or below the served sequence is ignored, and of
+// several pending targets only the highest is loaded.
 import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { Queue, type Job } from 'bullmq';
@@ -26,6 +32,10 @@ export class RolloutService implements OnApplicationShutdown {
   private readonly queue: Queue;
   private readonly sub: Redis;
   private swapping: Promise<void> = Promise.resolve();
+  /** Registry sequence number of the version the engine serves (null until known; 0 = never registered). */
+  private servedSeq: number | null = null;
+  /** Highest announced version not yet loaded (the swap loop takes only this one). */
+  private target: SwapAnnouncement | null = null;
 
   constructor(
     private readonly engine: EngineHolder,
@@ -50,8 +60,14 @@ export class RolloutService implements OnApplicationShutdown {
       childOptions: { removeOnComplete: { count: r.completed.count, age: r.completed.ageSeconds }, removeOnFail: { count: r.failed.count, age: r.failed.ageSeconds } },
       ttlSeconds: config.storage.resultTtlSeconds || undefined,
     });
-    // weight sync: a version registered for this model is loaded without a restart
-    this.sub = createRedis(config.redis.url, 'dllm-worker-models');
+    // weight sync: the registry's latest before the first job, then announcements and reconnects
+    // (the subscription is confirmed first: a version registered between the read and the subscribe would be missed)
+    engine.beforeReady(async () => {
+      await subscribed;
+      await this.syncLatest('boot');
+    });
+    // the connection name carries the queue prefix: one deployment's subscribers are told apart on a shared Redis
+    this.sub = createRedis(config.redis.url, `dllm-worker-models:${prefix}`);
     this.sub.on('message', (channel: string, message: string) => {
       if (channel !== this.registry.channel) return;
       let a: SwapAnnouncement;
@@ -60,22 +76,61 @@ export class RolloutService implements OnApplicationShutdown {
       } catch {
         return;
       }
-      if (a.name !== config.worker.model.name) return;
-      this.swapping = this.swapping.then(() => this.swap(a));
+      if (a.name !== config.worker.model.name || !Number.isInteger(a.seq)) return;
+      this.request(a, 'announcement');
     });
-    void this.sub.subscribe(this.registry.channel).catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
+    let connections = 0;
+    this.sub.on('ready', () => {
+      // ioredis re-subscribes by itself on reconnect; once that is confirmed (SUBSCRIBE again is a
+      // no-op queued behind it), what was announced meanwhile is read from the registry
+      if (connections++ === 0 || !this.engine.ready) return;
+      void this.sub
+        .subscribe(this.registry.channel)
+        .then(() => this.syncLatest('reconnect'))
+        .catch((e: Error) => this.logger.error(`after reconnecting: cannot read the latest model version: ${e.message}`));
+    });
+    const subscribed = this.sub.subscribe(this.registry.channel).catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
   }
 
-  private async swap(a: SwapAnnouncement): Promise<void> {
+  /** Reads the registry's latest version of this model and swaps to it when it is newer than the served one. */
+  private async syncLatest(why: 'boot' | 'reconnect'): Promise<void> {
+    const latest = await this.registry.latest(this.config.worker.model.name);
+    if (!latest) return;
+    this.request({ name: latest.name, version: latest.version, dir: latest.dir, seq: latest.seq }, why);
+    await this.swapping;
+  }
+
+  /** Queues a swap to `a` unless a version at least as new is served or already queued. */
+  private request(a: SwapAnnouncement, why: string): void {
+    if (this.target && this.target.seq >= a.seq) return;
+    this.target = a;
+    this.swapping = this.swapping.then(() => this.swapToTarget(why));
+  }
+
+  private async swapToTarget(why: string): Promise<void> {
+    const a = this.target;
+    if (!a) return;
     try {
-      await this.engine.load();
+      // at boot this runs inside load() (a beforeReady hook): the engine is set, load() not resolved yet
+      if (!this.engine.ready) await this.engine.load();
       const e = this.engine.engine;
-      if (e.model.version === a.version) return;
+      if (this.servedSeq === null) this.servedSeq = await this.registry.seqOf(e.model.name, e.model.version);
+      if (a.seq <= this.servedSeq) {
+        if (a.seq < this.servedSeq) this.logger.warn(`ignoring ${a.name}@${a.version} (#${a.seq}): already serving #${this.servedSeq}; versions never go back`);
+        return;
+      }
+      if (e.model.version === a.version) {
+        this.servedSeq = a.seq;
+        return;
+      }
       const t = Date.now();
       await e.swapModel(a.dir);
-      this.logger.log(`hot swap: ${a.name} now serves version ${a.version} (#${a.seq}) from ${a.dir} in ${Date.now() - t} ms; in-flight sequences finish on the old version`);
+      this.servedSeq = a.seq;
+      this.logger.log(`hot swap (${why}): ${a.name} now serves version ${a.version} (#${a.seq}) from ${a.dir} in ${Date.now() - t} ms; in-flight sequences finish on the old version`);
     } catch (err) {
-      this.logger.error(`hot swap to ${a.name}@${a.version} failed: ${(err as Error).message}`);
+      this.logger.error(`hot swap to ${a.name}@${a.version} (#${a.seq}) failed: ${(err as Error).message}`);
+    } finally {
+      if (this.target === a) this.target = null;
     }
   }
 

@@ -5,7 +5,7 @@
 // distill.json (teacher, decoding, counts, and the certainty-forcing masking parameters; see
 // docs/DISTILL.md). One job per request in dllm.distill.<model>; the dataset streams to storage
 // as it is produced; progress after every chunk.
-import { decodeOptionsSchema } from '@dllm/engine';
+import { decodeOptionsSchema } from '../decode/options';
 import { verifierSpecSchema, verifiers, VerifierError } from '@dllm/rl';
 import { familyNames } from '@dllm/tasks';
 import { z } from 'zod';

@@ -1,7 +1,7 @@
 // Generation jobs: one prompt -> one completion. The payload stays small (prompt + the options the
 // client set, not the defaults), the full result is stored once in the result store (libs/storage)
 // and the job's return value is a small reference (GenerationReturn), so Redis holds no big values.
-import { decodeOptionsSchema } from '@dllm/engine';
+import { decodeOptionsSchema } from '../decode/options';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
 import { jobWorkSchema } from '../work';

@@ -5,7 +5,7 @@
 // from the reserve (the planner in @dllm/rl) while it is still active (so the parent cannot run
 // early), and once the batch is full it cancels the siblings still running.
 // The request itself is stored in the result store (requestKey); payloads stay small.
-import { decodeOptionsSchema } from '@dllm/engine';
+import { decodeOptionsSchema } from '../decode/options';
 import { rewardConfigSchema, verifierSpecSchema, verifiers, VerifierError } from '@dllm/rl';
 import { z } from 'zod';
 import { defineJob } from '../define-job';
@@ -93,6 +93,9 @@ export const rolloutRequestSchema = z
       try {
         const v = verifiers.bind(spec);
         if (v.needsAnswer && p.answer === undefined) ctx.addIssue({ code: 'custom', path: ['prompts', i, 'answer'], message: `missing reference answer (verifier '${spec.name}' needs one)` });
+        // answers (and answer patterns) that could only match vacuously make every sample correct: refused here
+        const problem = p.answer === undefined ? null : v.checkAnswer(p.answer);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['prompts', i, 'answer'], message: `${problem} (verifier '${spec.name}')` });
       } catch (e) {
         if (!(e instanceof VerifierError)) throw e;
         ctx.addIssue({ code: 'custom', path: p.verifier ? ['prompts', i, 'verifier'] : ['verifier'], message: e.message });
@@ -112,6 +115,8 @@ export const rolloutPayloadSchema = z.strictObject({
   targetGroups: z.number().int().min(1),
   totalPrompts: z.number().int().min(1),
   createdAt: z.number().int().min(0),
+  /** The gateway drew the base seed (sampling.seed was omitted); the stored request carries it. */
+  seedDrawn: z.boolean().optional(),
 });
 export type RolloutPayload = z.output<typeof rolloutPayloadSchema>;
 
@@ -170,6 +175,12 @@ export const rolloutResultSchema = z.object({
   /** Tokens generated; prompt tokens; prompt tokens served from the shared prefix cache (prefill saved). */
   tokens: z.object({ completion: z.number().int(), prompt: z.number().int(), prefixHit: z.number().int() }),
   policyVersions: z.array(z.string()),
+  /** Base seed of the rollout (sample i of group g used seed + g * groupSize + i, mod 2^32). */
+  seed: z.number().int().min(0),
+  /** True when the request omitted sampling.seed and the gateway drew this one at random. */
+  seedDrawn: z.boolean(),
+  /** The rollout was cancelled: groups that had not started were skipped, running ones stopped at a block boundary. */
+  cancelled: z.boolean(),
   wallMs: z.number(),
 });
 export type RolloutResult = z.output<typeof rolloutResultSchema>;
@@ -183,12 +194,24 @@ export const rolloutReturnSchema = z.object({
 });
 export type RolloutReturn = z.output<typeof rolloutReturnSchema>;
 
+/**
+ * Base seed of a rollout: the request's sampling.seed (the gateway fills it in when omitted). For a
+ * request stored without one (submitted before that rule), a value derived from the rollout id, so
+ * every group of one rollout still shares one base and two rollouts differ (never a constant).
+ */
+export function rolloutBaseSeed(rolloutId: string, seed: number | undefined): number {
+  if (seed !== undefined) return seed >>> 0;
+  let h = 0x811c9dc5; // FNV-1a, 32 bit
+  for (let i = 0; i < rolloutId.length; i++) h = Math.imul(h ^ rolloutId.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 /** BullMQ job ids: the parent is the rollout id; children are <rolloutId>.g<index>. */
 export const rolloutGroupJobId = (rolloutId: string, groupIndex: number) => `${rolloutId}.g${groupIndex}`;
 
 /** Redis keys of the dynamic-sampling state (under the queue prefix). */
 export const rolloutStateKeys = (prefix: string, rolloutId: string) => ({
-  /** hash: target, total, launched, full */
+  /** hash: target, total, launched, full, owner, cancelled ('1' once POST /v1/rollouts/:id/cancel was called) */
   state: `${prefix}:dllm-rollout:${rolloutId}:state`,
   /** list of '<groupIndex>:<0|1 kept>' in finish order */
   finished: `${prefix}:dllm-rollout:${rolloutId}:finished`,

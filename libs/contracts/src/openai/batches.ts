@@ -79,7 +79,8 @@ export type Batch = z.infer<typeof batchSchema>;
 /** One line of a batch output or error file (OpenAI's format). */
 export const batchOutputLineSchema = z.object({
   id: z.string(),
-  custom_id: z.string(),
+  /** null only on an error line for an input line whose custom_id could not be read (e.g. invalid JSON). */
+  custom_id: z.string().nullable(),
   response: z.object({ status_code: z.number().int(), request_id: z.string(), body: z.unknown() }).nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
 });

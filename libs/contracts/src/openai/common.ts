@@ -17,7 +17,7 @@ export type ApiErrorBody = z.infer<typeof apiErrorSchema>;
 
 /**
  * dLLM decoding knobs accepted as extra body fields next to the OpenAI ones (snake_case on the wire).
- * Types only here; ranges and defaults belong to the engine's decodeOptionsSchema, which the gateway
+ * Types only here; ranges and defaults belong to decodeOptionsSchema (decode/options.ts), which the gateway
  * applies after mapping these names to the engine's camelCase keys (see DLLM_EXTRA_TO_ENGINE).
  */
 export const dllmExtrasShape = {

@@ -10,3 +10,17 @@ export const arPolicy: DecodePolicy = {
     return [candidates[0]];
   },
 };
+
+/**
+ * `ar` on a block-diffusion model: AR order with the model's own attention, not a causal mask it was
+ * never trained with (that scored 17-40% on arith against 78% in AR order). The block loop runs with
+ * sub-blocks of one slot, so each window forward (block-causal, token shift: slot j from output j-1)
+ * draws exactly the next position and this step commits it; the commit forward of a finished block
+ * writes its K/V and gives the next block's first token. One token per forward (TPF 1).
+ */
+export const arBlockOrderPolicy: DecodePolicy = {
+  name: 'ar',
+  mode: 'block',
+  // one-slot sub-blocks offer exactly the next position, as the causal loop does
+  step: arPolicy.step,
+};

@@ -35,6 +35,8 @@ describe('OrtRunner', () => {
           input_ids: { type: 'int64', dims: [1, 3], data: ids },
           position_ids: { type: 'int64', dims: [1, 3], data: pos },
           attention_mask: { type: 'float32', dims: [1, 1, 3, 3], data: mask },
+          logit_index: { type: 'int64', dims: [1, 3], data: BigInt64Array.from([0n, 1n, 2n]) },
+          banned_token_ids: { type: 'int64', dims: [0], data: new BigInt64Array(0) },
           'past_key.0': { type: 'float32', dims: [1, 1, 0, 2], data: empty },
           'past_value.0': { type: 'float32', dims: [1, 1, 0, 2], data: empty },
         },
@@ -44,7 +46,7 @@ describe('OrtRunner', () => {
       // the staging buffers went to the worker without a copy (detached here) and came back
       expect(ids.buffer.byteLength).toBe(0);
       expect(Array.from(res.inputs!.input_ids as BigInt64Array)).toEqual([1n, 11n, 2n]);
-      expect(Array.from(out['present_value.0'].data)).toEqual([1, 1, 0, 11, 1, 2]);
+      expect(Array.from(out['present_value.0'].data as Float32Array)).toEqual([1, 1, 0, 11, 1, 2]);
       // c = 2 visible real tokens -> token 2 with margin 5 at position 0
       expect(out.logits.dims).toEqual([1, 3, 14]);
       expect(out.logits.data[2]).toBe(5);
@@ -55,7 +57,9 @@ describe('OrtRunner', () => {
   });
 
   it('a failed run rejects with the ORT error and hands the staging buffers back', async () => {
-    const r = await OrtRunner.create({ modelPath: path.join(dir, 'model.onnx'), intraOpThreads: 1 });
+    // logSeverityLevel 4: the failure below is on purpose; the rejection carries onnxruntime's message,
+    // so its native logger need not also print it in red on the test run's stderr.
+    const r = await OrtRunner.create({ modelPath: path.join(dir, 'model.onnx'), intraOpThreads: 1, logSeverityLevel: 4 });
     try {
       const arena = new StagingArena();
       const ids = arena.int64('input_ids', 2);
@@ -63,10 +67,12 @@ describe('OrtRunner', () => {
         input_ids: { type: 'int64' as const, dims: [1, 2], data: ids },
         position_ids: { type: 'int64' as const, dims: [1, 2], data: arena.int64('position_ids', 2) },
         attention_mask: { type: 'float32' as const, dims: [1, 1, 2, 5], data: arena.float32('attention_mask', 10) }, // wrong T
+        logit_index: { type: 'int64' as const, dims: [1, 1], data: arena.int64('logit_index', 1) },
+        banned_token_ids: { type: 'int64' as const, dims: [0], data: arena.int64('banned_token_ids', 0) },
         'past_key.0': { type: 'float32' as const, dims: [1, 1, 0, 2], data: arena.float32('pk', 0) },
         'past_value.0': { type: 'float32' as const, dims: [1, 1, 0, 2], data: arena.float32('pv', 0) },
       };
-      await expect(r.run(feeds, ['logits'])).rejects.toThrow(/onnxruntime/);
+      await expect(r.run(feeds, ['logits'])).rejects.toThrow(/^onnxruntime: .*MatMul dimension mismatch/);
       expect(ids.buffer.byteLength).toBe(0); // was transferred
       // a detached staging buffer is replaced, so the next forward still works
       expect(arena.int64('input_ids', 2).length).toBe(2);

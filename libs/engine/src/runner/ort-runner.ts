@@ -3,11 +3,19 @@
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import type { ModelRunner, RunResult, RunnerInfo, RunnerOutputs, RunnerTensor } from './runner';
+import { workerReady } from './worker-ready';
 
 export interface OrtRunnerOptions {
   modelPath: string;
   executionProvider?: 'cpu' | 'cuda';
   intraOpThreads?: number;
+  /**
+   * Severity from which onnxruntime's own native logger writes to stderr: 0 verbose, 1 info,
+   * 2 warning (default, as onnxruntime), 3 error, 4 fatal. A failed run is also reported as the
+   * rejection of run() with onnxruntime's message, so 4 loses nothing for callers that handle it
+   * (tests that provoke a failure on purpose use it to keep the output clean).
+   */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 interface MetaEntry {
@@ -22,6 +30,14 @@ export function infoFromMetadata(inputs: MetaEntry[], outputs: MetaEntry[]): Run
     if (!inputNames.includes(need)) throw new Error(`model graph has no input '${need}' (inputs: ${inputNames.join(', ')})`);
   }
   if (!outputNames.includes('logits')) throw new Error(`model graph has no output 'logits'`);
+  const v2 = ['logit_index', 'banned_token_ids'].filter((n) => !inputNames.includes(n));
+  const v2out = ['argmax', 'max_prob', 'entropy'].filter((n) => !outputNames.includes(n));
+  if (v2.length || v2out.length) {
+    throw new Error(
+      `model graph lacks ${[...v2.map((n) => `input '${n}'`), ...v2out.map((n) => `output '${n}'`)].join(', ')}: it is an older format than dllm-farm/v2; ` +
+        'rebuild it with `dllm-farm export <dir> /tmp/ckpt && dllm-farm convert /tmp/ckpt <dir>` (docs/MODEL_FORMAT.md)',
+    );
+  }
   let layers = 0;
   while (inputNames.includes(`past_key.${layers}`)) layers++;
   if (layers === 0) throw new Error('model graph has no past_key.0 input');
@@ -83,38 +99,14 @@ export class OrtRunner implements ModelRunner {
 
   static async create(opts: OrtRunnerOptions): Promise<OrtRunner> {
     const worker = new Worker(path.join(__dirname, 'ort-worker.js'), {
-      workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0 },
+      workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0, logSeverityLevel: opts.logSeverityLevel ?? 2 },
     });
-    const ready = await new Promise<{ inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }>((resolve, reject) => {
-      const onMsg = (m: { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] }) => {
-        if (m.type === 'ready') {
-          cleanup();
-          resolve(m);
-        } else if (m.type === 'error') {
-          cleanup();
-          reject(new Error(`cannot load model ${opts.modelPath}: ${m.error}`));
-        }
-      };
-      const onErr = (e: Error) => {
-        cleanup();
-        reject(e);
-      };
-      const onExit = (code: number) => {
-        cleanup();
-        reject(new Error(`onnxruntime worker exited while loading (code ${code})`));
-      };
-      const cleanup = () => {
-        worker.off('message', onMsg);
-        worker.off('error', onErr);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMsg);
-      worker.on('error', onErr);
-      worker.on('exit', onExit);
-    }).catch(async (e) => {
-      await worker.terminate();
-      throw e;
-    });
+    type Msg = { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] };
+    const ready = await workerReady<Msg, Msg>(
+      worker,
+      (m) => (m.type === 'ready' ? { ok: m } : m.type === 'error' ? { err: new Error(`cannot load model ${opts.modelPath}: ${m.error}`) } : undefined),
+      (code) => `onnxruntime worker exited while loading (code ${code})`,
+    );
     let info: RunnerInfo;
     try {
       info = infoFromMetadata(ready.inputMetadata, ready.outputMetadata);

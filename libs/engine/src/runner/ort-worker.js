@@ -17,6 +17,7 @@ async function start() {
   const opts = { executionProviders: providers, graphOptimizationLevel: 'all' };
   if (workerData.intraOpThreads) opts.intraOpNumThreads = workerData.intraOpThreads;
   opts.interOpNumThreads = 1;
+  opts.logSeverityLevel = workerData.logSeverityLevel ?? 2;
   session = await ort.InferenceSession.create(workerData.modelPath, opts);
   parentPort.postMessage({
     type: 'ready',

@@ -10,7 +10,8 @@ export interface RunnerTensor {
 }
 
 export interface RunnerOutputs {
-  [name: string]: { type: string; dims: number[]; data: Float32Array };
+  /** float32 outputs as Float32Array, int64 ones (argmax) as BigInt64Array. */
+  [name: string]: { type: string; dims: number[]; data: Float32Array | BigInt64Array };
 }
 
 /** Model geometry read from the graph's declared inputs/outputs. */

@@ -1,6 +1,6 @@
 // The counting model (testing/counting-runner.ts) as a real ONNX graph, written with libs/model's
 // OnnxGraph, so the ORT runner, its worker thread and the zero-copy feeds are tested on onnxruntime.
-import { OnnxGraph, TensorType } from '@dllm/model';
+import { DRAW_IO, OnnxGraph, TensorType, drawInputSpecs, drawOutputSpecs, emitDrawStatistics, gatherDrawRows } from '@dllm/model';
 import type { CountingModelSpec } from './counting-runner';
 
 /** 1 layer, 1 kv head, head dim 2; value = [token is not MASK, token id], key = 0. */
@@ -21,18 +21,22 @@ export function countingModelOnnx(spec: CountingModelSpec): Uint8Array {
   const tok = g.op('Gather', [g.ints(spec.table), idx]);
   const oneHot = g.op('OneHot', [tok, g.ints([spec.vocabSize], undefined, true), g.floats([0, 1])], { axis: -1 });
   const m = g.op('Gather', [g.floats(spec.margins), g.op('Mod', ['position_ids', g.ints([spec.margins.length], undefined, true)])]);
-  g.node('Mul', [oneHot, g.op('Unsqueeze', [m, g.ints([2])])], ['logits']);
+  const all = g.op('Mul', [oneHot, g.op('Unsqueeze', [m, g.ints([2])])]); // [B,S,V]
+  // Format v2 head: the rows logit_index selects, and the statistics in the graph.
+  g.node('Identity', [gatherDrawRows(g, all)], [DRAW_IO.logits]);
+  emitDrawStatistics(g, DRAW_IO.logits, spec.vocabSize);
   return g
     .toModel(
       [
         { name: 'input_ids', type: I, shape: ['B', 'S'] },
         { name: 'position_ids', type: I, shape: ['B', 'S'] },
         { name: 'attention_mask', type: F, shape: ['B', 1, 'S', 'T'] },
+        ...drawInputSpecs(),
         { name: 'past_key.0', type: F, shape: ['B', 1, 'P', 2] },
         { name: 'past_value.0', type: F, shape: ['B', 1, 'P', 2] },
       ],
       [
-        { name: 'logits', type: F, shape: ['B', 'S', spec.vocabSize] },
+        ...drawOutputSpecs(spec.vocabSize),
         { name: 'present_key.0', type: F, shape: ['B', 1, 'S', 2] },
         { name: 'present_value.0', type: F, shape: ['B', 1, 'S', 2] },
       ],

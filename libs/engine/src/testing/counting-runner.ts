@@ -4,7 +4,10 @@
 //   for each query row i: c = sum of value[0] over the key columns the attention mask lets it see
 //   predicted token = table[c % table.length], with logit margin margins[position % margins.length]
 // So a wrong mask, a missing or stale cache page, or a padding bug changes c and the tokens.
+// It follows format dllm-farm/v2: logits only for the `logit_index` rows, statistics with
+// `banned_token_ids` excluded (computed with sampling.ts `logitStatistics`, the JS reference).
 import type { ModelRunner, RunResult, RunnerInfo, RunnerOutputs, RunnerTensor } from '../runner/runner';
+import { logitStatistics } from '../sampling';
 
 export interface CountingModelSpec {
   vocabSize: number;
@@ -18,10 +21,14 @@ export class CountingRunner implements ModelRunner {
   calls = 0;
   /** [B, S, P] of every forward. */
   readonly shapes: Array<[number, number, number]> = [];
+  /** logit_index of every forward: per row, the positions drawn (padded to the batch's R). */
+  readonly drawn: number[][][] = [];
+  /** The outputs each forward fetched. */
+  readonly fetched: string[][] = [];
   constructor(readonly spec: CountingModelSpec) {
     this.info = {
-      inputNames: ['input_ids', 'position_ids', 'attention_mask', 'past_key.0', 'past_value.0'],
-      outputNames: ['logits', 'present_key.0', 'present_value.0'],
+      inputNames: ['input_ids', 'position_ids', 'attention_mask', 'logit_index', 'banned_token_ids', 'past_key.0', 'past_value.0'],
+      outputNames: ['logits', 'argmax', 'max_prob', 'log_sum_exp', 'entropy', 'present_key.0', 'present_value.0'],
       layers: 1,
       kvHeads: 1,
       headDim: 2,
@@ -31,6 +38,7 @@ export class CountingRunner implements ModelRunner {
 
   async run(feeds: Record<string, RunnerTensor>, fetches: string[]): Promise<RunResult> {
     this.calls++;
+    this.fetched.push([...fetches]);
     const [B, S] = feeds.input_ids.dims;
     const ids = feeds.input_ids.data as BigInt64Array;
     const pos = feeds.position_ids.data as BigInt64Array;
@@ -63,8 +71,39 @@ export class CountingRunner implements ModelRunner {
         logits[(b * S + i) * V + tok] = m;
       }
     }
+    const li = feeds.logit_index;
+    if (!li || li.dims.length !== 2 || li.dims[0] !== B) throw new Error(`bad logit_index dims ${li?.dims}`);
+    const R = li.dims[1];
+    const idx = li.data as BigInt64Array;
+    const banned = Array.from(feeds.banned_token_ids.data as BigInt64Array, Number);
+    this.drawn.push(Array.from({ length: B }, (_, b) => Array.from(idx.subarray(b * R, (b + 1) * R), Number)));
+    const sel = new Float32Array(B * R * V);
+    const argmax = new BigInt64Array(B * R);
+    const maxProb = new Float32Array(B * R);
+    const lse = new Float32Array(B * R);
+    const entropy = new Float32Array(B * R);
+    for (let b = 0; b < B; b++) {
+      for (let k = 0; k < R; k++) {
+        const i = Number(idx[b * R + k]);
+        if (i < 0 || i >= S) throw new Error(`logit_index ${i} outside 0..${S - 1}`);
+        const j = b * R + k;
+        sel.set(logits.subarray((b * S + i) * V, (b * S + i + 1) * V), j * V);
+        const st = logitStatistics(sel, j * V, V, banned);
+        argmax[j] = BigInt(st.argmax);
+        maxProb[j] = st.maxProb;
+        lse[j] = st.logSumExp;
+        entropy[j] = st.entropy;
+      }
+    }
+    const all: RunnerOutputs = {
+      logits: { type: 'float32', dims: [B, R, V], data: sel },
+      argmax: { type: 'int64', dims: [B, R], data: argmax },
+      max_prob: { type: 'float32', dims: [B, R], data: maxProb },
+      log_sum_exp: { type: 'float32', dims: [B, R], data: lse },
+      entropy: { type: 'float32', dims: [B, R], data: entropy },
+    };
     const out: RunnerOutputs = {};
-    if (fetches.includes('logits')) out.logits = { type: 'float32', dims: [B, S, V], data: logits };
+    for (const f of fetches) if (all[f]) out[f] = all[f];
     if (fetches.includes('present_key.0')) out['present_key.0'] = { type: 'float32', dims: [B, 1, S, 2], data: new Float32Array(B * S * 2) };
     if (fetches.includes('present_value.0')) out['present_value.0'] = { type: 'float32', dims: [B, 1, S, 2], data: presentV };
     return { outputs: out };

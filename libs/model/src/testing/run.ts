@@ -1,5 +1,6 @@
 // Test helpers: run a dllm-farm graph on onnxruntime-node with a given past cache and mask.
 import * as ort from 'onnxruntime-node';
+import { layerIoNames } from '../manifest';
 
 export const BLOCKED = -1e9;
 
@@ -28,10 +29,33 @@ export function concatSeq(a: ort.Tensor, b: ort.Tensor): ort.Tensor {
 }
 
 /**
- * One forward of batch 1: `ids` at absolute positions pos0.., attending to the past per `allow(q, k)`
- * with q, k absolute positions. Returns logits [S*V] and the present K/V.
+ * The v2 draw-head feeds that select every position of every row (`logit_index` [B,S] = 0..S-1) and
+ * ban nothing, so `logits` is the full [B,S,V] of a v1 graph.
  */
-export async function forward(session: ort.InferenceSession, layers: number, ids: number[], pos0: number, cache: Cache, allow: (q: number, k: number) => boolean): Promise<{ logits: Float32Array; present: Cache }> {
+export function allRowsDrawn(B: number, S: number, banned: number[] = []): Record<string, ort.Tensor> {
+  const idx = new BigInt64Array(B * S);
+  for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) idx[b * S + s] = BigInt(s);
+  return {
+    logit_index: new ort.Tensor('int64', idx, [B, S]),
+    banned_token_ids: new ort.Tensor('int64', BigInt64Array.from(banned.map(BigInt)), [banned.length]),
+  };
+}
+
+/**
+ * One forward of batch 1: `ids` at absolute positions pos0.., attending to the past per `allow(q, k)`
+ * with q, k absolute positions. Returns logits [S*V] (or [R*V] for the `drawRows` positions only),
+ * the present K/V and every output.
+ */
+export async function forward(
+  session: ort.InferenceSession,
+  layers: number,
+  ids: number[],
+  pos0: number,
+  cache: Cache,
+  allow: (q: number, k: number) => boolean,
+  drawRows?: number[],
+  banned: number[] = [],
+): Promise<{ logits: Float32Array; present: Cache; out: ort.InferenceSession.OnnxValueMapType }> {
   const S = ids.length;
   const P = cache.keys[0].dims[2];
   const T = P + S;
@@ -41,18 +65,20 @@ export async function forward(session: ort.InferenceSession, layers: number, ids
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, S]),
     position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(pos0 + i))), [1, S]),
     attention_mask: new ort.Tensor('float32', mask, [1, 1, S, T]),
+    ...allRowsDrawn(1, S, banned),
   };
+  if (drawRows) feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(drawRows.map(BigInt)), [1, drawRows.length]);
   for (let i = 0; i < layers; i++) {
-    feeds[`past_key.${i}`] = cache.keys[i];
-    feeds[`past_value.${i}`] = cache.values[i];
+    feeds[layerIoNames(i).pastKey] = cache.keys[i];
+    feeds[layerIoNames(i).pastValue] = cache.values[i];
   }
   const out = await session.run(feeds);
   const present: Cache = { keys: [], values: [] };
   for (let i = 0; i < layers; i++) {
-    present.keys.push(out[`present_key.${i}`]);
-    present.values.push(out[`present_value.${i}`]);
+    present.keys.push(out[layerIoNames(i).presentKey]);
+    present.values.push(out[layerIoNames(i).presentValue]);
   }
-  return { logits: out.logits.data as Float32Array, present };
+  return { logits: out.logits.data as Float32Array, present, out };
 }
 
 export const blockCausal = (block: number) => (q: number, k: number) => Math.floor(k / block) <= Math.floor(q / block);

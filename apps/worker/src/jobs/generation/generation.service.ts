@@ -3,7 +3,17 @@
 // hand-back, stores the result once and returns a small reference.
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { generationJob, type GenerationPayload, type GenerationProgress, type GenerationResult, type GenerationReturn } from '@dllm/contracts';
+import {
+  describeIssues,
+  generationJob,
+  resolveRequest,
+  type GenerationPayload,
+  type GenerationProgress,
+  type GenerationResult,
+  type GenerationReturn,
+  type ModelFacts,
+} from '@dllm/contracts';
+import type { Engine } from '@dllm/engine';
 import type { Config } from '@dllm/config';
 import { CancelRegistry, storeGenerationResult } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
@@ -35,6 +45,10 @@ export class GenerationService {
     const model = this.config.worker.model.name;
     if (payload.model !== model) throw new UnrecoverableError(`job for model '${payload.model}' reached the worker of '${model}'`);
     const jobId = String(job.id);
+    // The same resolver the gateway ran: a request it accepted for this model version passes here;
+    // one the current version cannot serve fails now, without retries, with the resolver's reasons.
+    const verdict = resolveRequest(engineFacts(this.engine.engine), { prompt: payload.prompt, options: payload.options });
+    if (!verdict.ok) throw new UnrecoverableError(`invalid request: ${describeIssues(verdict.errors)}`);
     const started = Date.now();
     this.metrics.queueWait.observe({ kind: 'generation', model }, Math.max(0, started - job.timestamp) / 1000);
     this.metrics.active.inc({ kind: 'generation' });
@@ -95,4 +109,17 @@ export class GenerationService {
       this.metrics.active.dec({ kind: 'generation' });
     }
   }
+}
+
+/** The resolver's model facts from the engine's current model (manifest + the engine's tokenizer). */
+export function engineFacts(engine: Engine): ModelFacts {
+  const { name, kind, manifest } = engine.model;
+  return {
+    name,
+    kind,
+    blockSize: manifest.block_size,
+    maxPositions: manifest.architecture?.max_position_embeddings,
+    vocabSize: manifest.vocab_size,
+    tokenizer: engine.codec,
+  };
 }

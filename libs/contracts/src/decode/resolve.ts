@@ -1,0 +1,151 @@
+// The one request resolver shared by the gateway (decides 4xx before anything is queued) and the
+// worker/engine (the same verdict, as a backstop when a model changed in between). A plain function
+// of the model's manifest facts and the request: no ORT, no Redis, no Nest. Everything the engine
+// would reject for a request is decided here: option ranges and combinations, policies the model's
+// kind cannot run, token ids outside the vocabulary, empty prompts and prompts longer than the
+// model's positions (counted with the model's own tokenizer).
+import { DEFAULT_SUB_BLOCK_SIZE, decodeOptionsSchema, type PolicyName, type ResolvedOptions } from './options';
+
+/** What the resolver needs to know about a model (read from its directory's dllm.json + tokenizer.json). */
+export interface ModelFacts {
+  /** Model name (messages only). */
+  name: string;
+  /** Manifest `kind`: 'block-diffusion' | 'autoregressive'. */
+  kind: string;
+  /** Manifest `block_size` (tokens): the default block length. */
+  blockSize: number;
+  /** Manifest `architecture.max_position_embeddings`; undefined when unknown (no limit checked). */
+  maxPositions?: number;
+  /** Manifest `vocab_size`; undefined when unknown (token ids are not range-checked). */
+  vocabSize?: number;
+  /** The model's tokenizer (text -> ids, no special tokens added); undefined: prompts are checked as text only. */
+  tokenizer?: { encode(text: string): number[] };
+}
+
+/**
+ * One reason a request is refused. `param` names the field as the resolver sees it: `prompt`,
+ * `promptIds[i]`, or `options.<engine key>` (callers map it to their wire name, e.g. block_size).
+ * `status` is the HTTP status the gateway answers: 400 for the prompt, 422 for options.
+ */
+export interface RequestIssue {
+  param: string;
+  message: string;
+  code: 'invalid_value' | 'unsupported_option' | 'empty_prompt' | 'context_length_exceeded' | 'invalid_token_id';
+  status: 400 | 422;
+}
+
+export type OptionsResolution = { ok: true; options: ResolvedOptions } | { ok: false; errors: RequestIssue[] };
+
+/**
+ * Validates client-set decoding options against the schema and against the model, and applies the
+ * model's defaults. Never throws for bad input: returns every problem found.
+ * @param input options as the client set them (engine camelCase keys), or undefined
+ * @param model the model's facts (kind, block size, vocabulary)
+ * @param randomSeed draws the seed when the request sets none
+ */
+export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSeed: () => number): OptionsResolution {
+  const parsed = decodeOptionsSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    return {
+      ok: false,
+      errors: parsed.error.issues.map((i) => ({ param: ['options', ...i.path.map(String)].join('.'), message: i.message, code: 'invalid_value', status: 422 })),
+    };
+  }
+  const o = parsed.data;
+  const set = (input ?? {}) as Record<string, unknown>;
+  const errors: RequestIssue[] = [];
+  const policy: PolicyName = o.policy ?? (model.kind === 'autoregressive' ? 'ar' : 'fast-dllm-v2');
+  if (model.kind === 'autoregressive' && policy !== 'ar') {
+    errors.push({
+      param: 'options.policy',
+      message: `policy '${policy}' needs a block-diffusion model; ${model.name} is autoregressive (use policy 'ar')`,
+      code: 'unsupported_option',
+      status: 422,
+    });
+  }
+  const blockSize = o.blockSize ?? model.blockSize;
+  if (o.subBlockSize > blockSize) {
+    // Point at the field the client set: a block_size below the default sub-block is the usual case.
+    const subSet = set.subBlockSize !== undefined;
+    errors.push({
+      param: subSet || o.blockSize === undefined ? 'options.subBlockSize' : 'options.blockSize',
+      message: subSet
+        ? `subBlockSize (${o.subBlockSize}) must be <= blockSize (${blockSize})`
+        : `blockSize ${blockSize} is smaller than the default subBlockSize (${DEFAULT_SUB_BLOCK_SIZE}); use blockSize >= ${DEFAULT_SUB_BLOCK_SIZE} or set subBlockSize <= ${blockSize}`,
+      code: 'invalid_value',
+      status: 422,
+    });
+  }
+  if (model.vocabSize !== undefined) {
+    o.stopTokenIds.forEach((t, i) => {
+      if (t >= model.vocabSize!) {
+        errors.push({ param: `options.stopTokenIds.${i}`, message: `token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize})`, code: 'invalid_token_id', status: 422 });
+      }
+    });
+  }
+  if (errors.length) return { ok: false, errors };
+  return { ok: true, options: { ...o, policy, blockSize, seed: o.seed ?? randomSeed() } };
+}
+
+export interface ResolveRequestInput {
+  /** Prompt text (tokenized with the model's tokenizer when the facts have one). */
+  prompt?: string;
+  /** Or prompt token ids. */
+  promptIds?: readonly number[];
+  /** Client-set decoding options (engine camelCase keys). */
+  options?: unknown;
+}
+
+export type RequestResolution =
+  | { ok: true; options: ResolvedOptions; /** prompt length in tokens, when it could be counted */ promptTokens?: number; promptIds?: number[] }
+  | { ok: false; errors: RequestIssue[] };
+
+/**
+ * The whole verdict on one generation request for one model: the options (resolveDecodeOptions)
+ * and the prompt (not empty, fewer tokens than the model's positions, ids inside the vocabulary).
+ * Tokenizes text prompts once when the facts carry a tokenizer; the ids are returned for reuse.
+ */
+export function resolveRequest(model: ModelFacts, req: ResolveRequestInput, randomSeed: () => number = () => 0): RequestResolution {
+  const errors: RequestIssue[] = [];
+  const opts = resolveDecodeOptions(req.options, model, randomSeed);
+  if (!opts.ok) errors.push(...opts.errors);
+  let ids: number[] | undefined;
+  if (req.promptIds !== undefined) {
+    ids = [...req.promptIds];
+    ids.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || (model.vocabSize !== undefined && t >= model.vocabSize)) {
+        errors.push({ param: `promptIds.${i}`, message: `prompt token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize ?? 'unknown'})`, code: 'invalid_token_id', status: 400 });
+      }
+    });
+  } else if (typeof req.prompt === 'string' && model.tokenizer) {
+    ids = model.tokenizer.encode(req.prompt);
+  }
+  const count = ids?.length;
+  const empty = count !== undefined ? count === 0 : req.prompt === '' || req.prompt === undefined;
+  if (empty) {
+    errors.push({ param: 'prompt', message: 'The prompt is empty: at least one prompt token is needed.', code: 'empty_prompt', status: 400 });
+  } else if (count !== undefined && model.maxPositions !== undefined && count >= model.maxPositions) {
+    errors.push({
+      param: 'prompt',
+      message: `The prompt has ${count} tokens; ${model.name} handles at most ${model.maxPositions} positions (max_position_embeddings), so at most ${model.maxPositions - 1} prompt tokens.`,
+      code: 'context_length_exceeded',
+      status: 400,
+    });
+  }
+  if (errors.length || !opts.ok) return { ok: false, errors };
+  return { ok: true, options: opts.options, promptTokens: count, promptIds: ids };
+}
+
+/** "param: message; param: message" for logs and non-HTTP callers. */
+export function describeIssues(errors: readonly RequestIssue[]): string {
+  return errors.map((e) => `${e.param}: ${e.message}`).join('; ');
+}
+
+/**
+ * Facts for a model whose directory cannot be read (no MODELS dir, or unreadable): only what does
+ * not depend on the model is checked (option ranges, sub-block vs an explicit block size, empty
+ * text prompts); the worker's resolver run decides the rest.
+ */
+export function unknownModelFacts(name: string): ModelFacts {
+  return { name, kind: 'unknown', blockSize: Number.POSITIVE_INFINITY };
+}

@@ -1,0 +1,63 @@
+"""The report's PNG writer and verdicts (tools/learn/report.py), standard library only."""
+import os
+import struct
+import sys
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402
+
+
+def chunks(png):
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    i, out = 8, []
+    while i < len(png):
+        (n,) = struct.unpack(">I", png[i : i + 4])
+        tag, data = png[i + 4 : i + 8], png[i + 8 : i + 8 + n]
+        (crc,) = struct.unpack(">I", png[i + 8 + n : i + 12 + n])
+        out.append((tag, data, crc == (zlib.crc32(tag + data) & 0xFFFFFFFF)))
+        i += 12 + n
+    return out
+
+
+class PngTest(unittest.TestCase):
+    def test_two_by_one(self):
+        png = report.png_bytes(2, 1, bytearray([255, 0, 0, 0, 0, 255]))
+        cs = chunks(png)
+        self.assertEqual([c[0] for c in cs], [b"IHDR", b"IDAT", b"IEND"])
+        self.assertTrue(all(c[2] for c in cs))
+        self.assertEqual(struct.unpack(">IIBBBBB", cs[0][1]), (2, 1, 8, 2, 0, 0, 0))
+        self.assertEqual(zlib.decompress(cs[1][1]), b"\x00\xff\x00\x00\x00\x00\xff")  # filter byte 0, red, blue
+
+    def test_plot_draws_the_series_colour(self):
+        png = report.scatter_plot([((214, 39, 40), [(1.0, 0.5), (2.0, 0.9)])], (0, 3), (0, 1), w=100, h=80, margin=10)
+        raw = zlib.decompress(chunks(png)[1][1])
+        self.assertIn(bytes([214, 39, 40]), raw)
+        with self.assertRaises(ValueError):
+            report.png_bytes(2, 2, bytearray(3))
+
+
+class VerdictTest(unittest.TestCase):
+    def row(self, model, policy, thr, acc, tpf, tps=100.0, fam="arith"):
+        return dict(model=model, policy=policy, threshold=thr, family=fam, accuracy=acc, tpf=tpf, tokens_per_second=tps)
+
+    def test_verdicts(self):
+        rows = [
+            self.row("ar", "ar", None, 0.99, 1.0, 100.0),
+            self.row("base", "fast-dllm-v2", 0.9, 0.98, 4.0, 250.0),
+            self.row("rl", "fast-dllm-v2", 0.9, 0.975, 5.6),
+            self.row("base", "entropy", 0.5, 0.9, 3.0),
+            self.row("distilled", "entropy", 0.5, 0.895, 6.3),
+        ]
+        v = report.verdicts(rows, ["arith"])
+        self.assertIn("reproduced — arith: 98.0% vs AR 99.0% at 2.50x", v[0])
+        self.assertIn("**dParallel** (certainty forcing cuts decoding steps at equal accuracy): reproduced — arith: 2.10x", v[1])
+        self.assertIn("**LightningRL** (GRPO with a TPF reward raises parallelism at equal accuracy): reproduced — arith @ 0.9: TPF x1.40, accuracy -0.5", v[2])
+        rows[2]["accuracy"] = 0.9  # 8 points lost: not at equal accuracy
+        self.assertIn("refuted", report.verdicts(rows, ["arith"])[2])
+        self.assertIn("not measured", report.verdicts(rows[:2], ["arith"])[1])
+
+
+if __name__ == "__main__":
+    unittest.main()
