@@ -1,11 +1,13 @@
-// `dllm-farm export --format transformers.js` on the bundled tiny-ar: transformers.js loads the folder
-// offline and gives the engine runner's logits (max abs diff < 1e-4) and the engine's greedy text.
+// `dllm-farm export --format transformers.js` on the bundled tiny-ar (format dllm-farm/v2): transformers.js
+// loads the folder offline and gives the engine runner's logits (max abs diff < 1e-4, every position drawn
+// through logit_index) and the engine's greedy text.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Engine, OrtRunner, type RunnerTensor } from '@dllm/engine';
-import { Tokenizer } from '@dllm/model';
+import { MODEL_FORMAT, Tokenizer } from '@dllm/model';
+import { loadOnnx } from './onnx';
 import { problems } from '@dllm/tasks';
 import { exportTransformersJs, TJS_MASK_BLOCKED } from './export-transformersjs';
 
@@ -54,6 +56,13 @@ describe('export --format transformers.js', () => {
     const inputs = ['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.3.value'];
     expect(probe.inputNames).toEqual(expect.arrayContaining(inputs));
     expect(probe.outputNames).toEqual(expect.arrayContaining(['logits', 'present.0.key', 'present.3.value']));
+    // v2's draw inputs are built inside the wrapper, its statistics outputs are dropped.
+    const g = loadOnnx(path.join(dir, 'onnx/model.onnx'));
+    expect(g.inputs.map((x) => x.name).sort()).toEqual(
+      ['input_ids', 'attention_mask', 'position_ids', ...[0, 1, 2, 3].flatMap((i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`])].sort(),
+    );
+    expect(g.outputs.map((x) => x.name).sort()).toEqual(['logits', ...[0, 1, 2, 3].flatMap((i) => [`present.${i}.key`, `present.${i}.value`])].sort());
+    expect(g.nodes.some((n) => n.outputs.includes('logit_index'))).toBe(true);
   });
 
   it('the tokenizer encodes as the project tokenizer does', () => {
@@ -62,6 +71,7 @@ describe('export --format transformers.js', () => {
   });
 
   it('gives the engine runner logits (max abs diff < 1e-4) on every position of several prompts', async () => {
+    expect(manifest.format).toBe(MODEL_FORMAT);
     const runner = await OrtRunner.create({ modelPath: path.join(AR, 'model.onnx'), intraOpThreads: 1 });
     try {
       const { num_layers: L, num_key_value_heads: Hkv, head_dim: Dh } = manifest.architecture;
@@ -74,6 +84,9 @@ describe('export --format transformers.js', () => {
           input_ids: { type: 'int64', dims: [1, S], data: BigInt64Array.from(r.ids.map(BigInt)) },
           position_ids: { type: 'int64', dims: [1, S], data: BigInt64Array.from(r.ids.map((_, i) => BigInt(i))) },
           attention_mask: { type: 'float32', dims: [1, 1, S, S], data: mask },
+          // v2: draw every position (the served graph's LM head runs on logit_index rows only), MASK banned as the engine bans it.
+          logit_index: { type: 'int64', dims: [1, S], data: BigInt64Array.from(r.ids.map((_, i) => BigInt(i))) },
+          banned_token_ids: { type: 'int64', dims: [1], data: BigInt64Array.from([BigInt(manifest.tokens.mask)]) },
         };
         for (let i = 0; i < L; i++) {
           for (const kv of ['key', 'value']) feeds[`past_${kv}.${i}`] = { type: 'float32', dims: [1, Hkv, 0, Dh], data: new Float32Array(0) };
@@ -81,7 +94,9 @@ describe('export --format transformers.js', () => {
         const ref = (await runner.run(feeds, ['logits'])).outputs.logits;
         expect(r.logitsDims).toEqual(ref.dims);
         let maxDiff = 0;
-        for (let i = 0; i < r.logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(r.logits[i] - ref.data[i]));
+        const refData = ref.data as Float32Array;
+        expect(refData.length).toBe(r.logits.length);
+        for (let i = 0; i < r.logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(r.logits[i] - refData[i]));
         expect(maxDiff).toBeLessThan(1e-4);
       }
     } finally {
@@ -107,7 +122,16 @@ describe('export --format transformers.js', () => {
     expect(fs.existsSync(path.join(tmp, 'dllm'))).toBe(false);
   });
 
-  it('refuses a graph without the dllm-farm/v1 decoder signature', () => {
+  it('refuses a dllm-farm/v1 directory with the loader\'s rebuild message', () => {
+    const v1 = path.join(tmp, 'v1');
+    fs.mkdirSync(v1);
+    for (const f of ['tokenizer.json', 'model.onnx']) fs.copyFileSync(path.join(AR, f), path.join(v1, f));
+    fs.writeFileSync(path.join(v1, 'dllm.json'), JSON.stringify({ ...manifest, format: 'dllm-farm/v1' }));
+    expect(() => exportTransformersJs(v1, path.join(tmp, 'v1-out'))).toThrow(/dllm-farm\/v1 is older than dllm-farm\/v2.*dllm-farm export .*dllm-farm convert/);
+    expect(fs.existsSync(path.join(tmp, 'v1-out'))).toBe(false);
+  });
+
+  it('refuses a graph without the dllm-farm/v2 decoder signature', () => {
     const bad = path.join(tmp, 'bad');
     fs.mkdirSync(bad);
     for (const f of ['dllm.json', 'tokenizer.json', 'config.json']) fs.copyFileSync(path.join(AR, f), path.join(bad, f));

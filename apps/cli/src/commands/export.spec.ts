@@ -27,6 +27,7 @@ describe('dllm-farm export', () => {
     const r = JSON.parse(writes.join(''));
     const files = [path.join('onnx', 'model.onnx'), 'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'];
     expect(r.files).toEqual(expect.arrayContaining(files));
+    expect(r.prunedNodes).toBeGreaterThan(0); // the v2 statistics (argmax, max_prob, log_sum_exp, entropy)
     const gen = JSON.parse(fs.readFileSync(path.join(tmp, 'tjs', 'generation_config.json'), 'utf8'));
     expect(gen).toMatchObject({ eos_token_id: 1, pad_token_id: 0, bad_words_ids: [[2]] });
   });
