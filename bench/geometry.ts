@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import type * as Ort from 'onnxruntime-node';
 import { charTokenizerJson, convertCheckpoint, expectedWeights, writeSafetensors, type Architecture, type TensorToWrite } from '@dllm/model';
 
 /** Shapes of public checkpoints (their config.json), for random-weight stand-ins. */
@@ -181,7 +182,7 @@ interface Cost {
 
 async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssMb: number; loadSeconds: number }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const ort = require('onnxruntime-node') as typeof Ort;
   const t0 = performance.now();
   const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
   const session = await ort.InferenceSession.create(path.join(modelDir, 'model.onnx'), sessionOptions);
@@ -191,7 +192,7 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
   for (const B of BATCHES) {
     for (const S of SIZES) {
       const T = past + S;
-      const feeds: Record<string, import('onnxruntime-node').Tensor> = {
+      const feeds: Record<string, Ort.Tensor> = {
         input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => BigInt((i * 7919 + 11) % geo.vocabSize)), [B, S]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => BigInt(past + (i % S))), [B, S]),
         // block-causal within the new positions' block; the cost does not depend on the values
