@@ -1,6 +1,6 @@
 // npm run bench:engine: how fast does each decoding policy run, and how accurately, on our own tasks?
 //
-//   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string]
+//   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
 //       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop]
 //   --compare-hop adds a row 'ar (hop)': the same tiny-ar engine with the scheduler loop on this
@@ -16,6 +16,10 @@
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
+//   4. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
+//      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, then once
+//      more alternating with `ar` problem by problem (paired: load drift hits both alike); every row's
+//      median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
 // Prints tables, then one JSON object (also written to --json FILE when given). Numbers are for this
 // machine's CPU with --threads intra-op threads; the problems are never tuned on.
 import * as fs from 'node:fs';
@@ -24,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
+import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
   model: string;
@@ -57,6 +62,8 @@ const { values } = parseArgs({
     json: { type: 'string' },
     quick: { type: 'boolean' },
     repeat: { type: 'string', default: '3' },
+    // the peer at batch 1 on the --ar weights (bench/peer-transformers.ts); 'none' skips it
+    peer: { type: 'string', default: 'transformers.js' },
     /** comma-separated row labels to run (default: all); the ar baseline always runs (the ratios need it) */
     only: { type: 'string' },
     /** skip the prefix-sharing section */
@@ -84,7 +91,13 @@ for (const d of [values.dllm!, values.ar!]) {
 const allItems: Problem[] = fams.flatMap((f) => problems(f, { split: 'test', seed: 0, n }));
 const items = allItems;
 
-async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: number, items: Problem[] = allItems): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
+async function evalRun(
+  engine: Engine,
+  options: Partial<DecodeOptions>,
+  batch: number,
+  items: Problem[] = allItems,
+  collect?: { tokenIds: number[] }[],
+): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
   const before = engine.stats();
   const cpu0 = process.cpuUsage();
   let next = 0;
@@ -94,8 +107,10 @@ async function evalRun(engine: Engine, options: Partial<DecodeOptions>, batch: n
   const t0 = performance.now();
   const worker = async () => {
     while (next < items.length) {
-      const p = items[next++];
+      const idx = next++;
+      const p = items[idx];
       const r = await engine.generate({ prompt: p.prompt, options: { maxNewTokens: maxNew, ...options } });
+      if (collect) collect[idx] = { tokenIds: r.tokenIds };
       if (verifyResponse(p, r.text).correct) correct++;
       tokens += r.usage.completionTokens;
       forwards += r.stats.forwards;
@@ -133,6 +148,12 @@ async function main() {
   const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) => Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
+  if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
+  const peer = values.peer === 'none' ? null : await TransformersJsPeer.create(values.ar!, threads);
+  const peerRounds: PeerRun[] = [];
+  const peerPaired: { engineTokensPerSecond: number; peerTokensPerSecond: number; identical: number; n: number }[] = [];
+  const allRounds = new Map<string, number[]>();
+  const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(`bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`);
 
   const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
@@ -149,6 +170,7 @@ async function main() {
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
   for (const batch of batches) for (const c of configs) await evalRun(c.engine, c.options, batch, allItems.slice(0, Math.min(allItems.length, batch * 2)));
+  if (peer) await peer.run(allItems.slice(0, 2), maxNew, () => false);
   const sharingSection = !values['no-sharing'];
 
   // Round robin: every configuration runs once per round, `repeat` rounds, and each row keeps its
@@ -158,11 +180,23 @@ async function main() {
   for (let round = 0; round < repeat; round++) {
     for (const batch of batches) {
       for (const c of configs) {
-        const r = await evalRun(c.engine, c.options, batch);
+        const r = await evalRun(c.engine, c.options, batch, allItems, c.label === 'ar (baseline)' && batch === 1 ? baselineOutputs : undefined);
         const key = `${c.label}|${batch}`;
+        allRounds.set(key, [...(allRounds.get(key) ?? []), r.tokensPerSecond]);
         const prev = best.get(key);
         if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, r);
         process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s\n`);
+        // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
+        if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
+          const verify = (i: number, text: string) => verifyResponse(allItems[i], text).correct;
+          peerRounds.push(await peer.run(allItems, maxNew, verify));
+          const peerTps = peerRounds[round].tokensPerSecond;
+          process.stderr.write(`  round ${round + 1}/${repeat}: transformers.js (${values.ar}) batch 1: ${peerTps.toFixed(0)} tokens/s\n`);
+          const pr = await peer.paired(allItems, maxNew, (prompt) => ar.generate({ prompt, options: { maxNewTokens: maxNew, policy: 'ar' } }), verify);
+          const [eTps, pTps] = [pr.engineTokensPerSecond, pr.peer.tokensPerSecond];
+          peerPaired.push({ engineTokensPerSecond: eTps, peerTokensPerSecond: pTps, identical: pr.identical, n: allItems.length });
+          process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${eTps.toFixed(0)} vs transformers.js ${pTps.toFixed(0)} tokens/s\n`);
+        }
       }
     }
   }
@@ -192,6 +226,12 @@ async function main() {
       ]),
     ),
   );
+  const engineRounds = batches.flatMap((batch) =>
+    configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })),
+  );
+  const peerRuns = peer ? { version: peer.version, rounds: peerRounds, paired: peerPaired } : null;
+  const peerOut = peerRuns ? peerReport(peerRuns, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
+  if (peerOut) printPeerReport(peerOut);
   const by = (label: string, batch: number) => rows.find((r) => r.label === label && r.batch === batch);
   const batchScaling: Record<string, number> = {};
   if (batches.includes(1) && batches.includes(8)) {
@@ -269,11 +309,13 @@ async function main() {
     prefixSharing: { off, on, ratio: sharingRatio },
     runner: { ...rs, overheadMsPerCall: overheadMs },
     summary,
+    peer: peerOut,
   };
   console.log(JSON.stringify(out));
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
   await dllm.close();
   await ar.close();
+  await peer?.close();
   await hop?.close();
 }
 

@@ -4,7 +4,7 @@
 /** Command name -> one-line summary (the top-level usage text). */
 export const COMMANDS: Record<string, string> = {
   convert: 'Convert a Hugging Face Qwen2-style checkpoint (safetensors) into a dllm-farm model directory',
-  export: 'Write a model directory back out as a Hugging Face checkpoint (safetensors) for training',
+  export: 'Write a model directory out as a Hugging Face checkpoint (safetensors) or a transformers.js folder',
   eval: 'Measure accuracy and speed of a model on a task family',
   generate: 'Generate text for one prompt with the engine (no Redis needed)',
   tasks: 'Print problems from the task suite (training data, eval sets, demo prompts)',

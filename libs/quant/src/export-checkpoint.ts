@@ -4,7 +4,7 @@
 // convert(export(dir)) rebuilds the same graph.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ONNX_FILE, TOKENIZER_FILE, expectedWeights, readManifest, writeSafetensors, type TensorToWrite } from '@dllm/model';
+import { ONNX_FILE, TOKENIZER_FILE, expectedWeights, readManifest, writeSafetensors, type Manifest, type TensorToWrite } from '@dllm/model';
 import { DataType, floatTensor, loadOnnx } from './onnx';
 
 export interface ExportResult {
@@ -56,8 +56,16 @@ export function exportCheckpoint(modelDir: string, outDir: string): ExportResult
   }
   fs.mkdirSync(outDir, { recursive: true });
   writeSafetensors(path.join(outDir, 'model.safetensors'), tensors);
+  const config = hfConfig(m);
+  fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  fs.copyFileSync(path.join(modelDir, TOKENIZER_FILE), path.join(outDir, TOKENIZER_FILE));
+  return { outDir, tensors: Object.keys(tensors).length, parameters };
+}
+
+/** The Hugging Face Qwen2 config.json of a manifest (architecture, tokens, block size, source). */
+export function hfConfig(m: Manifest): Record<string, unknown> {
   const a = m.architecture;
-  const config = {
+  return {
     architectures: ['Qwen2ForCausalLM'],
     model_type: 'qwen2',
     vocab_size: m.vocab_size,
@@ -83,7 +91,4 @@ export function exportCheckpoint(modelDir: string, outDir: string): ExportResult
     ...(m.delimiter_token_ids ? { delimiter_token_ids: m.delimiter_token_ids } : {}),
     dllm_source: { name: m.name, version: m.version },
   };
-  fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  fs.copyFileSync(path.join(modelDir, TOKENIZER_FILE), path.join(outDir, TOKENIZER_FILE));
-  return { outDir, tensors: Object.keys(tensors).length, parameters };
 }

@@ -9,5 +9,7 @@ export * from './model-dir';
 export * from './activations';
 export { HessianAccumulator, gptqBlockwise, cholesky, inverseCholeskyUpper } from './gptq';
 export type { GptqOptions } from './gptq';
-export { exportCheckpoint } from './export-checkpoint';
+export { exportCheckpoint, hfConfig } from './export-checkpoint';
 export type { ExportResult } from './export-checkpoint';
+export { exportTransformersJs, wrapForTransformersJs, TJS_MASK_BLOCKED } from './export-transformersjs';
+export type { TransformersJsExportResult } from './export-transformersjs';

@@ -140,7 +140,7 @@ export function encodeValueInfo(name: string, elemType: number, shape?: (number 
  * A shallow copy of a generated message: same prototype (proto2 defaults), same own fields (so
  * field presence and unknown fields carry over); sub-messages are shared, not copied.
  */
-function shallowCopy<T extends object>(m: T, patch: Partial<T> = {}): T {
+export function shallowCopy<T extends object>(m: T, patch: Partial<T> = {}): T {
   return Object.assign(Object.create(Object.getPrototypeOf(m) as object) as T, m, patch);
 }
 
