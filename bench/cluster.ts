@@ -90,14 +90,21 @@ async function main() {
       const ev = await fetch(`${c.gatewayUrl}/v1/jobs/${id}/events`, { headers: { authorization: `Bearer ${c.apiKey}` } });
       await ev.text(); // ends after the completed event
       const t2 = Date.now();
-      const v = (await client0.getJob(id)) as { timings: { enqueued_ms: number; started_ms: number; finished_ms: number }; result: { stats: { wallMs: number } } };
+      const v = (await client0.getJob(id)) as {
+        timings: { enqueued_ms: number; started_ms: number; finished_ms: number };
+        result: { stats: { wallMs: number } };
+      };
       parts.enqueue.push(t1 - t0);
       parts.queueWait.push(v.timings.started_ms - v.timings.enqueued_ms);
       parts.workerNonEngine.push(v.timings.finished_ms - v.timings.started_ms - v.result.stats.wallMs);
       parts.returnPath.push(t2 - v.timings.finished_ms);
     }
-    log(`  breakdown p50 (ms): POST /v1/jobs ${pct(parts.enqueue, 50)}, queue wait ${pct(parts.queueWait, 50)}, worker outside engine ${pct(parts.workerNonEngine, 50)}, finish -> client ${pct(parts.returnPath, 50)}`);
-    log(`overhead per job: p50 ${pct(overhead, 50).toFixed(2)} ms, p90 ${pct(overhead, 90).toFixed(2)} ms (latency p50 ${pct(latency, 50).toFixed(1)} ms, ${nJobs} jobs)`);
+    log(
+      `  breakdown p50 (ms): POST /v1/jobs ${pct(parts.enqueue, 50)}, queue wait ${pct(parts.queueWait, 50)}, worker outside engine ${pct(parts.workerNonEngine, 50)}, finish -> client ${pct(parts.returnPath, 50)}`,
+    );
+    log(
+      `overhead per job: p50 ${pct(overhead, 50).toFixed(2)} ms, p90 ${pct(overhead, 90).toFixed(2)} ms (latency p50 ${pct(latency, 50).toFixed(1)} ms, ${nJobs} jobs)`,
+    );
 
     // 3. 16 single-prompt jobs: one at a time vs all at once (dynamic batching in the engine)
     const sixteen = prompts.slice(0, 16);
@@ -110,7 +117,9 @@ async function main() {
     const concMs = performance.now() - t;
     const concTokens = conc.reduce((a, x) => a + x.r.usage.completion_tokens, 0);
     const speedup = seqMs / concMs;
-    log(`16 jobs: one at a time ${(seqMs / 1000).toFixed(2)} s (${((seqTokens * 1000) / seqMs).toFixed(1)} tok/s), concurrent ${(concMs / 1000).toFixed(2)} s (${((concTokens * 1000) / concMs).toFixed(1)} tok/s): ${speedup.toFixed(2)}x`);
+    log(
+      `16 jobs: one at a time ${(seqMs / 1000).toFixed(2)} s (${((seqTokens * 1000) / seqMs).toFixed(1)} tok/s), concurrent ${(concMs / 1000).toFixed(2)} s (${((concTokens * 1000) / concMs).toFixed(1)} tok/s): ${speedup.toFixed(2)}x`,
+    );
 
     // 2. submissions/s while the worker is busy (it is working through a backlog)
     const client = new GatewayClient({ baseUrl: c.gatewayUrl, apiKey: c.apiKey });
@@ -145,7 +154,12 @@ async function main() {
         jobs: nJobs,
         latency_p50_ms: pct(latency, 50),
         target_p50: 10,
-        breakdown_p50: { enqueue: pct(parts.enqueue, 50), queue_wait: pct(parts.queueWait, 50), worker_outside_engine: pct(parts.workerNonEngine, 50), finish_to_client: pct(parts.returnPath, 50) },
+        breakdown_p50: {
+          enqueue: pct(parts.enqueue, 50),
+          queue_wait: pct(parts.queueWait, 50),
+          worker_outside_engine: pct(parts.workerNonEngine, 50),
+          finish_to_client: pct(parts.returnPath, 50),
+        },
       },
       submissions_per_s: { value: subsPerSec, accepted, rejected, seconds: burstMs / 1000, target: 1000 },
       batching: { sequential_s: seqMs / 1000, concurrent_s: concMs / 1000, speedup, target: 3, max_tokens: maxTokens },

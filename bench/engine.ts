@@ -78,7 +78,11 @@ const maxNew = Number(values['max-new']);
 const threads = Number(values.threads);
 const fams = values.families!.split(',').filter(Boolean);
 const batches = values.batches!.split(',').map(Number);
-for (const [k, v] of [['n', n], ['max-new', maxNew], ['threads', threads]] as const) {
+for (const [k, v] of [
+  ['n', n],
+  ['max-new', maxNew],
+  ['threads', threads],
+] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
 }
 for (const d of [values.dllm!, values.ar!]) {
@@ -141,11 +145,14 @@ const f2 = (x: number) => x.toFixed(2);
 function table(head: string[], rows: (string | number)[][]): string {
   const cells = [head, ...rows.map((r) => r.map(String))];
   const w = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  return cells.map((r, j) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ') + (j === 0 ? `\n${w.map((x) => '-'.repeat(x)).join('  ')}` : '')).join('\n');
+  return cells
+    .map((r, j) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ') + (j === 0 ? `\n${w.map((x) => '-'.repeat(x)).join('  ')}` : ''))
+    .join('\n');
 }
 
 async function main() {
-  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) => Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
+  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) =>
+    Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
   if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
@@ -154,13 +161,20 @@ async function main() {
   const peerPaired: { engineTokensPerSecond: number; peerTokensPerSecond: number; identical: number; n: number }[] = [];
   const allRounds = new Map<string, number[]>();
   const baselineOutputs: { tokenIds: number[] }[] = [];
-  console.log(`bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`);
+  console.log(
+    `bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`,
+  );
 
   const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
     { engine: ar, model: ar.model.name, label: 'ar (baseline)', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'ar', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'fast-dllm-v2 t=0.9', options: { policy: 'fast-dllm-v2', threshold: 0.9 } },
-    { engine: dllm, model: dllm.model.name, label: 'fast-dllm-v2 t=0.9 +sub-block cache', options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: true } },
+    {
+      engine: dllm,
+      model: dllm.model.name,
+      label: 'fast-dllm-v2 t=0.9 +sub-block cache',
+      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: true },
+    },
     { engine: dllm, model: dllm.model.name, label: 'entropy tau=0.5', options: { policy: 'entropy', entropyThreshold: 0.5 } },
     { engine: dllm, model: dllm.model.name, label: 'adablock t=0.9 d=0.3', options: { policy: 'adablock', threshold: 0.9, delimiterThreshold: 0.3 } },
   ];
@@ -185,7 +199,9 @@ async function main() {
         allRounds.set(key, [...(allRounds.get(key) ?? []), r.tokensPerSecond]);
         const prev = best.get(key);
         if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, r);
-        process.stderr.write(`  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s\n`);
+        process.stderr.write(
+          `  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s\n`,
+        );
         // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
           const verify = (i: number, text: string) => verifyResponse(allItems[i], text).correct;
@@ -237,7 +253,12 @@ async function main() {
   if (batches.includes(1) && batches.includes(8)) {
     for (const c of configs) batchScaling[c.label] = by(c.label, 8)!.tokensPerSecond / by(c.label, 1)!.tokensPerSecond;
     console.log('\nBatch 8 vs batch 1 (tokens/s ratio):');
-    console.log(table(['policy', 'x'], Object.entries(batchScaling).map(([k, v]) => [k, f2(v)])));
+    console.log(
+      table(
+        ['policy', 'x'],
+        Object.entries(batchScaling).map(([k, v]) => [k, f2(v)]),
+      ),
+    );
   }
 
   // Prefix sharing: 8 samples of one long few-shot prompt, as many shots as the model's positions
@@ -255,12 +276,24 @@ async function main() {
     const e = await mk(values.dllm!, { prefixSharing: sharing });
     await e.generate({ prompt: items[1].prompt, options: { maxNewTokens: 8 } }); // warm-up on another prompt
     const t0 = performance.now();
-    const res = await Promise.all(Array.from({ length: 8 }, (_, i) => e.generate({ prompt: longPrompt, options: { maxNewTokens: maxNew, temperature: 1, seed: 100 + i } })));
+    const res = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => e.generate({ prompt: longPrompt, options: { maxNewTokens: maxNew, temperature: 1, seed: 100 + i } })),
+    );
     const wall = (performance.now() - t0) / 1000;
     const st = e.stats();
     await e.close();
     const tokens = res.reduce((s, r) => s + r.usage.completionTokens, 0);
-    return { sharing, promptTokens: res[0].usage.promptTokens, tokens, wallSeconds: wall, tokensPerSecond: tokens / wall, prefillTokensComputed: res.reduce((s, r) => s + r.stats.prefillTokens, 0), prefixHitTokens: res.reduce((s, r) => s + r.stats.prefixCacheHitTokens, 0), poolHits: st.pool.hits, poolMisses: st.pool.misses };
+    return {
+      sharing,
+      promptTokens: res[0].usage.promptTokens,
+      tokens,
+      wallSeconds: wall,
+      tokensPerSecond: tokens / wall,
+      prefillTokensComputed: res.reduce((s, r) => s + r.stats.prefillTokens, 0),
+      prefixHitTokens: res.reduce((s, r) => s + r.stats.prefixCacheHitTokens, 0),
+      poolHits: st.pool.hits,
+      poolMisses: st.pool.misses,
+    };
   };
   // Interleaved rounds, fastest of each kept (same reasoning as above).
   let off = sharingSection ? await group(false) : null;
@@ -285,15 +318,28 @@ async function main() {
 
   const rs = dllm.stats().runner;
   const overheadMs = rs.calls ? (rs.roundTripMs - rs.runMs) / rs.calls : 0;
-  console.log(`\nRunner: ${rs.calls} calls, mean ${(rs.runMs / Math.max(1, rs.calls)).toFixed(2)} ms inside session.run, ${overheadMs.toFixed(3)} ms per call for the worker hop (transfer in, outputs back).`);
+  console.log(
+    `\nRunner: ${rs.calls} calls, mean ${(rs.runMs / Math.max(1, rs.calls)).toFixed(2)} ms inside session.run, ${overheadMs.toFixed(3)} ms per call for the worker hop (transfer in, outputs back).`,
+  );
 
   const fast1 = by('fast-dllm-v2 t=0.9', 1);
   const ar1 = by('ar (baseline)', 1);
   const summary = {
-    fastDllmV2VsAr: fast1 && ar1 ? { tokensPerSecondRatio: fast1.tokensPerSecond / ar1.tokensPerSecond, accuracyDeltaPoints: (fast1.accuracy - ar1.accuracy) * 100, target: '>= 2.5x, accuracy within 1 point' } : null,
+    fastDllmV2VsAr:
+      fast1 && ar1
+        ? {
+            tokensPerSecondRatio: fast1.tokensPerSecond / ar1.tokensPerSecond,
+            accuracyDeltaPoints: (fast1.accuracy - ar1.accuracy) * 100,
+            target: '>= 2.5x, accuracy within 1 point',
+          }
+        : null,
     batch8VsBatch1: batchScaling,
     prefixSharing: { ratio: sharingRatio, target: '>= 1.3x' },
-    subBlockCache: batches.map((b) => ({ batch: b, on: by('fast-dllm-v2 t=0.9 +sub-block cache', b)?.tokensPerSecond, off: by('fast-dllm-v2 t=0.9', b)?.tokensPerSecond })),
+    subBlockCache: batches.map((b) => ({
+      batch: b,
+      on: by('fast-dllm-v2 t=0.9 +sub-block cache', b)?.tokensPerSecond,
+      off: by('fast-dllm-v2 t=0.9', b)?.tokensPerSecond,
+    })),
   };
   console.log('\nSummary:', JSON.stringify(summary));
   const out = {

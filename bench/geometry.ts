@@ -79,7 +79,11 @@ const { values } = parseArgs({
 const threads = Number(values.threads);
 const rounds = Number(values.rounds);
 const past = Number(values.past);
-for (const [k, v] of [['threads', threads], ['rounds', rounds], ['past', past]] as const) {
+for (const [k, v] of [
+  ['threads', threads],
+  ['rounds', rounds],
+  ['past', past],
+] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
 }
 const geo = GEOMETRIES[values.geometry!];
@@ -193,13 +197,25 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
     for (const S of SIZES) {
       const T = past + S;
       const feeds: Record<string, Ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => BigInt((i * 7919 + 11) % geo.vocabSize)), [B, S]),
-        position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => BigInt(past + (i % S))), [B, S]),
+        input_ids: new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: B * S }, (_, i) => BigInt((i * 7919 + 11) % geo.vocabSize)),
+          [B, S],
+        ),
+        position_ids: new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: B * S }, (_, i) => BigInt(past + (i % S))),
+          [B, S],
+        ),
         // block-causal within the new positions' block; the cost does not depend on the values
         attention_mask: new ort.Tensor('float32', new Float32Array(B * S * T), [B, 1, S, T]),
         // format v2: draw every new position (the LM head on all S rows, what forwardFlops counts; a
         // commit forward that draws nothing would skip it), MASK-like token 0 banned for the statistics
-        logit_index: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, i) => BigInt(i % S)), [B, S]),
+        logit_index: new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: B * S }, (_, i) => BigInt(i % S)),
+          [B, S],
+        ),
         banned_token_ids: new ort.Tensor('int64', BigInt64Array.from([0n]), [1]),
       };
       const kv = new Float32Array(B * g.num_key_value_heads * past * g.head_dim);

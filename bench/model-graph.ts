@@ -18,7 +18,16 @@ import { allRowsDrawn } from '../libs/model/src/testing/run';
 const { values } = parseArgs({ options: { threads: { type: 'string', default: '1' }, iters: { type: 'string', default: '30' }, json: { type: 'boolean' } } });
 const THREADS = Number(values.threads);
 const ITERS = Number(values.iters);
-const CFG = { vocab_size: 512, hidden_size: 256, intermediate_size: 768, num_layers: 4, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 32, max_position_embeddings: 1024 };
+const CFG = {
+  vocab_size: 512,
+  hidden_size: 256,
+  intermediate_size: 768,
+  num_layers: 4,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 32,
+  max_position_embeddings: 1024,
+};
 interface Variant {
   label: string;
   attention: AttentionImpl;
@@ -47,15 +56,27 @@ function feeds(S: number, P: number): Record<string, ort.Tensor> {
   const mask = new Float32Array(S * T);
   for (let s = 0; s < S; s++) for (let t = 0; t < T; t++) mask[s * T + t] = Math.floor(t / BLOCK) <= Math.floor((P + s) / BLOCK) ? 0 : -1e9;
   const f: Record<string, ort.Tensor> = {
-    [GRAPH_IO.inputs.inputIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt((i * 37 + 5) % CFG.vocab_size)), [1, S]),
-    [GRAPH_IO.inputs.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(P + i)), [1, S]),
+    [GRAPH_IO.inputs.inputIds]: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: S }, (_, i) => BigInt((i * 37 + 5) % CFG.vocab_size)),
+      [1, S],
+    ),
+    [GRAPH_IO.inputs.positionIds]: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: S }, (_, i) => BigInt(P + i)),
+      [1, S],
+    ),
     [GRAPH_IO.inputs.attentionMask]: new ort.Tensor('float32', mask, [1, 1, S, T]),
     ...allRowsDrawn(1, S),
   };
   for (let i = 0; i < CFG.num_layers; i++) {
     const kv = new Float32Array(CFG.num_key_value_heads * P * CFG.head_dim).map((_, j) => Math.sin(j * 0.37 + i) * 0.5);
     f[layerIoNames(i).pastKey] = new ort.Tensor('float32', kv, [1, CFG.num_key_value_heads, P, CFG.head_dim]);
-    f[layerIoNames(i).pastValue] = new ort.Tensor('float32', kv.map((x) => -x), [1, CFG.num_key_value_heads, P, CFG.head_dim]);
+    f[layerIoNames(i).pastValue] = new ort.Tensor(
+      'float32',
+      kv.map((x) => -x),
+      [1, CFG.num_key_value_heads, P, CFG.head_dim],
+    );
   }
   return f;
 }
@@ -66,7 +87,10 @@ async function main(): Promise<void> {
   for (const { label: impl, attention, fuseLinears } of VARIANTS) {
     const dir = path.join(tmp, impl);
     buildTinyModel(dir, { config: CFG, seed: 3, attention, fuseLinears });
-    sessions.set(impl, await ort.InferenceSession.create(path.join(dir, 'model.onnx'), { intraOpNumThreads: THREADS, interOpNumThreads: 1, graphOptimizationLevel: 'all' }));
+    sessions.set(
+      impl,
+      await ort.InferenceSession.create(path.join(dir, 'model.onnx'), { intraOpNumThreads: THREADS, interOpNumThreads: 1, graphOptimizationLevel: 'all' }),
+    );
   }
   const rows: { S: number; P: number; impl: Impl; ms: number; minMs: number; cpuMs: number; maxDiff: number | null; error?: string }[] = [];
   for (const { S, P } of CASES) {
@@ -116,12 +140,18 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ config: CFG, threads: THREADS, iters: ITERS, ort: ort.env.versions, rows, equivalence }) + '\n');
     return;
   }
-  console.log(`decoder graph, hidden ${CFG.hidden_size}, ${CFG.num_layers} layers, heads ${CFG.num_attention_heads}/${CFG.num_key_value_heads}, threads ${THREADS}, median of ${ITERS}`);
+  console.log(
+    `decoder graph, hidden ${CFG.hidden_size}, ${CFG.num_layers} layers, heads ${CFG.num_attention_heads}/${CFG.num_key_value_heads}, threads ${THREADS}, median of ${ITERS}`,
+  );
   console.log('   S    P  impl           median ms     min ms  median cpu ms  max|logit diff| vs matmul');
   for (const r of rows) {
-    console.log(`${String(r.S).padStart(4)} ${String(r.P).padStart(4)}  ${r.impl.padEnd(13)} ${r.error ? `error: ${r.error}` : `${r.ms.toFixed(3).padStart(10)} ${r.minMs.toFixed(3).padStart(10)} ${r.cpuMs.toFixed(3).padStart(14)}  ${r.maxDiff!.toExponential(2)}`}`);
+    console.log(
+      `${String(r.S).padStart(4)} ${String(r.P).padStart(4)}  ${r.impl.padEnd(13)} ${r.error ? `error: ${r.error}` : `${r.ms.toFixed(3).padStart(10)} ${r.minMs.toFixed(3).padStart(10)} ${r.cpuMs.toFixed(3).padStart(14)}  ${r.maxDiff!.toExponential(2)}`}`,
+    );
   }
-  console.log(`cache equivalence (matmul): 96 tokens in one forward vs 3 blocks of 32 with the cache: max |logit diff| ${equivalence.blockVsFull}; causal vs block-causal mask: ${equivalence.causalVsBlockCausal.toFixed(3)}`);
+  console.log(
+    `cache equivalence (matmul): 96 tokens in one forward vs 3 blocks of 32 with the cache: max |logit diff| ${equivalence.blockVsFull}; causal vs block-causal mask: ${equivalence.causalVsBlockCausal.toFixed(3)}`,
+  );
 }
 
 /**
@@ -143,7 +173,11 @@ async function cacheEquivalence(sess: ort.InferenceSession): Promise<{ blockVsFu
     for (let q = 0; q < S; q++) for (let k = 0; k < T; k++) mask[q * T + k] = allow(lo + q, k) ? 0 : -1e9;
     const f: Record<string, ort.Tensor> = {
       [GRAPH_IO.inputs.inputIds]: new ort.Tensor('int64', BigInt64Array.from(ids.slice(lo, hi).map(BigInt)), [1, S]),
-      [GRAPH_IO.inputs.positionIds]: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(lo + i)), [1, S]),
+      [GRAPH_IO.inputs.positionIds]: new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: S }, (_, i) => BigInt(lo + i)),
+        [1, S],
+      ),
       [GRAPH_IO.inputs.attentionMask]: new ort.Tensor('float32', mask, [1, 1, S, T]),
       ...allRowsDrawn(1, S),
     };

@@ -42,7 +42,12 @@ async function timeModel(bytes: Uint8Array, level: 'basic' | 'all', M: number, K
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { shapes: { type: 'string', default: '128x384,256x640' }, ms: { type: 'string', default: '400' }, threads: { type: 'string', default: '1' }, json: { type: 'boolean', default: false } },
+    options: {
+      shapes: { type: 'string', default: '128x384,256x640' },
+      ms: { type: 'string', default: '400' },
+      threads: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+    },
   });
   const shapes = values.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number]);
   const ms = Number(values.ms);
@@ -63,7 +68,8 @@ async function main(): Promise<void> {
         if (!v.quant) base = t;
         const row = { shape: `${K}x${N}`, M, variant: v.name, us_per_layer: +((t * 1000) / 8).toFixed(2), vs_fp32: +(t / base).toFixed(2) };
         rows.push(row);
-        if (!values.json) console.log(`${row.shape.padEnd(8)} M=${String(M).padEnd(3)} ${v.name.padEnd(42)} ${String(row.us_per_layer).padStart(8)} us/layer  x${row.vs_fp32}`);
+        if (!values.json)
+          console.log(`${row.shape.padEnd(8)} M=${String(M).padEnd(3)} ${v.name.padEnd(42)} ${String(row.us_per_layer).padStart(8)} us/layer  x${row.vs_fp32}`);
       }
     }
   }

@@ -161,7 +161,9 @@ async function main(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   const log = (s: string) => (values.json ? process.stderr.write(`${s}\n`) : console.log(s));
   try {
-    log(`model ${modelDir}; ${values.n} test problems per family; greedy; max ${values['max-new']} new tokens; ${values.concurrency} concurrent; ${values.threads} ORT thread(s)`);
+    log(
+      `model ${modelDir}; ${values.n} test problems per family; greedy; max ${values['max-new']} new tokens; ${values.concurrency} concurrent; ${values.threads} ORT thread(s)`,
+    );
     log('');
     log('| scheme | model.onnx | RSS loaded / peak | policy | family | accuracy | same text as fp32 | TPF | tokens/s |');
     log('| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |');

@@ -60,7 +60,15 @@ async function main() {
     const empty = await keyBytes(redis, `${prefix}:*`);
     const jobs = Array.from({ length: n }, (_, i) => ({
       name: 'generate',
-      data: { owner: 'team-a', model: 'tiny-dllm', prompt, options: { maxNewTokens: 128, threshold: 0.9 }, stream: false, endpoint: 'completions', createdAt: Date.now() },
+      data: {
+        owner: 'team-a',
+        model: 'tiny-dllm',
+        prompt,
+        options: { maxNewTokens: 128, threshold: 0.9 },
+        stream: false,
+        endpoint: 'completions',
+        createdAt: Date.now(),
+      },
       opts: { priority: i % 2 ? 2 : undefined, removeOnComplete: { count: n, age: 3600 }, removeOnFail: { count: n, age: 604800 } },
     }));
     for (let i = 0; i < jobs.length; i += 500) await queue.addBulk(jobs.slice(i, i + 500));
@@ -70,7 +78,13 @@ async function main() {
       queueName,
       async (job) => {
         for (let b = 1; b <= blocks; b++) await job.updateProgress({ blocks: b, completionTokens: b * 32, forwards: b * 12, text: 'x'.repeat(32) });
-        return { resultKey: `dllm:result:${job.id}`, bytes: resultChars, finishReason: 'stop', usage: { promptTokens: 120, completionTokens: blocks * 32 }, stats: { forwards: blocks * 12, tpf: 2.67, wallMs: 85 } };
+        return {
+          resultKey: `dllm:result:${job.id}`,
+          bytes: resultChars,
+          finishReason: 'stop',
+          usage: { promptTokens: 120, completionTokens: blocks * 32 },
+          stats: { forwards: blocks * 12, tpf: 2.67, wallMs: 85 },
+        };
       },
       { connection: { ...connection }, prefix, concurrency: 50 },
     );
@@ -85,7 +99,13 @@ async function main() {
     const events = await keyBytes(redis, `${prefix}:${queueName}:events`);
 
     // Stored results (libs/storage Redis store: one string key with TTL per result).
-    const result = JSON.stringify({ text: 'y'.repeat(resultChars), finishReason: 'stop', usage: { promptTokens: 120, completionTokens: 128 }, stats: { forwards: 48, tpf: 2.67, wallMs: 85 }, model: { name: 'tiny-dllm', version: '1.0.0' } });
+    const result = JSON.stringify({
+      text: 'y'.repeat(resultChars),
+      finishReason: 'stop',
+      usage: { promptTokens: 120, completionTokens: 128 },
+      stats: { forwards: 48, tpf: 2.67, wallMs: 85 },
+      model: { name: 'tiny-dllm', version: '1.0.0' },
+    });
     const p = redis.pipeline();
     for (let i = 0; i < n; i++) p.set(`${prefix}:result:${i}`, result, 'EX', 600);
     await p.exec();

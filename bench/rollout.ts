@@ -50,10 +50,16 @@ async function main() {
   let note = '';
   if (!fs.existsSync(path.join(modelDir, MANIFEST_FILE))) {
     modelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-rollout-'));
-    buildTinyModel(modelDir, { seed: 3, config: { vocab_size: 128, hidden_size: 64, num_layers: 2 }, manifest: { name: 'tiny-random', version: '1', block_size: 8 } });
+    buildTinyModel(modelDir, {
+      seed: 3,
+      config: { vocab_size: 128, hidden_size: 64, num_layers: 2 },
+      manifest: { name: 'tiny-random', version: '1', block_size: 8 },
+    });
     note = `(${values.model} not found: a random-weight tiny model, accuracy is meaningless, speed is not)`;
   }
-  const shots = problems('arith', { split: 'train', seed: 1, n: int('shots', 0) }).map((p) => `${p.prompt}${p.solution}\n`).join('');
+  const shots = problems('arith', { split: 'train', seed: 1, n: int('shots', 0) })
+    .map((p) => `${p.prompt}${p.solution}\n`)
+    .join('');
   const items = problems('arith', { split: 'test', seed: 2, n: nGroups });
   const verifier = verifiers.bind('task:arith');
 
@@ -62,14 +68,27 @@ async function main() {
     unshared: await Engine.create({ modelDir, intraOpThreads: threads, prefixSharing: false }),
   };
   const model = engines.shared.model;
-  const totals: Record<string, { samples: number; tokens: number; prompt: number; hit: number; wallMs: number; correct: number; kept: number; groups: number }> = {};
+  const totals: Record<
+    string,
+    { samples: number; tokens: number; prompt: number; hit: number; wallMs: number; correct: number; kept: number; groups: number }
+  > = {};
   for (const k of Object.keys(engines)) totals[k] = { samples: 0, tokens: 0, prompt: 0, hit: 0, wallMs: 0, correct: 0, kept: 0, groups: 0 };
 
   // warm-up: full-size groups on each engine until onnxruntime has seen every batch shape (the first
   // runs of a session are several times slower and would otherwise land on whichever engine goes first)
   for (let w = 0; w < 3; w++) {
     for (const e of Object.values(engines)) {
-      await runGroup(e, { rolloutId: 'warm', groupIndex: w, promptId: 'w', prompt: shots + items[w % items.length].prompt, answer: items[0].answer, verifier, groupSize: G, options: { temperature, maxNewTokens: maxNew }, baseSeed: 7_000_000 + w * G });
+      await runGroup(e, {
+        rolloutId: 'warm',
+        groupIndex: w,
+        promptId: 'w',
+        prompt: shots + items[w % items.length].prompt,
+        answer: items[0].answer,
+        verifier,
+        groupSize: G,
+        options: { temperature, maxNewTokens: maxNew },
+        baseSeed: 7_000_000 + w * G,
+      });
     }
   }
 
@@ -119,7 +138,9 @@ async function main() {
     wallSeconds: t.wallMs / 1000,
   }));
   console.log(`rollout bench: model ${model.name}@${model.version} ${note}`);
-  console.log(`${nGroups} groups x G=${G} (prompt ~${Math.round(rows[0].promptTokens / rows[0].samples)} tokens, max ${maxNew} new, temperature ${temperature}), x${repeat} interleaved, ${threads} intra-op thread(s)\n`);
+  console.log(
+    `${nGroups} groups x G=${G} (prompt ~${Math.round(rows[0].promptTokens / rows[0].samples)} tokens, max ${maxNew} new, temperature ${temperature}), x${repeat} interleaved, ${threads} intra-op thread(s)\n`,
+  );
   console.log('sharing  samples/s  tokens/s  prefilled  from-cache  saved   acc    kept-groups');
   for (const r of rows) {
     console.log(
@@ -128,7 +149,18 @@ async function main() {
   }
   const speedup = rows[0].samplesPerSecond / rows[1].samplesPerSecond;
   console.log(`\nsharing on / off: ${speedup.toFixed(2)}x samples/s`);
-  const out = { bench: 'rollout', model: `${model.name}@${model.version}`, groups: nGroups, groupSize: G, maxNewTokens: maxNew, temperature, threads, repeat, rows, speedup };
+  const out = {
+    bench: 'rollout',
+    model: `${model.name}@${model.version}`,
+    groups: nGroups,
+    groupSize: G,
+    maxNewTokens: maxNew,
+    temperature,
+    threads,
+    repeat,
+    rows,
+    speedup,
+  };
   console.log(JSON.stringify(out));
   if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2));
 }

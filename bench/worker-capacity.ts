@@ -63,7 +63,9 @@ async function main() {
     };
     if (values.json) console.log(JSON.stringify(out));
     else {
-      console.log(`${out.model}: ${concurrency} in flight, ${total} requests of <= ${maxNewTokens} tokens, ${out.intraOpThreads} threads, ${out.wallSeconds} s`);
+      console.log(
+        `${out.model}: ${concurrency} in flight, ${total} requests of <= ${maxNewTokens} tokens, ${out.intraOpThreads} threads, ${out.wallSeconds} s`,
+      );
       console.log(`  job forwards/s      ${out.jobForwardsPerSecond}   (forwards per job ${out.forwardsPerJob})`);
       console.log(`  batched forwards/s  ${out.batchedForwardsPerSecond}   (mean rows per forward ${out.meanRowsPerForward})`);
       console.log(`  tokens/s            ${out.tokensPerSecond}`);

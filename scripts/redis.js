@@ -14,14 +14,21 @@ function ping(url, timeoutMs = 1000) {
   return new Promise((resolve) => {
     const s = net.connect(Number(u.port || 6379), u.hostname.replace(/^\[|\]$/g, ''));
     let buf = '';
-    const done = (ok) => { s.destroy(); resolve(ok); };
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(timeoutMs, () => done(false));
     s.once('error', () => done(false));
     s.once('connect', () => {
       const auth = u.password ? `AUTH ${decodeURIComponent(u.username || 'default')} ${decodeURIComponent(u.password)}\r\n` : '';
       s.write(`${auth}PING\r\n`);
     });
-    s.on('data', (d) => { buf += d.toString(); if (buf.includes('+PONG')) done(true); else if (buf.includes('-')) done(false); });
+    s.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('+PONG')) done(true);
+      else if (buf.includes('-')) done(false);
+    });
   });
 }
 
@@ -29,7 +36,10 @@ function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
   });
 }
 
@@ -49,21 +59,37 @@ async function ensureRedis({ url = process.env.REDIS_URL || 'redis://127.0.0.1:6
   if (which.status !== 0) throw new Error(installHint());
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-redis-'));
-  const child = spawn(which.stdout.trim(), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--maxmemory-policy', 'noeviction'], { stdio: 'ignore', detached: true });
+  const child = spawn(
+    which.stdout.trim(),
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'],
+    { stdio: 'ignore', detached: true },
+  );
   child.unref();
   const privateUrl = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50; i++) {
     if (await ping(privateUrl, 200)) {
       log(`started a private redis-server on ${privateUrl} (pid ${child.pid})`);
       return {
-        url: privateUrl, private: true, pid: child.pid,
-        stop() { try { process.kill(child.pid, 'SIGTERM'); } catch { /* already gone */ } fs.rmSync(dir, { recursive: true, force: true }); },
+        url: privateUrl,
+        private: true,
+        pid: child.pid,
+        stop() {
+          try {
+            process.kill(child.pid, 'SIGTERM');
+          } catch {
+            /* already gone */
+          }
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
       };
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
   throw new Error(`redis-server did not answer on ${privateUrl} within 5 s`);
 }
 
@@ -76,6 +102,9 @@ if (require.main === module) {
         process.stdout.write(`export REDIS_URL=${r.url}\n${r.pid ? `export DLLM_PRIVATE_REDIS_PID=${r.pid}\n` : ''}`);
       } else process.stdout.write(`${r.url}\n`);
     },
-    (e) => { process.stderr.write(`${e.message}\n`); process.exit(1); },
+    (e) => {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(1);
+    },
   );
 }

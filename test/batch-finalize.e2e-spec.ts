@@ -44,7 +44,9 @@ async function until(id: string, pred: (b: Batch) => boolean, timeoutMs: number,
 }
 
 async function newBatch(prefix: string): Promise<string> {
-  const text = ['a', 'b', 'c'].map((x) => JSON.stringify({ custom_id: `${prefix}-${x}`, method: 'POST', url: '/v1/completions', body: { model, prompt: 'hi', max_tokens: 4 } })).join('\n');
+  const text = ['a', 'b', 'c']
+    .map((x) => JSON.stringify({ custom_id: `${prefix}-${x}`, method: 'POST', url: '/v1/completions', body: { model, prompt: 'hi', max_tokens: 4 } }))
+    .join('\n');
   const f = await client.uploadFile(text, `${prefix}.jsonl`);
   return (await client.createBatch({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' })).id;
 }
@@ -53,11 +55,20 @@ beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-fin-'));
   app = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix: `${tag}:gw:`,
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl,
+      queuePrefix: tag,
+      keyPrefix: `${tag}:gw:`,
       apiKeys: [{ name: 'alice', sha256: hashApiKey('sk-fin') }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 1 << 20,
-      models: [{ name: model }], storageDir: storage, batch: { maxLines: 100, sweepMs: 200, allowShortWindows: false },
-      requestTimeoutMs: 5000, retentionSeconds: 600,
+      rateLimit: { requests: 0, windowMs: 1000 },
+      bodyLimitBytes: 1 << 20,
+      fileLimitBytes: 1 << 20,
+      models: [{ name: model }],
+      storageDir: storage,
+      batch: { maxLines: 100, sweepMs: 200, allowShortWindows: false },
+      requestTimeoutMs: 5000,
+      retentionSeconds: 600,
     },
     { docsUi: false, logLevels: [] },
   );
@@ -91,7 +102,10 @@ it('a failing assembly is retried and succeeds once the store is back: every lin
   const b = await until(id, (x) => !['cancelling', 'finalizing'].includes(x.status), 30_000, seen);
   expect(seen.has('failed')).toBe(false);
   expect(b.status).toBe('cancelled');
-  const errs = (await client.fileContent(b.error_file_id!)).trim().split('\n').map((l) => JSON.parse(l) as { custom_id: string; error: { code: string } });
+  const errs = (await client.fileContent(b.error_file_id!))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { custom_id: string; error: { code: string } });
   expect(errs.map((l) => [l.custom_id, l.error.code]).sort()).toEqual([
     ['retry-a', 'batch_cancelled'],
     ['retry-b', 'batch_cancelled'],

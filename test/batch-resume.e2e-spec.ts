@@ -60,14 +60,30 @@ it('a batch whose creating gateway was SIGKILLed is finished by another replica,
   victim = spawn(process.execPath, ['-r', path.join(root, 'test/gateway.register.js'), path.join(root, 'apps/gateway/src/main.ts')], {
     cwd: root,
     env: {
-      ...process.env, REDIS_URL: redisUrl, QUEUE_PREFIX: tag, GATEWAY_KEY_PREFIX: keyPrefix, GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: String(port),
-      API_KEYS: `alice:${hashApiKey(KEY)}`, MODELS: `${MODEL}=${modelDir}`, STORAGE_DIR: storage, BATCH_SWEEP_MS: '0', RATE_LIMIT_REQUESTS: '100000', NO_COLOR: '1',
+      ...process.env,
+      REDIS_URL: redisUrl,
+      QUEUE_PREFIX: tag,
+      GATEWAY_KEY_PREFIX: keyPrefix,
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(port),
+      API_KEYS: `alice:${hashApiKey(KEY)}`,
+      MODELS: `${MODEL}=${modelDir}`,
+      STORAGE_DIR: storage,
+      BATCH_SWEEP_MS: '0',
+      RATE_LIMIT_REQUESTS: '100000',
+      NO_COLOR: '1',
     },
     stdio: 'ignore',
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let t = Date.now(); ; ) {
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+  for (let t = Date.now(); ;) {
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() - t > 90_000) throw new Error('victim gateway not ready');
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -97,11 +113,20 @@ it('a batch whose creating gateway was SIGKILLed is finished by another replica,
   const killedAt = Date.now();
   rescuer = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix,
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl,
+      queuePrefix: tag,
+      keyPrefix,
       apiKeys: [{ name: 'alice', sha256: hashApiKey(KEY) }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 16 << 20,
-      models: [{ name: MODEL, dir: modelDir }], storageDir: storage, batch: { maxLines: 50_000, sweepMs: 300, allowShortWindows: false },
-      requestTimeoutMs: 5000, retentionSeconds: 600,
+      rateLimit: { requests: 0, windowMs: 1000 },
+      bodyLimitBytes: 1 << 20,
+      fileLimitBytes: 16 << 20,
+      models: [{ name: MODEL, dir: modelDir }],
+      storageDir: storage,
+      batch: { maxLines: 50_000, sweepMs: 300, allowShortWindows: false },
+      requestTimeoutMs: 5000,
+      retentionSeconds: 600,
     },
     { docsUi: false, logLevels: ['error'] },
   );

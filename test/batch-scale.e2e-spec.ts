@@ -26,11 +26,20 @@ beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-scale-'));
   app = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix: `${tag}:gw:`,
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl,
+      queuePrefix: tag,
+      keyPrefix: `${tag}:gw:`,
       apiKeys: [{ name: 'alice', sha256: hashApiKey('sk-scale') }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 16 << 20,
-      models: [{ name: model }], storageDir: storage, batch: { maxLines: 50_000, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 5000, retentionSeconds: 600,
+      rateLimit: { requests: 0, windowMs: 1000 },
+      bodyLimitBytes: 1 << 20,
+      fileLimitBytes: 16 << 20,
+      models: [{ name: model }],
+      storageDir: storage,
+      batch: { maxLines: 50_000, sweepMs: 0, allowShortWindows: false },
+      requestTimeoutMs: 5000,
+      retentionSeconds: 600,
     },
     { docsUi: false, logLevels: ['error'] },
   );

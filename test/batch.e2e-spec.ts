@@ -11,10 +11,19 @@ let client: GatewayClient;
 
 const jsonl = (n: number, maxTokens: number, idPrefix = 'req') =>
   Array.from({ length: n }, (_, i) =>
-    JSON.stringify({ custom_id: `${idPrefix}-${i}`, method: 'POST', url: '/v1/completions', body: { model: MODEL, prompt: `Q: ${i}+${i}=?\nA:`, max_tokens: maxTokens, temperature: 0, block_size: 8 } }),
+    JSON.stringify({
+      custom_id: `${idPrefix}-${i}`,
+      method: 'POST',
+      url: '/v1/completions',
+      body: { model: MODEL, prompt: `Q: ${i}+${i}=?\nA:`, max_tokens: maxTokens, temperature: 0, block_size: 8 },
+    }),
   ).join('\n') + '\n';
 
-const lines = (text: string) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as BatchOutputLine);
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as BatchOutputLine);
 
 async function until(id: string, pred: (b: Batch) => boolean, timeoutMs = 120_000): Promise<Batch> {
   const deadline = Date.now() + timeoutMs;

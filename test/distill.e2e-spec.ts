@@ -39,7 +39,13 @@ beforeAll(async () => {
     manifest: { name: MODEL, version: '1', block_size: 8, tokens: { pad: PAD_ID, eos: EOS_ID, mask: MASK_ID, bos: BOS_ID } },
   });
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-distill-data-'));
-  cluster = await startCluster({ redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', mode: 'src', models: [{ name: MODEL, dir: modelDir }], workers: 1, env: { RATE_LIMIT_REQUESTS: '100000' } });
+  cluster = await startCluster({
+    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    mode: 'src',
+    models: [{ name: MODEL, dir: modelDir }],
+    workers: 1,
+    env: { RATE_LIMIT_REQUESTS: '100000' },
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -64,12 +70,17 @@ it('writes a dataset the training tool reads, with progress, step maps and maski
   expect(created.json.total).toBe(16);
   const id = created.json.id;
   const progress = new Set<string>();
-  const view = await waitFor(async () => {
-    const v = (await api('GET', `/v1/distill/${id}`)).json;
-    progress.add(JSON.stringify(v.progress));
-    if (v.status === 'failed') throw new Error(v.failed_reason);
-    return v.status === 'completed' ? v : null;
-  }, 120_000, 50, 'distillation');
+  const view = await waitFor(
+    async () => {
+      const v = (await api('GET', `/v1/distill/${id}`)).json;
+      progress.add(JSON.stringify(v.progress));
+      if (v.status === 'failed') throw new Error(v.failed_reason);
+      return v.status === 'completed' ? v : null;
+    },
+    120_000,
+    50,
+    'distillation',
+  );
   expect(view.progress).toEqual({ done: 16, total: 16, kept: view.result.kept });
   expect(view.result.files.sort()).toEqual(['arith-train.jsonl', 'distill.json', 'string-train.jsonl', 'tokenizer.json']);
   expect(view.result.kept).toBeGreaterThan(0);
@@ -81,7 +92,14 @@ it('writes a dataset the training tool reads, with progress, step maps and maski
     const r = await api('GET', `/v1/distill/${id}/files/${name}`);
     expect([r.status, r.json?.error?.code]).toEqual([404, 'not_found']);
   }
-  const rows = ['arith', 'string'].flatMap((fam) => fs.readFileSync(path.join(dataDir, `${fam}-train.jsonl`), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+  const rows = ['arith', 'string'].flatMap((fam) =>
+    fs
+      .readFileSync(path.join(dataDir, `${fam}-train.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l)),
+  );
   expect(rows.length).toBe(view.result.kept);
   for (const r of rows) {
     expect(r.prompt).toMatch(/\nA:$/);
@@ -107,7 +125,7 @@ it('writes a dataset the training tool reads, with progress, step maps and maski
       `d = ${JSON.stringify(dataDir)}`,
       "v = train.Vocab(d + '/tokenizer.json')",
       "s = train.TrainSet(d, v, {'arith': 0.5, 'string': 0.5})",
-      "print(json.dumps({f: len(rows) for f, rows in s.by_family.items()}))",
+      'print(json.dumps({f: len(rows) for f, rows in s.by_family.items()}))',
     ].join('\n');
     const out = execFileSync('python3', ['-c', script], { encoding: 'utf8' }).trim().split('\n').pop()!;
     const counts = JSON.parse(out);

@@ -52,13 +52,27 @@ beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-edge-'));
   app = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', queuePrefix: tag, keyPrefix: prefix,
-      apiKeys: [{ name: 'alice', sha256: hashApiKey('sk-alice-edge') }, { name: 'bob', sha256: hashApiKey('sk-bob-edge') }, { name: 'carol', sha256: hashApiKey('sk-carol-edge') },
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      queuePrefix: tag,
+      keyPrefix: prefix,
+      apiKeys: [
+        { name: 'alice', sha256: hashApiKey('sk-alice-edge') },
+        { name: 'bob', sha256: hashApiKey('sk-bob-edge') },
+        { name: 'carol', sha256: hashApiKey('sk-carol-edge') },
         // Limited keys: dave may only use files and batches, erin only generate.
-        { name: 'dave', sha256: hashApiKey('sk-dave-edge'), scopes: ['batch'] }, { name: 'erin', sha256: hashApiKey('sk-erin-edge'), scopes: ['generate'] }],
-      rateLimit: { requests: 100, windowMs: 60_000 }, bodyLimitBytes: 8 * 1024, fileLimitBytes: 64 * 1024,
-      models: [{ name: model }], storageDir: storage, batch: { maxLines: 5, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 5000, retentionSeconds: 600,
+        { name: 'dave', sha256: hashApiKey('sk-dave-edge'), scopes: ['batch'] },
+        { name: 'erin', sha256: hashApiKey('sk-erin-edge'), scopes: ['generate'] },
+      ],
+      rateLimit: { requests: 100, windowMs: 60_000 },
+      bodyLimitBytes: 8 * 1024,
+      fileLimitBytes: 64 * 1024,
+      models: [{ name: model }],
+      storageDir: storage,
+      batch: { maxLines: 5, sweepMs: 0, allowShortWindows: false },
+      requestTimeoutMs: 5000,
+      retentionSeconds: 600,
     },
     { docsUi: false, logLevels: ['error'] },
   );
@@ -92,7 +106,10 @@ describe('gateway HTTP edge', () => {
   });
 
   it('reports queued work in expected forward passes (no worker here, no completed job: TPF 1)', async () => {
-    const created = await call('POST', '/v1/jobs', { headers: { ...alice, ...json }, body: JSON.stringify({ model, prompt: 'hi', options: { policy: 'ar', maxNewTokens: 99 } }) });
+    const created = await call('POST', '/v1/jobs', {
+      headers: { ...alice, ...json },
+      body: JSON.stringify({ model, prompt: 'hi', options: { policy: 'ar', maxNewTokens: 99 } }),
+    });
     expect(created.status).toBe(202);
     const m = await call('GET', '/metrics');
     expect(m.body).toContain(`dllm_pending_forward_passes{queue="dllm.generation.${model}",model="${model}"} 100`);
@@ -107,12 +124,13 @@ describe('gateway HTTP edge', () => {
     expect((await call('GET', '/v1/models', { headers: alice })).body.data[0].id).toBe(model);
   });
 
-  it('403 insufficient_scope for a key without the route family\'s scope; 2xx where it has it; ownership stays 404', async () => {
+  it("403 insufficient_scope for a key without the route family's scope; 2xx where it has it; ownership stays 404", async () => {
     const forbidden = (r: { status: number; body: any }, scope: string) => {
       expectApiError(r, 403, new RegExp(`lacks the scope '${scope.replace('+', '\\+')}'`));
       expect(r.body.error).toMatchObject({ type: 'permission_error', code: 'insufficient_scope', param: null });
     };
-    const post = (p: string, headers: Record<string, string>, body: unknown = {}) => call('POST', p, { headers: { ...headers, ...json }, body: JSON.stringify(body) });
+    const post = (p: string, headers: Record<string, string>, body: unknown = {}) =>
+      call('POST', p, { headers: { ...headers, ...json }, body: JSON.stringify(body) });
     // dave: batch only. Refused before the body is even looked at (an empty body is a 403, not a 422).
     forbidden(await post('/v1/completions', dave, { model, prompt: 'x' }), 'generate');
     forbidden(await post('/v1/chat/completions', dave), 'generate');
@@ -205,14 +223,26 @@ describe('gateway HTTP edge', () => {
     const c = new GatewayClient({ baseUrl: base, apiKey: 'sk-alice-edge' });
     const create = async (content: string, extra: Record<string, unknown> = {}) => {
       const f = await c.uploadFile(content, 'b.jsonl');
-      return call('POST', '/v1/batches', { headers: { ...alice, ...json }, body: JSON.stringify({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h', ...extra }) });
+      return call('POST', '/v1/batches', {
+        headers: { ...alice, ...json },
+        body: JSON.stringify({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h', ...extra }),
+      });
     };
     // A bad line beside a valid one is reported per line (error file, batch `errors`), not run.
     const mixed = await create(`${line('a')}\n{oops\n${line('a')}\n`);
     expect(mixed.status).toBe(200);
-    expect(mixed.body.errors.data.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([[2, 'invalid_json'], [3, 'duplicate_custom_id']]);
+    expect(mixed.body.errors.data.map((e: { line: number; code: string }) => [e.line, e.code])).toEqual([
+      [2, 'invalid_json'],
+      [3, 'duplicate_custom_id'],
+    ]);
     expectApiError(await create('{oops\n'), 422, /line 1: invalid JSON/);
-    expectApiError(await create(JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'x' }] } })), 422, /differs from the batch endpoint/);
+    expectApiError(
+      await create(
+        JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: 'x' }] } }),
+      ),
+      422,
+      /differs from the batch endpoint/,
+    );
     expectApiError(await create(line('s', { model, prompt: 'x', stream: true })), 422, /stream/);
     expectApiError(await create(line('t', { model, prompt: 'x', temperature: -1 })), 422, /temperature/);
     expectApiError(await create(line('m', { model: 'ghost', prompt: 'x' })), 422, /ghost/);
@@ -221,7 +251,14 @@ describe('gateway HTTP edge', () => {
     expectApiError(await create(line('w'), { completion_window: '5m' }), 422, /completion_window/);
     expectApiError(await create(line('w'), { completion_window: 'soon' }), 422, /completion_window/);
     const f = await c.uploadFile(line('a'), 'b.jsonl');
-    expectApiError(await call('POST', '/v1/batches', { headers: { ...bob, ...json }, body: JSON.stringify({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' }) }), 404, /file/);
+    expectApiError(
+      await call('POST', '/v1/batches', {
+        headers: { ...bob, ...json },
+        body: JSON.stringify({ input_file_id: f.id, endpoint: '/v1/completions', completion_window: '24h' }),
+      }),
+      404,
+      /file/,
+    );
     expectApiError(await call('GET', '/v1/batches/batch_0000', { headers: alice }), 404, /No batch/);
     expectApiError(await call('POST', '/v1/batches/batch_0000/cancel', { headers: alice }), 404);
     await expect(c.getBatch('batch_0000')).rejects.toBeInstanceOf(GatewayError);

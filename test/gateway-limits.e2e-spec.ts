@@ -29,11 +29,21 @@ beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-limits-'));
   app = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl, queuePrefix: tag, keyPrefix: prefix,
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl,
+      queuePrefix: tag,
+      keyPrefix: prefix,
       apiKeys: [{ name: 'alice', sha256: hashApiKey(KEY) }],
-      rateLimit: { requests: 10_000, windowMs: 60_000 }, bodyLimitBytes: 64 * 1024, fileLimitBytes: 160 * MB,
-      models: [{ name: model }], storageDir: storage, batch: { maxLines: 5, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 5000, retentionSeconds: 600, sseHeartbeatMs: 200,
+      rateLimit: { requests: 10_000, windowMs: 60_000 },
+      bodyLimitBytes: 64 * 1024,
+      fileLimitBytes: 160 * MB,
+      models: [{ name: model }],
+      storageDir: storage,
+      batch: { maxLines: 5, sweepMs: 0, allowShortWindows: false },
+      requestTimeoutMs: 5000,
+      retentionSeconds: 600,
+      sseHeartbeatMs: 200,
     },
     { docsUi: false, logLevels: ['error'] },
   );
@@ -150,7 +160,7 @@ describe('bodies are refused before they are read (issue 13 fault 7)', () => {
     const chunked = await postStreaming('/v1/completions', { ...auth, 'content-type': 'application/json' }, 30 * MB, { chunked: true });
     expect(chunked.status).toBe(413);
     expect(chunked.sentWhenAnswered).toBeLessThan(8 * MB);
-    expect((await healthzMs())).toBeLessThan(1000);
+    expect(await healthzMs()).toBeLessThan(1000);
   });
 });
 

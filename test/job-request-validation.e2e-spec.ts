@@ -65,7 +65,12 @@ afterAll(async () => {
 describe('POST /v1/rollouts: what the model cannot serve is 4xx, nothing queued', () => {
   it('an empty prompt, and one longer than the model positions (counted with its tokenizer)', async () => {
     expectError(await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }, { prompt: '' }])), 422, 'prompts.1.prompt');
-    expectError(await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }, { prompt: 'ok' }, { prompt: 'a b c' }, { prompt: 'a b '.repeat(400) }])), 400, 'prompts.3.prompt', 'context_length_exceeded');
+    expectError(
+      await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }, { prompt: 'ok' }, { prompt: 'a b c' }, { prompt: 'a b '.repeat(400) }])),
+      400,
+      'prompts.3.prompt',
+      'context_length_exceeded',
+    );
   });
 
   it('block_size 7 (below the default sub-block of 8), a diffusion policy on an AR model, stop ids outside the vocabulary', async () => {
@@ -81,11 +86,21 @@ describe('POST /v1/rollouts: what the model cannot serve is 4xx, nothing queued'
 });
 
 describe('POST /v1/distill: what the teacher cannot serve is 4xx, nothing queued', () => {
-  const distill = (model: string, questions: { prompt: string }[], decoding: Record<string, unknown> = {}) => ({ model, questions, decoding, onlyCorrect: false });
+  const distill = (model: string, questions: { prompt: string }[], decoding: Record<string, unknown> = {}) => ({
+    model,
+    questions,
+    decoding,
+    onlyCorrect: false,
+  });
 
   it('an empty question, and one longer than the model positions', async () => {
     expectError(await post('/v1/distill', distill(DLLM, [{ prompt: '' }])), 422, 'questions.0.prompt');
-    expectError(await post('/v1/distill', distill(DLLM, [{ prompt: 'hi' }, { prompt: 'a b '.repeat(400) }])), 400, 'questions.1.prompt', 'context_length_exceeded');
+    expectError(
+      await post('/v1/distill', distill(DLLM, [{ prompt: 'hi' }, { prompt: 'a b '.repeat(400) }])),
+      400,
+      'questions.1.prompt',
+      'context_length_exceeded',
+    );
   });
 
   it('block_size 7, a diffusion policy on an AR teacher, stop ids outside the vocabulary', async () => {
@@ -107,7 +122,10 @@ describe('after a model-version swap the gateway judges requests against the new
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `gw-jobval-${version}-`));
     for (const f of fs.readdirSync(path.join(root, 'models/tiny-dllm'))) fs.copyFileSync(path.join(root, 'models/tiny-dllm', f), path.join(dir, f));
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'dllm.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'dllm.json'), JSON.stringify({ ...m, version, architecture: { ...m.architecture, max_position_embeddings: maxPositions } }));
+    fs.writeFileSync(
+      path.join(dir, 'dllm.json'),
+      JSON.stringify({ ...m, version, architecture: { ...m.architecture, max_position_embeddings: maxPositions } }),
+    );
     return dir;
   };
   afterAll(() => {
@@ -123,10 +141,14 @@ describe('after a model-version swap the gateway judges requests against the new
     v2 = copyWith('jobval-2', 64);
     // what another gateway does: the registry entry + the announcement, not this gateway's route
     await new PolicyRegistry(redis, tag).register(DLLM, 'jobval-2', v2);
-    const refused = await waitFor(async () => {
-      const r = await post('/v1/rollouts', mid);
-      return r.status === 202 ? null : r;
-    }, 10_000, 200);
+    const refused = await waitFor(
+      async () => {
+        const r = await post('/v1/rollouts', mid);
+        return r.status === 202 ? null : r;
+      },
+      10_000,
+      200,
+    );
     expectError(refused, 400, 'prompts.0.prompt', 'context_length_exceeded');
     expect(refused.json.error.message).toContain('64 positions');
   });

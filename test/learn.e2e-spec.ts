@@ -50,12 +50,42 @@ const run = (args: string[], env: Record<string, string> = {}, timeoutMs = 240_0
 const api = (method: string, url: string, body?: unknown) => callApi(cluster.gatewayUrl, cluster.apiKey, method, url, body);
 
 const common = (out: string, extra: string[] = []) => [
-  '--gateway', cluster.gatewayUrl, '--key', cluster.apiKey, '--model', MODEL, '--init', path.join(ROOT, 'models', MODEL),
-  '--out', out, '--model-root', path.join(work, 'models'), '--cli', CLI, ...extra,
+  '--gateway',
+  cluster.gatewayUrl,
+  '--key',
+  cluster.apiKey,
+  '--model',
+  MODEL,
+  '--init',
+  path.join(ROOT, 'models', MODEL),
+  '--out',
+  out,
+  '--model-root',
+  path.join(work, 'models'),
+  '--cli',
+  CLI,
+  ...extra,
 ];
 // tiny settings: 2 kept groups of 4 samples (6 reserve prompts: about 1 group in 4 survives the filters here),
 // arith only (its worked solutions are ~40 tokens)
-const tiny = ['--group-size', '4', '--groups', '2', '--reserve', '6', '--max-new', '48', '--families', 'arith', '--n-problems', '64', '--lr', '1e-4', '--minibatch', '8'];
+const tiny = [
+  '--group-size',
+  '4',
+  '--groups',
+  '2',
+  '--reserve',
+  '6',
+  '--max-new',
+  '48',
+  '--families',
+  'arith',
+  '--n-problems',
+  '64',
+  '--lr',
+  '1e-4',
+  '--minibatch',
+  '8',
+];
 
 maybe('learner (tools/learn) against the real farm', () => {
   const prefix = `e2e-${randomBytes(3).toString('hex')}`;
@@ -84,7 +114,11 @@ maybe('learner (tools/learn) against the real farm', () => {
       if (r.code !== 0) throw new Error(`learn.py rl --steps ${steps} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
       if (steps === '2') expect(r.stderr).toContain('resuming run');
     }
-    const lines = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     console.log(`learn.e2e step log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
     expect(lines.map((l) => l.step)).toEqual([1, 2]);
     for (const l of lines) {
@@ -110,11 +144,17 @@ maybe('learner (tools/learn) against the real farm', () => {
     expect(fs.existsSync(path.join(work, 'models', `${prefix}.2`, 'model.onnx'))).toBe(true);
     // an independent rollout now: its trajectories carry the newest version
     const created = await api('POST', '/v1/rollouts', {
-      model: MODEL, groupSize: 2, prompts: [{ prompt: 'Q: 12+30=?\nA:', answer: '42', verifier: { name: 'task:arith' } }], decoding: { maxNewTokens: 8 },
+      model: MODEL,
+      groupSize: 2,
+      prompts: [{ prompt: 'Q: 12+30=?\nA:', answer: '42', verifier: { name: 'task:arith' } }],
+      decoding: { maxNewTokens: 8 },
     });
     expect(created.status).toBe(202);
     await waitFor(async () => ((await api('GET', `/v1/rollouts/${created.json.id}`)).json.status === 'completed' ? true : null), 60_000, 100, 'rollout');
-    const recs = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text.trim().split('\n').map((l) => JSON.parse(l));
+    const recs = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(recs.map((x) => x.policy.version)).toEqual([`${prefix}.2`, `${prefix}.2`]);
     // resume: asking for 2 steps again does nothing more (state.json says 2 done)
     const again = await run(['rl', ...common(out, [...tiny, '--steps', '2', '--version-prefix', prefix])]);
@@ -199,18 +239,31 @@ maybe('learner (tools/learn) against the real farm', () => {
   });
 
   it('distils a /v1/distill dataset with certainty forcing and registers the result', async () => {
-    const created = await api('POST', '/v1/distill', { model: MODEL, tasks: [{ family: 'arith', split: 'train', seed: 3, n: 8 }], decoding: { maxNewTokens: 64 } });
+    const created = await api('POST', '/v1/distill', {
+      model: MODEL,
+      tasks: [{ family: 'arith', split: 'train', seed: 3, n: 8 }],
+      decoding: { maxNewTokens: 64 },
+    });
     if (created.status !== 202) throw new Error(`POST /v1/distill -> ${created.status}: ${created.text.slice(0, 500)}`);
-    await waitFor(async () => {
-      const v = (await api('GET', `/v1/distill/${created.json.id}`)).json;
-      if (v.status === 'failed') throw new Error(`distill failed: ${v.failed_reason}`);
-      return v.status === 'completed' ? v : null;
-    }, 120_000, 200, 'distill');
+    await waitFor(
+      async () => {
+        const v = (await api('GET', `/v1/distill/${created.json.id}`)).json;
+        if (v.status === 'failed') throw new Error(`distill failed: ${v.failed_reason}`);
+        return v.status === 'completed' ? v : null;
+      },
+      120_000,
+      200,
+      'distill',
+    );
     const out = path.join(work, 'distill');
     const version = `${prefix}-cf`;
     const r = await run(['distill', ...common(out, ['--dataset', created.json.id, '--steps', '3', '--batch', '4', '--log-every', '1', '--version', version])]);
     if (r.code !== 0) throw new Error(`learn.py distill exited ${r.code}:\n${r.stderr.slice(-3000)}`);
-    const lines = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(3);
     for (const l of lines) for (const k of ['ce', 'ce_comp', 'entropy', 'entropy_comp', 'loss']) expect(Number.isFinite(l[k])).toBe(true);
     const listing = await api('GET', `/v1/models/${MODEL}/versions`);

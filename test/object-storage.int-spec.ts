@@ -145,7 +145,8 @@ describe('STORAGE_BACKEND=s3 (gateway and worker stores against s3rver)', () => 
   });
 
   it('batch input and output files live in <S3_PREFIX>files/, nothing on STORAGE_DIR', async () => {
-    const line = (id: string, prompt: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model, prompt, max_tokens: 4 } });
+    const line = (id: string, prompt: string) =>
+      JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model, prompt, max_tokens: 4 } });
     const input = `${line('a', 'big-a')}\n${line('b', 'p-b')}\n`;
     const f = await client.uploadFile(input, 'in.jsonl');
     expect(s3.keys(BUCKET, `${S3_PREFIX}files/`)).toContain(`${S3_PREFIX}files/${f.id.slice(-2)}/${f.id}`);
@@ -155,13 +156,19 @@ describe('STORAGE_BACKEND=s3 (gateway and worker stores against s3rver)', () => 
     const done = await client.waitBatch(batch.id, () => {}, 100);
     expect(done.status).toBe('completed');
     expect(done.request_counts).toMatchObject({ total: 2, completed: 2, failed: 0 });
-    const out = (await client.fileContent(done.output_file_id!)).trim().split('\n').map((l) => JSON.parse(l));
+    const out = (await client.fileContent(done.output_file_id!))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(out.map((o) => o.custom_id).sort()).toEqual(['a', 'b']);
     expect(JSON.stringify(out.find((o) => o.custom_id === 'a'))).toContain('x'.repeat(4096));
     expect(s3.keys(BUCKET, `${S3_PREFIX}files/`)).toContain(`${S3_PREFIX}files/${done.output_file_id!.slice(-2)}/${done.output_file_id}`);
 
     // DELETE drops the object from the bucket
-    const del = await fetch(`${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/v1/files/${f.id}`, { method: 'DELETE', headers: { authorization: 'Bearer sk-alice-objst' } });
+    const del = await fetch(`${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/v1/files/${f.id}`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer sk-alice-objst' },
+    });
     expect(del.status).toBe(200);
     expect(s3.keys(BUCKET, `${S3_PREFIX}files/`)).not.toContain(`${S3_PREFIX}files/${f.id.slice(-2)}/${f.id}`);
 

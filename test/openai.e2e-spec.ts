@@ -39,7 +39,15 @@ describe('OpenAI-compatible API with the official client', () => {
   });
 
   it('completes (non-streaming) with usage and engine stats; dLLM knobs ride in extra body fields', async () => {
-    const r = await openai.completions.create({ model: MODEL, prompt, max_tokens: 24, temperature: 0, seed: 1, block_size: 8, threshold: 0.9 } as OpenAI.CompletionCreateParamsNonStreaming);
+    const r = await openai.completions.create({
+      model: MODEL,
+      prompt,
+      max_tokens: 24,
+      temperature: 0,
+      seed: 1,
+      block_size: 8,
+      threshold: 0.9,
+    } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(r.object).toBe('text_completion');
     expect(typeof r.choices[0].text).toBe('string');
     expect(r.choices[0].text.length).toBeGreaterThan(0);
@@ -116,9 +124,14 @@ describe('OpenAI-compatible API with the official client', () => {
 
   it('bad requests surface as typed 4xx errors in the client', async () => {
     await expect(openai.completions.create({ model: MODEL, prompt, temperature: 7 })).rejects.toMatchObject({ status: 422, error: { param: 'temperature' } });
-    await expect(openai.completions.create({ model: MODEL, prompt, block_size: 0 } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({ status: 422, error: { param: 'block_size' } });
+    await expect(openai.completions.create({ model: MODEL, prompt, block_size: 0 } as OpenAI.CompletionCreateParamsNonStreaming)).rejects.toMatchObject({
+      status: 422,
+      error: { param: 'block_size' },
+    });
     await expect(openai.completions.create({ model: 'nope', prompt })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    await expect(new OpenAI({ baseURL: `${cluster.gatewayUrl}/v1`, apiKey: 'sk-wrong', maxRetries: 0 }).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    await expect(new OpenAI({ baseURL: `${cluster.gatewayUrl}/v1`, apiKey: 'sk-wrong', maxRetries: 0 }).models.list()).rejects.toBeInstanceOf(
+      OpenAI.AuthenticationError,
+    );
   });
 });
 

@@ -77,7 +77,11 @@ it('gateway: one redacted line, live but not ready, 503 + Retry-After, prompt ex
   expect(((await ready.json()) as { status: string }).status).toBe('unavailable');
   const auth = { authorization: `Bearer ${KEY}` };
   const completion = '{"model":"tiny-dllm","prompt":"hi"}';
-  const calls = [['GET', '/v1/models', undefined], ['POST', '/v1/completions', completion], ['GET', '/v1/jobs/gen-x', undefined]] as const;
+  const calls = [
+    ['GET', '/v1/models', undefined],
+    ['POST', '/v1/completions', completion],
+    ['GET', '/v1/jobs/gen-x', undefined],
+  ] as const;
   for (const [method, p, body] of calls) {
     const t = Date.now();
     const r = await fetch(`${base}${p}`, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body });

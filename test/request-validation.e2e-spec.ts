@@ -25,7 +25,12 @@ let storage: string;
 let redis: Redis;
 
 async function post(p: string, body: unknown, headers: Record<string, string> = auth) {
-  const res = await fetch(base + p, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
+  const res = await fetch(base + p, {
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
   const text = await res.text();
   return { status: res.status, body: JSON.parse(text) };
 }
@@ -89,7 +94,12 @@ describe('requests the engine would refuse are 4xx at the gateway, nothing queue
 
   it("a prompt longer than the model's positions, counted with its tokenizer", async () => {
     expectError(await post('/v1/completions', { model: DLLM, prompt: 'a b '.repeat(400) }), 400, 'prompt', 'context_length_exceeded');
-    expectError(await post('/v1/chat/completions', { model: DLLM, messages: [{ role: 'user', content: 'a b '.repeat(400) }] }), 400, 'messages', 'context_length_exceeded');
+    expectError(
+      await post('/v1/chat/completions', { model: DLLM, messages: [{ role: 'user', content: 'a b '.repeat(400) }] }),
+      400,
+      'messages',
+      'context_length_exceeded',
+    );
   });
 
   it('none of the refused requests reached a queue', async () => {
@@ -99,8 +109,10 @@ describe('requests the engine would refuse are 4xx at the gateway, nothing queue
 });
 
 describe('batch files: one parser, per-line errors', () => {
-  const ok = (id: string) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model: DLLM, prompt: `Q: ${id}`, max_tokens: 4 } });
-  const bad = (id: string, body: Record<string, unknown>) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model: DLLM, max_tokens: 4, ...body } });
+  const ok = (id: string) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model: DLLM, prompt: `Q: ${id}`, max_tokens: 4 } });
+  const bad = (id: string, body: Record<string, unknown>) =>
+    JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/completions', body: { model: DLLM, max_tokens: 4, ...body } });
 
   async function upload(text: string | Buffer): Promise<string> {
     const form = new FormData();
@@ -114,7 +126,17 @@ describe('batch files: one parser, per-line errors', () => {
   it('a file with a UTF-8 BOM, CRLF line ends and blank lines: invalid lines are reported and not run, valid ones are queued', async () => {
     const text =
       '\uFEFF' +
-      [ok('a'), '', bad('empty', { prompt: '' }), '   ', bad('bs7', { prompt: 'hi', block_size: 7 }), '{not json', ok('a'), bad('vocab', { prompt: 'hi', stop_token_ids: [999] }), ok('b')].join('\r\n') +
+      [
+        ok('a'),
+        '',
+        bad('empty', { prompt: '' }),
+        '   ',
+        bad('bs7', { prompt: 'hi', block_size: 7 }),
+        '{not json',
+        ok('a'),
+        bad('vocab', { prompt: 'hi', stop_token_ids: [999] }),
+        ok('b'),
+      ].join('\r\n') +
       '\r\n';
     const file = await upload(text);
     const r = await post('/v1/batches', { input_file_id: file, endpoint: '/v1/completions', completion_window: '24h' });
@@ -140,9 +162,18 @@ describe('batch files: one parser, per-line errors', () => {
   });
 
   it('a file whose every line is invalid is refused whole (422), and bytes that are not UTF-8 too', async () => {
-    const r = await post('/v1/batches', { input_file_id: await upload(bad('x', { prompt: '' }) + '\n'), endpoint: '/v1/completions', completion_window: '24h' });
+    const r = await post('/v1/batches', {
+      input_file_id: await upload(bad('x', { prompt: '' }) + '\n'),
+      endpoint: '/v1/completions',
+      completion_window: '24h',
+    });
     expectError(r, 422, 'input_file_id', 'invalid_input_file');
     const latin1 = Buffer.concat([Buffer.from(ok('c').slice(0, -2)), Buffer.from([0xe9]), Buffer.from('"}}\n')]);
-    expectError(await post('/v1/batches', { input_file_id: await upload(latin1), endpoint: '/v1/completions', completion_window: '24h' }), 422, 'input_file_id', 'invalid_input_file');
+    expectError(
+      await post('/v1/batches', { input_file_id: await upload(latin1), endpoint: '/v1/completions', completion_window: '24h' }),
+      422,
+      'input_file_id',
+      'invalid_input_file',
+    );
   });
 });

@@ -29,13 +29,23 @@ const call = (base: string, method: string, url: string, body?: unknown, key = c
 const api = (method: string, url: string, body?: unknown, key?: string) => call(cluster.gatewayUrl, method, url, body, key);
 
 const waitSettled = (id: string, ms = 180_000) =>
-  waitFor(async () => {
-    const r = await api('GET', `/v1/rollouts/${id}`);
-    if (r.json.status === 'failed') throw new Error(`rollout failed: ${r.json.failed_reason}`);
-    return r.json.status === 'completed' || r.json.status === 'cancelled' ? r.json : null;
-  }, ms, 100, `rollout ${id}`);
+  waitFor(
+    async () => {
+      const r = await api('GET', `/v1/rollouts/${id}`);
+      if (r.json.status === 'failed') throw new Error(`rollout failed: ${r.json.failed_reason}`);
+      return r.json.status === 'completed' || r.json.status === 'cancelled' ? r.json : null;
+    },
+    ms,
+    100,
+    `rollout ${id}`,
+  );
 
-const jsonl = async (id: string): Promise<TrajectoryRecord[]> => (await api('GET', `/v1/rollouts/${id}/trajectories`)).text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const jsonl = async (id: string): Promise<TrajectoryRecord[]> =>
+  (await api('GET', `/v1/rollouts/${id}/trajectories`)).text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 /** A copy of the v1 model directory registered as another version (same weights, hard links). */
 function versionDir(version: string): string {
@@ -73,14 +83,24 @@ afterAll(async () => {
 describe('rollout farm faults (issue 14)', () => {
   it('1. without a seed, each request draws its own base seed and records it', async () => {
     // the reported input: same prompt, G=4, temperature 1.5, no seed, twice
-    const body = { model: MODEL, groupSize: 4, prompts: [{ prompt: 'Q: 1+1=?\nA:', answer: '2' }], verifier: { name: 'numeric' }, sampling: { temperature: 1.5 }, decoding: { maxNewTokens: 8, stop: digits } };
+    const body = {
+      model: MODEL,
+      groupSize: 4,
+      prompts: [{ prompt: 'Q: 1+1=?\nA:', answer: '2' }],
+      verifier: { name: 'numeric' },
+      sampling: { temperature: 1.5 },
+      decoding: { maxNewTokens: 8, stop: digits },
+    };
     const a = await api('POST', '/v1/rollouts', body);
     const b = await api('POST', '/v1/rollouts', body);
     const [va, vb] = [await waitSettled(a.json.id), await waitSettled(b.json.id)];
     expect(va.result.seedDrawn).toBe(true);
     expect(vb.result.seedDrawn).toBe(true);
     expect(va.result.seed).not.toBe(vb.result.seed);
-    for (const [v, id] of [[va, a.json.id], [vb, b.json.id]] as const) {
+    for (const [v, id] of [
+      [va, a.json.id],
+      [vb, b.json.id],
+    ] as const) {
       const recs = await jsonl(id);
       expect(recs.map((r) => r.seed)).toEqual(recs.map((r) => (v.result.seed + r.groupIndex * 4 + r.sampleIndex) >>> 0));
     }
@@ -98,7 +118,17 @@ describe('rollout farm faults (issue 14)', () => {
       // the reported input: an empty answer with the regex verifier
       [{ ...base, prompts: [{ prompt: 'Q: 1+1=?\nA:', answer: '' }], verifier: { name: 'regex' } }, 'prompts.0.answer'],
       [{ ...base, prompts: [{ prompt: 'Q', answer: 'a*' }], verifier: { name: 'regex' } }, 'prompts.0.answer'],
-      [{ ...base, prompts: [{ prompt: 'Q', answer: '2' }, { prompt: 'Q2', answer: '^' }], verifier: { name: 'regex' } }, 'prompts.1.answer'],
+      [
+        {
+          ...base,
+          prompts: [
+            { prompt: 'Q', answer: '2' },
+            { prompt: 'Q2', answer: '^' },
+          ],
+          verifier: { name: 'regex' },
+        },
+        'prompts.1.answer',
+      ],
       [{ ...base, prompts: [{ prompt: 'Q' }], verifier: { name: 'regex', params: { pattern: '(x)?' } } }, 'verifier'],
       [{ ...base, prompts: [{ prompt: 'Q' }], verifier: { name: 'regex', params: { pattern: '' } } }, 'verifier'],
       [{ ...base, prompts: [{ prompt: 'Q', answer: '   ' }], verifier: { name: 'exact' } }, 'prompts.0.answer'],
@@ -201,7 +231,14 @@ describe('rollout farm faults (issue 14)', () => {
   });
 
   it('4. the stream takes over a dead reader’s records through the API (claim_idle_ms)', async () => {
-    const created = await api('POST', '/v1/rollouts', { model: MODEL, groupSize: 4, prompts: [0, 1, 2].map((i) => ({ prompt: prompt(i), answer: '[0-9]' })), verifier: { name: 'regex' }, sampling: { seed: 3 }, decoding: { maxNewTokens: 8 } });
+    const created = await api('POST', '/v1/rollouts', {
+      model: MODEL,
+      groupSize: 4,
+      prompts: [0, 1, 2].map((i) => ({ prompt: prompt(i), answer: '[0-9]' })),
+      verifier: { name: 'regex' },
+      sampling: { seed: 3 },
+      decoding: { maxNewTokens: 8 },
+    });
     const id = created.json.id;
     await waitSettled(id);
     const a: any = (await api('GET', `/v1/rollouts/${id}/stream?group=L2&consumer=pod-a&count=5`)).json;
@@ -210,7 +247,8 @@ describe('rollout farm faults (issue 14)', () => {
     let n = 0;
     let done = false;
     for (let i = 0; i < 100 && !done; i++) {
-      const page: any = (await api('GET', `/v1/rollouts/${id}/stream?group=L2&consumer=pod-b&count=4&claim_idle_ms=200${cursor ? `&cursor=${cursor}` : ''}`)).json;
+      const page: any = (await api('GET', `/v1/rollouts/${id}/stream?group=L2&consumer=pod-b&count=4&claim_idle_ms=200${cursor ? `&cursor=${cursor}` : ''}`))
+        .json;
       n += page.records.length;
       done = page.done;
       cursor = page.cursor;
@@ -227,7 +265,14 @@ describe('rollout farm faults (issue 14)', () => {
     // a worker started after the announcement: it loads its boot dir (version 1), then the registry's latest, before any job
     const late = await cluster.startWorker();
     expect(fs.readFileSync(late.log, 'utf8')).toMatch(/hot swap \(boot\): fixture now serves version boot-2 \(#\d+\)/);
-    const created = await api('POST', '/v1/rollouts', { model: MODEL, groupSize: 2, prompts: Array.from({ length: 6 }, (_, i) => ({ prompt: prompt(i), answer: '[0-9]' })), verifier: { name: 'regex' }, sampling: { seed: 1 }, decoding: { maxNewTokens: 8 } });
+    const created = await api('POST', '/v1/rollouts', {
+      model: MODEL,
+      groupSize: 2,
+      prompts: Array.from({ length: 6 }, (_, i) => ({ prompt: prompt(i), answer: '[0-9]' })),
+      verifier: { name: 'regex' },
+      sampling: { seed: 1 },
+      decoding: { maxNewTokens: 8 },
+    });
     await waitSettled(created.json.id);
     for (const r of await jsonl(created.json.id)) expect(r.policy).toMatchObject({ version: 'boot-2', seq: reg.json.seq });
 
@@ -250,7 +295,13 @@ describe('rollout farm faults (issue 14)', () => {
       for (const w of procs) w.child.kill('SIGCONT');
       admin.disconnect();
     }
-    for (const w of procs) await waitFor(() => /hot swap \(reconnect\): fixture now serves version away-3/.test(fs.readFileSync(w.log, 'utf8')), 30_000, 100, `${w.name} reconnect swap`);
+    for (const w of procs)
+      await waitFor(
+        () => /hot swap \(reconnect\): fixture now serves version away-3/.test(fs.readFileSync(w.log, 'utf8')),
+        30_000,
+        100,
+        `${w.name} reconnect swap`,
+      );
   });
 
   it('3. concurrent registrations through two gateways: latest is the highest sequence, workers never go back', async () => {
@@ -270,7 +321,12 @@ describe('rollout farm faults (issue 14)', () => {
     const list = await api('GET', `/v1/models/${MODEL}/versions`);
     const newest = list.json.data.reduce((a: any, b: any) => (b.seq > a.seq ? b : a));
     for (const w of cluster.workers.filter((x) => x.child.exitCode === null)) {
-      await waitFor(() => fs.readFileSync(w.log, 'utf8').includes(`now serves version ${newest.version} (#${newest.seq})`), 60_000, 100, `${w.name} on the newest version`);
+      await waitFor(
+        () => fs.readFileSync(w.log, 'utf8').includes(`now serves version ${newest.version} (#${newest.seq})`),
+        60_000,
+        100,
+        `${w.name} on the newest version`,
+      );
       const swaps = [...fs.readFileSync(w.log, 'utf8').matchAll(/now serves version \S+ \(#(\d+)\)/g)].map((m) => Number(m[1]));
       for (let i = 1; i < swaps.length; i++) expect(swaps[i]).toBeGreaterThan(swaps[i - 1]);
     }

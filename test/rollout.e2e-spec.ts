@@ -24,11 +24,16 @@ let v2Dir: string;
 const api = (method: string, url: string, body?: unknown, key = cluster.apiKey) => callApi(cluster.gatewayUrl, key, method, url, body);
 
 const waitDone = (id: string, ms = 120_000) =>
-  waitFor(async () => {
-    const r = await api('GET', `/v1/rollouts/${id}`);
-    if (r.json.status === 'failed') throw new Error(`rollout failed: ${r.json.failed_reason}`);
-    return r.json.status === 'completed' ? r.json : null;
-  }, ms, 100, `rollout ${id}`);
+  waitFor(
+    async () => {
+      const r = await api('GET', `/v1/rollouts/${id}`);
+      if (r.json.status === 'failed') throw new Error(`rollout failed: ${r.json.failed_reason}`);
+      return r.json.status === 'completed' ? r.json : null;
+    },
+    ms,
+    100,
+    `rollout ${id}`,
+  );
 
 // LightningRL, written out again from the spec (population std in groups, sample std over the batch)
 const z = (xs: number[]) => {
@@ -87,7 +92,10 @@ describe('rollouts', () => {
     const view = await waitDone(id);
     const jsonl = await api('GET', `/v1/rollouts/${id}/trajectories`);
     expect(jsonl.status).toBe(200);
-    records = jsonl.text.trim().split('\n').map((l) => JSON.parse(l));
+    records = jsonl.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(records).toHaveLength(16);
     for (const r of records) {
       const ok = trajectoryRecordSchema.safeParse(r);
@@ -161,7 +169,14 @@ describe('rollouts', () => {
     const base = request();
     // '[\s\S]': a sample is right unless its response is empty (a pattern matching the empty string is
     // refused as vacuous), so these groups are rarely all wrong; the TPF-range filter is off
-    const prompts = [base.prompts[0], ...Array.from({ length: 5 }, (_, i) => ({ id: `ok${i}`, prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[\\s\\S]' } } }))];
+    const prompts = [
+      base.prompts[0],
+      ...Array.from({ length: 5 }, (_, i) => ({
+        id: `ok${i}`,
+        prompt: `Q: ${'klmnopqrstuvwxyz'.slice(i, i + 12)}?\nA:`,
+        verifier: { name: 'regex', params: { pattern: '[\\s\\S]' } },
+      })),
+    ];
     const created = await api('POST', '/v1/rollouts', request({ prompts, targetGroups: 2, reward: { minTpfRange: 0 } }));
     const view = await waitDone(created.json.id);
     const r = view.result;
@@ -173,7 +188,10 @@ describe('rollouts', () => {
     for (const g of r.groups) if (!g.kept && g.promptId !== 'never') expect(['batch_full', 'tpf_range_below_0.01']).toContain(g.filterReason);
     expect(r.groups.filter((g: any) => g.filterReason === 'batch_full').length + r.keptGroups + 1).toBeGreaterThanOrEqual(3);
     // the records agree with the summary, and only kept samples carry advantages
-    const recs: TrajectoryRecord[] = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text.trim().split('\n').map((l) => JSON.parse(l));
+    const recs: TrajectoryRecord[] = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(recs.filter((x) => x.kept)).toHaveLength(r.keptSamples);
     for (const x of recs) expect(x.advantage === null).toBe(!x.kept);
   });
@@ -188,7 +206,9 @@ describe('rollouts', () => {
     expect(await bad(request({ groupSize: 1 }))).toMatch(/groupSize must be >= 2/);
     expect(await bad(request({ verifier: { name: 'magic' } }))).toMatch(/unknown verifier 'magic'/);
     expect(await bad({ ...request(), verifier: { name: 'exact' }, prompts: [{ prompt: 'Q' }] })).toMatch(/prompts\.0\.answer: missing reference answer/);
-    expect(await bad(request({ groupSize: 64, prompts: Array.from({ length: 1000 }, (_, i) => ({ prompt: `q${i}`, answer: '1' })) }))).toMatch(/more than the limit/);
+    expect(await bad(request({ groupSize: 64, prompts: Array.from({ length: 1000 }, (_, i) => ({ prompt: `q${i}`, answer: '1' })) }))).toMatch(
+      /more than the limit/,
+    );
     expect(await bad(request({ sampling: { temperature: 0 } }))).toMatch(/greedy/);
     expect(await bad(request({ decoding: { temperature: 1 } }))).toMatch(/set 'temperature' in sampling/);
     expect(await bad(request({ model: 'nope' }))).toMatch(/does not exist/);
@@ -203,8 +223,16 @@ describe('rollouts', () => {
     expect((await api('POST', `/v1/models/${MODEL}/versions`, { dir: '/nonexistent' })).status).toBe(422);
 
     // long enough (24 groups x 4 samples x 64 tokens, 4 groups at a time) that the swap lands mid-rollout
-    const prompts = Array.from({ length: 24 }, (_, i) => ({ id: `q${i}`, prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`, verifier: { name: 'regex', params: { pattern: '[0-9]' } } }));
-    const created = await api('POST', '/v1/rollouts', request({ prompts, decoding: { maxNewTokens: 64, blockSize: 8, subBlockSize: 4 }, policy: { maxStaleness: 0, onStale: 'mark' } }));
+    const prompts = Array.from({ length: 24 }, (_, i) => ({
+      id: `q${i}`,
+      prompt: `Q: ${'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz'.slice(i, i + 14)}?\nA:`,
+      verifier: { name: 'regex', params: { pattern: '[0-9]' } },
+    }));
+    const created = await api(
+      'POST',
+      '/v1/rollouts',
+      request({ prompts, decoding: { maxNewTokens: 64, blockSize: 8, subBlockSize: 4 }, policy: { maxStaleness: 0, onStale: 'mark' } }),
+    );
     expect(created.status).toBe(202);
     // swap once the first groups are done
     await waitFor(async () => (await api('GET', `/v1/rollouts/${created.json.id}`)).json.progress.finished >= 1, 60_000, 10, 'first group');
@@ -212,7 +240,10 @@ describe('rollouts', () => {
     expect(reg2.json).toMatchObject({ version: '2', seq: 2 });
     expect((await api('GET', `/v1/rollouts/${created.json.id}`)).json.progress.finished).toBeLessThan(24); // the swap really is mid-rollout
     const view = await waitDone(created.json.id);
-    const recs: TrajectoryRecord[] = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text.trim().split('\n').map((l) => JSON.parse(l));
+    const recs: TrajectoryRecord[] = (await api('GET', `/v1/rollouts/${created.json.id}/trajectories`)).text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const versions = new Set(recs.map((r) => r.policy.version));
     expect(versions).toEqual(new Set(['1', '2']));
     expect(view.result.policyVersions.sort()).toEqual([`${MODEL}@1`, `${MODEL}@2`]);
@@ -223,7 +254,10 @@ describe('rollouts', () => {
       if (r.stale) expect(r.filterReason).toBe('stale');
     }
     // replay a few samples of each version on an engine of that version alone: same tokens (no KV of the other version leaked in)
-    for (const [version, dir] of [['1', v1Dir], ['2', v2Dir]] as const) {
+    for (const [version, dir] of [
+      ['1', v1Dir],
+      ['2', v2Dir],
+    ] as const) {
       const engine = await Engine.create({ modelDir: dir, intraOpThreads: 1 });
       try {
         for (const r of recs.filter((x) => x.policy.version === version).slice(0, 3)) {
@@ -240,7 +274,13 @@ describe('rollouts', () => {
       }
     }
     const list = await api('GET', `/v1/models/${MODEL}/versions`);
-    expect(list.json).toMatchObject({ latest: '2', data: [{ version: '1', seq: 1 }, { version: '2', seq: 2 }] });
+    expect(list.json).toMatchObject({
+      latest: '2',
+      data: [
+        { version: '1', seq: 1 },
+        { version: '2', seq: 2 },
+      ],
+    });
   });
 
   it('registers a version by upload; the worker hot-swaps to it', async () => {
@@ -249,7 +289,11 @@ describe('rollouts', () => {
       buildTinyModel(v3, { seed: 98, config: { vocab_size: 128 }, manifest: { name: MODEL, version: '3', block_size: 8 } });
       const form = new FormData();
       for (const f of ['dllm.json', 'model.onnx', 'tokenizer.json']) form.append(f, new Blob([fs.readFileSync(path.join(v3, f))]), f);
-      const res = await fetch(`${cluster.gatewayUrl}/v1/models/${MODEL}/versions`, { method: 'POST', headers: { authorization: `Bearer ${cluster.apiKey}` }, body: form });
+      const res = await fetch(`${cluster.gatewayUrl}/v1/models/${MODEL}/versions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${cluster.apiKey}` },
+        body: form,
+      });
       const body: any = await res.json();
       expect(res.status).toBe(201);
       expect(body).toMatchObject({ version: '3', seq: 3 });
@@ -258,7 +302,11 @@ describe('rollouts', () => {
       // an upload missing a part is refused and leaves nothing behind
       const bad = new FormData();
       bad.append('dllm.json', new Blob([fs.readFileSync(path.join(v3, 'dllm.json'))]), 'dllm.json');
-      const r2 = await fetch(`${cluster.gatewayUrl}/v1/models/${MODEL}/versions`, { method: 'POST', headers: { authorization: `Bearer ${cluster.apiKey}` }, body: bad });
+      const r2 = await fetch(`${cluster.gatewayUrl}/v1/models/${MODEL}/versions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${cluster.apiKey}` },
+        body: bad,
+      });
       expect(r2.status).toBe(422);
     } finally {
       fs.rmSync(v3, { recursive: true, force: true });

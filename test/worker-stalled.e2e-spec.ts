@@ -55,11 +55,16 @@ it('a job whose worker is SIGKILLed mid-generation is finished by another worker
       { jobId: 'long', attempts: 1 },
     );
     // mid-generation: some blocks committed, recorded by whichever worker took it
-    const holder = await waitFor(async () => {
-      const j = await Job.fromId(queue, 'long');
-      const p = j?.progress as { blocks?: number } | undefined;
-      return j?.processedBy && p?.blocks && p.blocks >= 2 ? j.processedBy : undefined;
-    }, 30_000, 20, 'the job to be mid-generation');
+    const holder = await waitFor(
+      async () => {
+        const j = await Job.fromId(queue, 'long');
+        const p = j?.progress as { blocks?: number } | undefined;
+        return j?.processedBy && p?.blocks && p.blocks >= 2 ? j.processedBy : undefined;
+      },
+      30_000,
+      20,
+      'the job to be mid-generation',
+    );
     const victim = byName[holder];
     const survivor = holder === 'wa' ? b : a;
     expect(victim).toBeDefined();

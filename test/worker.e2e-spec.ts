@@ -25,7 +25,13 @@ let redis: Redis;
 let store: BlobStore;
 
 const payload = (prompt: string, options: Record<string, unknown> = {}): GenerationPayload => ({
-  owner: 'alice', model: MODEL, prompt, options, stream: false, endpoint: 'native', createdAt: Date.now(),
+  owner: 'alice',
+  model: MODEL,
+  prompt,
+  options,
+  stream: false,
+  endpoint: 'native',
+  createdAt: Date.now(),
 });
 const metric = async (name: string) => {
   const text = await (await fetch(`${worker!.healthUrl}/metrics`)).text();
@@ -58,11 +64,18 @@ afterAll(async () => {
 
 describe('worker boot failures', () => {
   it('exits 2 naming every bad variable, and 1 when the model cannot load', async () => {
-    const bad = await startApp('dist/apps/worker/src/main.js', { WORKER_CONCURRENCY: 'lots', REDIS_URL: 'http://nope', WORKER_PORT: '0' }, { waitReady: false });
+    const bad = await startApp(
+      'dist/apps/worker/src/main.js',
+      { WORKER_CONCURRENCY: 'lots', REDIS_URL: 'http://nope', WORKER_PORT: '0' },
+      { waitReady: false },
+    );
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toMatch(/WORKER_CONCURRENCY: expected an integer/);
     expect(bad.output()).toMatch(/REDIS_URL: expected a URL like redis:\/\//);
-    const missing = await startWorkerProcess({ redisUrl: redisUrl(), prefix, model: { name: MODEL, dir: path.join(storageDir, 'no-model') }, storageDir }, { waitReady: false });
+    const missing = await startWorkerProcess(
+      { redisUrl: redisUrl(), prefix, model: { name: MODEL, dir: path.join(storageDir, 'no-model') }, storageDir },
+      { waitReady: false },
+    );
     expect(await missing.exited).toBe(1);
     expect(missing.output()).toMatch(/cannot load model e2e-model from .*no-model/);
   });
@@ -72,7 +85,13 @@ describe('worker process', () => {
   it('takes no job before its model is loaded, then runs queued jobs with per-block progress', async () => {
     // queued before any worker exists: the worker must pick it up once ready
     const early = await queue.add('generate', payload('12+3=', { maxNewTokens: 24 }), { jobId: 'early' });
-    worker = await startWorkerProcess({ redisUrl: redisUrl(), prefix, model: { name: MODEL, dir: model.dir }, storageDir, extra: { WORKER_CONCURRENCY: '16' } });
+    worker = await startWorkerProcess({
+      redisUrl: redisUrl(),
+      prefix,
+      model: { name: MODEL, dir: model.dir },
+      storageDir,
+      extra: { WORKER_CONCURRENCY: '16' },
+    });
     const ready = await (await fetch(`${worker.healthUrl}/readyz`)).json();
     expect(ready).toEqual({ status: 'ok', checks: { model: 'ok', queues: 'ok', redis: 'ok' } });
     expect(worker.output()).toMatch(/loaded from .* in \d+ ms[\s\S]*taking jobs/);
@@ -98,7 +117,9 @@ describe('worker process', () => {
 
   it('batches concurrent jobs together in the engine', async () => {
     const rowsBefore = await metric('dllm_engine_forwards');
-    const jobs = await queue.addBulk(Array.from({ length: 16 }, (_, i) => ({ name: 'generate', data: payload(`${i}+${i}=`, { maxNewTokens: 64 }), opts: { jobId: `c${i}` } })));
+    const jobs = await queue.addBulk(
+      Array.from({ length: 16 }, (_, i) => ({ name: 'generate', data: payload(`${i}+${i}=`, { maxNewTokens: 64 }), opts: { jobId: `c${i}` } })),
+    );
     const refs = await Promise.all(jobs.map((j) => j.waitUntilFinished(events, 60_000)));
     const results = await Promise.all(refs.map((ref, i) => readGenerationResult(store, `c${i}`, ref)));
     const sumForwards = results.reduce((a, r) => a + r.stats.forwards, 0);
@@ -137,7 +158,13 @@ describe('worker process', () => {
 
   it('on SIGTERM drains, then hands unfinished jobs back to the queue', async () => {
     await worker!.kill('SIGKILL');
-    worker = await startWorkerProcess({ redisUrl: redisUrl(), prefix, model: { name: MODEL, dir: model.dir }, storageDir, extra: { WORKER_DRAIN_TIMEOUT_MS: '300' } });
+    worker = await startWorkerProcess({
+      redisUrl: redisUrl(),
+      prefix,
+      model: { name: MODEL, dir: model.dir },
+      storageDir,
+      extra: { WORKER_DRAIN_TIMEOUT_MS: '300' },
+    });
     let firstProgress!: () => void;
     const started = new Promise<void>((r) => (firstProgress = r));
     events.on('progress', ({ jobId }) => jobId === 'hb' && firstProgress());

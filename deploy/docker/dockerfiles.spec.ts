@@ -31,7 +31,10 @@ describe('Dockerfiles', () => {
   });
 
   it('.dockerignore keeps local installs, build output and git history out of the context', () => {
-    const lines = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const lines = fs
+      .readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const must of ['node_modules', 'dist', '.git', '.env']) expect(lines).toContain(must);
     // models/ must stay in the context: --build-arg MODELS_SRC=models bakes it.
     expect(lines).not.toContain('models');
@@ -56,26 +59,35 @@ describe('the Dockerfile lint catches', () => {
   });
 
   it('dev dependencies in the runtime image', () => {
-    expect(lint(worker().replace('COPY --from=deps /app/node_modules', 'COPY --from=build /app/node_modules'))).toMatch(/stage build does not install with --omit=dev/);
+    expect(lint(worker().replace('COPY --from=deps /app/node_modules', 'COPY --from=build /app/node_modules'))).toMatch(
+      /stage build does not install with --omit=dev/,
+    );
     expect(lint(worker().replace('npm ci --omit=dev --no-audit', 'npm ci --no-audit'))).toMatch(/stage deps does not install with --omit=dev/);
   });
 
   it('a single-stage build', () => {
-    const single = 'FROM node:20.20.2-bookworm-slim\nWORKDIR /app\nCOPY . .\nRUN ONNXRUNTIME_NODE_INSTALL=skip npm ci && npm run build\nUSER 10001\nCMD ["node", "dist/apps/worker/src/main.js"]\n';
+    const single =
+      'FROM node:20.20.2-bookworm-slim\nWORKDIR /app\nCOPY . .\nRUN ONNXRUNTIME_NODE_INSTALL=skip npm ci && npm run build\nUSER 10001\nCMD ["node", "dist/apps/worker/src/main.js"]\n';
     expect(lint(single)).toMatch(/single-stage build/);
   });
 
   it('onnxruntime install mode: CPU image without skip, CUDA image without the provider or its check', () => {
     expect(lint(worker().replace(/^ENV ONNXRUNTIME_NODE_INSTALL=skip$/m, ''))).toMatch(/npm ci without ONNXRUNTIME_NODE_INSTALL=skip/);
-    expect(lint(cuda().replaceAll('ONNXRUNTIME_NODE_INSTALL=cuda12', 'ONNXRUNTIME_NODE_INSTALL=skip'), 'cuda')).toMatch(/does not install the onnxruntime CUDA provider/);
-    expect(lint(cuda().replace(/test -f \S+libonnxruntime_providers_cuda\.so/, 'true'), 'cuda')).toMatch(/does not check that libonnxruntime_providers_cuda.so arrived/);
+    expect(lint(cuda().replaceAll('ONNXRUNTIME_NODE_INSTALL=cuda12', 'ONNXRUNTIME_NODE_INSTALL=skip'), 'cuda')).toMatch(
+      /does not install the onnxruntime CUDA provider/,
+    );
+    expect(lint(cuda().replace(/test -f \S+libonnxruntime_providers_cuda\.so/, 'true'), 'cuda')).toMatch(
+      /does not check that libonnxruntime_providers_cuda.so arrived/,
+    );
     expect(lint(cuda().replace('nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04', 'ubuntu:24.04'), 'cuda')).toMatch(/needs the CUDA \+ cuDNN runtime/);
   });
 
   it('an entry point or COPY source that does not exist', () => {
     expect(lint(worker().replace('dist/apps/worker/src/main.js', 'dist/apps/worker/src/index.js'))).toMatch(/apps\/worker\/src\/index.ts does not exist/);
     expect(lint(worker().replace('COPY libs ./libs', 'COPY lib ./libs'))).toMatch(/COPY source lib does not exist/);
-    expect(lint(worker().replace('ARG MODELS_SRC=deploy/docker/no-models', 'ARG MODELS_SRC=deploy/docker/models'))).toMatch(/COPY source \$\{MODELS_SRC\} does not exist/);
+    expect(lint(worker().replace('ARG MODELS_SRC=deploy/docker/no-models', 'ARG MODELS_SRC=deploy/docker/models'))).toMatch(
+      /COPY source \$\{MODELS_SRC\} does not exist/,
+    );
   });
 });
 
@@ -119,6 +131,19 @@ describe('the Dockerfile parser (dockerfile-ast) reads BuildKit syntax', () => {
     const deps = stages.find((s) => s.name === 'deps')!;
     expect(deps.instructions.map((i) => i.op)).toEqual(['WORKDIR', 'ENV', 'COPY', 'RUN']);
     expect(deps.instructions[3].args).toMatch(/^npm ci\s+--omit=dev --no-audit --no-fund\s+&& npm cache clean --force$/);
-    expect(stages[stages.length - 1].instructions.map((i) => i.op)).toEqual(['ARG', 'ENV', 'WORKDIR', 'COPY', 'COPY', 'COPY', 'COPY', 'RUN', 'USER', 'ENV', 'EXPOSE', 'CMD']);
+    expect(stages[stages.length - 1].instructions.map((i) => i.op)).toEqual([
+      'ARG',
+      'ENV',
+      'WORKDIR',
+      'COPY',
+      'COPY',
+      'COPY',
+      'COPY',
+      'RUN',
+      'USER',
+      'ENV',
+      'EXPOSE',
+      'CMD',
+    ]);
   });
 });

@@ -56,7 +56,9 @@ describe('rendered overlays', () => {
     const loader = readObjects(path.join(K8S, 'jobs', 'model-loader.yaml'));
     expect(fmt(validateAll([...rendered.get('overlays/gpu')!, ...loader], facts))).toBe('');
     delete loader[0].spec.containers[0].resources;
-    expect(fmt(validateAll([...rendered.get('overlays/gpu')!, ...loader], facts))).toMatch(/Pod\/dllm-farm\/model-loader: resources: container loader has no cpu request/);
+    expect(fmt(validateAll([...rendered.get('overlays/gpu')!, ...loader], facts))).toMatch(
+      /Pod\/dllm-farm\/model-loader: resources: container loader has no cpu request/,
+    );
   });
 
   it('dev and gpu differ where they should (CPU vs CUDA image, GPUs, scale to zero, namespace)', () => {
@@ -72,7 +74,9 @@ describe('rendered overlays', () => {
     expect(dev.some((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === 'dllm-models')).toBe(false);
     // the gpu patch replaces the tolerations list: the fast node-loss ones must survive it
     for (const w of [get(gpu, 'Deployment', 'worker-tiny-dllm'), get(gpu, 'Deployment', 'worker-tiny-ar'), get(dev, 'Deployment', 'worker-tiny-dllm')]) {
-      expect(w.spec.template.spec.tolerations).toEqual(expect.arrayContaining([expect.objectContaining({ key: 'node.kubernetes.io/unreachable', tolerationSeconds: 30 })]));
+      expect(w.spec.template.spec.tolerations).toEqual(
+        expect.arrayContaining([expect.objectContaining({ key: 'node.kubernetes.io/unreachable', tolerationSeconds: 30 })]),
+      );
     }
   });
 
@@ -222,8 +226,18 @@ describe('a broken manifest is reported', () => {
 
   it('PDB that blocks every eviction, and pods under two PDBs', () => {
     const objs = fresh('overlays/dev');
-    const redisPdb: K8sObject = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'redis', namespace: 'dllm-farm' }, spec: { minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'redis' } } } };
-    const broad: K8sObject = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'all-workers', namespace: 'dllm-farm' }, spec: { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'worker' } } } };
+    const redisPdb: K8sObject = {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'redis', namespace: 'dllm-farm' },
+      spec: { minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'redis' } } },
+    };
+    const broad: K8sObject = {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'all-workers', namespace: 'dllm-farm' },
+      spec: { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'worker' } } },
+    };
     objs.push(redisPdb, broad);
     expectProblem('overlays/dev', objs, 'pdb', /minAvailable 1 with 1 replica\(s\) of redis: no pod can ever be evicted/);
     expectProblem('overlays/dev', objs, 'pdb', /selected by 2 PodDisruptionBudgets/);
@@ -265,7 +279,7 @@ describe('a broken manifest is reported', () => {
     expectProblem('overlays/gpu', objs, 'monitoring', /matches no Service/);
   });
 
-  it('ScaledObject watching another pool\'s queue, or a metric no app exposes', () => {
+  it("ScaledObject watching another pool's queue, or a metric no app exposes", () => {
     const objs = fresh('overlays/gpu');
     const so = get(objs, 'ScaledObject', 'worker-tiny-ar');
     so.spec.triggers[1].metadata.query = 'sum(dllm_queue_jobs{queue="dllm.generation.tiny-dllm",state="waiting"})';
@@ -290,7 +304,12 @@ describe('a broken manifest is reported', () => {
   it('an autoscaled Deployment with spec.replicas, and a second autoscaler', () => {
     const objs = fresh('overlays/dev');
     get(objs, 'Deployment', 'worker-tiny-dllm').spec.replicas = 2;
-    objs.push({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'w', namespace: 'dllm-farm' }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'worker-tiny-dllm' }, minReplicas: 1, maxReplicas: 3 } });
+    objs.push({
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'w', namespace: 'dllm-farm' },
+      spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'worker-tiny-dllm' }, minReplicas: 1, maxReplicas: 3 },
+    });
     expectProblem('overlays/dev', objs, 'autoscaling', /sets spec.replicas/);
     expectProblem('overlays/dev', objs, 'autoscaling', /scaled by 2 autoscalers/);
     const objs2 = fresh('overlays/gpu');
@@ -334,7 +353,9 @@ describe('a broken manifest is reported', () => {
   it('Redis that evicts, does not persist, or may be OOM-killed', () => {
     const objs = fresh('overlays/gpu');
     const conf = gen(objs, 'ConfigMap', 'redis-config');
-    conf.data['redis.conf'] = conf.data['redis.conf'].replace('maxmemory-policy noeviction', 'maxmemory-policy allkeys-lru').replace('appendonly yes', 'appendonly no');
+    conf.data['redis.conf'] = conf.data['redis.conf']
+      .replace('maxmemory-policy noeviction', 'maxmemory-policy allkeys-lru')
+      .replace('appendonly yes', 'appendonly no');
     container(get(objs, 'StatefulSet', 'redis')).args = ['/etc/redis/redis.conf', '--maxmemory', '8gb'];
     expectProblem('overlays/gpu', objs, 'redis', /BullMQ needs noeviction/);
     expectProblem('overlays/gpu', objs, 'redis', /appendonly is not yes/);

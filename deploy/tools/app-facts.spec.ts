@@ -25,7 +25,10 @@ it('nestRoutes: controller prefix + @Get paths, global prefix', () => {
 });
 
 it('literalRoutes: the path literals of the file that creates the server, not of others', () => {
-  const server = write('health-server.ts', "const server = http.createServer((req, res) => {\n  if (url === '/healthz') return ok();\n  if (url === \"/ready\") return ready();\n});\n");
+  const server = write(
+    'health-server.ts',
+    'const server = http.createServer((req, res) => {\n  if (url === \'/healthz\') return ok();\n  if (url === "/ready") return ready();\n});\n',
+  );
   const other = write('paths.ts', "const dir = '/models';\n");
   expect(literalRoutes([server, other])).toEqual(new Set(['/healthz', '/ready']));
 });

@@ -36,7 +36,12 @@ function sourceFiles(dir: string): string[] {
   return out;
 }
 
-const joinRoute = (...parts: string[]) => '/' + parts.flatMap((p) => p.split('/')).filter(Boolean).join('/');
+const joinRoute = (...parts: string[]) =>
+  '/' +
+  parts
+    .flatMap((p) => p.split('/'))
+    .filter(Boolean)
+    .join('/');
 
 /** Routes a NestJS app serves: @Controller('prefix') + @Get('path') per file, under setGlobalPrefix. */
 export function nestRoutes(files: string[]): Set<string> {
@@ -71,12 +76,14 @@ export function literalRoutes(files: string[]): Set<string> {
 
 export function loadAppFacts(root = REPO_ROOT): AppFacts {
   const env: AppFacts['env'] = {};
-  for (const [name, spec] of Object.entries(ENV as Record<string, { default?: string; schema: { safeParse(v: unknown): { success: boolean; error?: { issues: { message: string }[] } } } }>)) {
+  for (const [name, spec] of Object.entries(
+    ENV as Record<string, { default?: string; schema: { safeParse(v: unknown): { success: boolean; error?: { issues: { message: string }[] } } } }>,
+  )) {
     env[name] = {
       default: spec.default,
       validate(value: string) {
         // Empty means "use the default" in libs/config.
-        const v = value === '' ? spec.default ?? '' : value;
+        const v = value === '' ? (spec.default ?? '') : value;
         if (v === '' && spec.default === '') return undefined;
         const r = spec.schema.safeParse(v);
         return r.success ? undefined : r.error!.issues.map((i) => i.message).join('; ');
@@ -88,7 +95,7 @@ export function loadAppFacts(root = REPO_ROOT): AppFacts {
   for (const app of ['gateway', 'worker'] as AppName[]) {
     const files = sourceFiles(path.join(root, 'apps', app, 'src'));
     const routes = new Set([...nestRoutes(files), ...(app === 'worker' ? literalRoutes(files) : [])]);
-    const portVar = app === 'gateway' ? 'GATEWAY_PORT' : ['WORKER_PORT', 'WORKER_HEALTH_PORT'].find((n) => n in env) ?? 'WORKER_PORT';
+    const portVar = app === 'gateway' ? 'GATEWAY_PORT' : (['WORKER_PORT', 'WORKER_HEALTH_PORT'].find((n) => n in env) ?? 'WORKER_PORT');
     apps[app] = { routes, portVar, routesFrom: `apps/${app}/src` };
   }
 

@@ -11,7 +11,8 @@ const HASHED = /^(.*)-[a-z0-9]{10}$/;
 function normalize(objs: K8sObject[]): Map<string, unknown> {
   const generated = new Map<string, string>();
   for (const o of objs) {
-    if ((o.kind === 'ConfigMap' || o.kind === 'Secret') && HASHED.test(o.metadata.name)) generated.set(o.metadata.name, `${HASHED.exec(o.metadata.name)![1]}-HASH`);
+    if ((o.kind === 'ConfigMap' || o.kind === 'Secret') && HASHED.test(o.metadata.name))
+      generated.set(o.metadata.name, `${HASHED.exec(o.metadata.name)![1]}-HASH`);
   }
   const out = new Map<string, unknown>();
   const fix = (v: unknown): unknown => {

@@ -41,7 +41,8 @@ export function parseDockerfile(text: string): { preamble: Instruction[]; stages
   const stages: Stage[] = [];
   for (const ins of DockerfileParser.parse(text).getInstructions()) {
     const flags = ins instanceof ModifiableInstruction ? ins.getFlags().map((f) => f.toString()) : [];
-    const heredocs = ins instanceof Run || ins instanceof Copy ? ins.getHeredocs().map((h) => ({ name: h.getName(), content: slice(h.getContentRange()) })) : [];
+    const heredocs =
+      ins instanceof Run || ins instanceof Copy ? ins.getHeredocs().map((h) => ({ name: h.getName(), content: slice(h.getContentRange()) })) : [];
     const line = ins.getInstructionRange().start.line + 1;
     const i: Instruction = { op: ins.getKeyword().toUpperCase(), args: [...flags, ins.getArgumentsContent() ?? ''].join(' ').trim(), line, heredocs };
     if (ins instanceof From) {
@@ -100,15 +101,18 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): string[] {
   else if (!/^\d+$/.test(user)) out.push(`USER ${user}: use a numeric uid so Kubernetes can verify runAsNonRoot`);
 
   // no dev dependencies in the runtime image
-  const installsAll = (s: Stage) => s.instructions.some((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args) && !/--omit[= ]dev|--production\b|--only[= ]prod/.test(i.args));
-  const installsProd = (s: Stage) => s.instructions.some((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args) && /--omit[= ]dev|--production\b|--only[= ]prod/.test(i.args));
+  const installsAll = (s: Stage) =>
+    s.instructions.some((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args) && !/--omit[= ]dev|--production\b|--only[= ]prod/.test(i.args));
+  const installsProd = (s: Stage) =>
+    s.instructions.some((i) => i.op === 'RUN' && /\bnpm (ci|install)\b/.test(i.args) && /--omit[= ]dev|--production\b|--only[= ]prod/.test(i.args));
   if (installsAll(final)) out.push('runtime stage runs npm ci/install without --omit=dev: dev dependencies in the runtime image');
   for (const i of final.instructions.filter((x) => x.op === 'COPY')) {
     const from = /--from=(\S+)/.exec(i.args)?.[1];
     if (!from || !/node_modules/.test(i.args)) continue;
     const src = stages.find((s) => s.name === from);
     if (!src) continue;
-    if (!installsProd(src)) out.push(`COPY --from=${from} node_modules: stage ${from} does not install with --omit=dev, so dev dependencies reach the runtime image`);
+    if (!installsProd(src))
+      out.push(`COPY --from=${from} node_modules: stage ${from} does not install with --omit=dev, so dev dependencies reach the runtime image`);
   }
   const copiesNodeModules = final.instructions.some((i) => i.op === 'COPY' && /node_modules/.test(i.args)) || installsProd(final);
   if (!copiesNodeModules) out.push('runtime stage has no node_modules (neither copied from a --omit=dev stage nor installed)');
@@ -124,7 +128,8 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): string[] {
   // COPY sources from the build context exist
   if (opts.root) {
     const args = new Map<string, string>();
-    for (const s of stages) for (const i of s.instructions) if (i.op === 'ARG' && i.args.includes('=')) args.set(i.args.split('=')[0], i.args.split('=').slice(1).join('='));
+    for (const s of stages)
+      for (const i of s.instructions) if (i.op === 'ARG' && i.args.includes('=')) args.set(i.args.split('=')[0], i.args.split('=').slice(1).join('='));
     for (const s of stages) {
       for (const i of s.instructions) {
         if (i.op !== 'COPY' || /--from=/.test(i.args)) continue;
@@ -140,7 +145,10 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): string[] {
   }
 
   // onnxruntime-node install mode
-  const all = stages.flatMap((s) => s.instructions).map((i) => `${i.op} ${i.args}`).join('\n');
+  const all = stages
+    .flatMap((s) => s.instructions)
+    .map((i) => `${i.op} ${i.args}`)
+    .join('\n');
   if (opts.onnxruntime === 'cpu' && /ONNXRUNTIME_NODE_INSTALL=cuda/.test(all)) out.push('CPU image downloads the CUDA provider');
   if (opts.onnxruntime === 'cpu' || opts.onnxruntime === 'none') {
     for (const s of stages) {
@@ -152,7 +160,8 @@ export function lintDockerfile(text: string, opts: LintOptions = {}): string[] {
   if (opts.onnxruntime === 'cuda') {
     if (!/ONNXRUNTIME_NODE_INSTALL=cuda12/.test(all)) out.push('CUDA image does not install the onnxruntime CUDA provider (ONNXRUNTIME_NODE_INSTALL=cuda12)');
     if (!/test -f \S*libonnxruntime_providers_cuda\.so/.test(all)) out.push('CUDA image does not check that libonnxruntime_providers_cuda.so arrived');
-    if (!/^nvidia\/cuda:.*cudnn/.test(final.from)) out.push(`CUDA runtime stage FROM ${final.from}: needs the CUDA + cuDNN runtime libraries (nvidia/cuda:*-cudnn-runtime-*)`);
+    if (!/^nvidia\/cuda:.*cudnn/.test(final.from))
+      out.push(`CUDA runtime stage FROM ${final.from}: needs the CUDA + cuDNN runtime libraries (nvidia/cuda:*-cudnn-runtime-*)`);
   }
   return out;
 }

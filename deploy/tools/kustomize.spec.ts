@@ -48,12 +48,15 @@ spec:
 `;
 
 function base() {
-  write('base/kustomization.yaml', `namespace: ns1
+  write(
+    'base/kustomization.yaml',
+    `namespace: ns1
 resources: [deploy.yaml]
 configMapGenerator:
   - name: cfg
     literals: [X=1, Y=2]
-`);
+`,
+  );
   write('base/deploy.yaml', DEPLOY);
 }
 
@@ -71,7 +74,9 @@ describe('render', () => {
 
   it('overlay: strategic merge by name, $patch delete, JSON6902, images, replicas, generator merge', () => {
     base();
-    write('ov/kustomization.yaml', `resources: [../base]
+    write(
+      'ov/kustomization.yaml',
+      `resources: [../base]
 images:
   - name: example.org/app
     newName: example.org/app-gpu
@@ -90,8 +95,11 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/args
         value: [--x]
-`);
-    write('ov/p.yaml', `apiVersion: apps/v1
+`,
+    );
+    write(
+      'ov/p.yaml',
+      `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: app
@@ -111,14 +119,19 @@ spec:
       volumes:
         - name: data
           $patch: delete
-`);
+`,
+    );
     const objs = render(path.join(tmp, 'ov'));
     const d = objs.find((o) => o.kind === 'Deployment')!;
     const c = d.spec.template.spec.containers[0];
     expect(c.image).toBe('example.org/app-gpu:2.0.0');
     expect(d.spec.replicas).toBe(3);
     // kustomize's order (checked against `kubectl kustomize` v5.5): patch items first, then the rest
-    expect(c.env).toEqual([{ name: 'B', value: '20' }, { name: 'C', value: '3' }, { name: 'A', value: '1' }]);
+    expect(c.env).toEqual([
+      { name: 'B', value: '20' },
+      { name: 'C', value: '3' },
+      { name: 'A', value: '1' },
+    ]);
     expect(c.volumeMounts).toEqual([]);
     expect(d.spec.template.spec.volumes).toEqual([]);
     expect(c.args).toEqual(['--x']);
@@ -132,20 +145,26 @@ spec:
 
   it('secretGenerator from an env file, base64 data, replace behavior; whole-object $patch delete', () => {
     base();
-    write('base/kustomization.yaml', `namespace: ns1
+    write(
+      'base/kustomization.yaml',
+      `namespace: ns1
 resources: [deploy.yaml]
 secretGenerator:
   - name: keys
     literals: [K=]
-`);
-    write('ov/kustomization.yaml', `resources: [../base]
+`,
+    );
+    write(
+      'ov/kustomization.yaml',
+      `resources: [../base]
 secretGenerator:
   - name: keys
     behavior: replace
     envs: [keys.env]
 patches:
   - path: del.yaml
-`);
+`,
+    );
     write('ov/keys.env', '# comment\nK=abc\n');
     write('ov/del.yaml', 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n$patch: delete\n');
     const objs = render(path.join(tmp, 'ov'));
@@ -157,8 +176,16 @@ patches:
   it.each([
     ['unsupported field', 'resources: [d.yaml]\ncommonAnnotations: {a: b}\n', /field 'commonAnnotations' is not supported/],
     ['missing resource', 'resources: [nope.yaml]\n', /resource 'nope.yaml' does not exist/],
-    ['patch without target match', 'resources: [d.yaml]\npatches:\n  - patch: |-\n      apiVersion: v1\n      kind: Service\n      metadata: {name: x}\n', /matches nothing/],
-    ['merge without base generator', 'resources: [d.yaml]\nconfigMapGenerator:\n  - name: c\n    behavior: merge\n    literals: [A=1]\n', /no base generator defines it/],
+    [
+      'patch without target match',
+      'resources: [d.yaml]\npatches:\n  - patch: |-\n      apiVersion: v1\n      kind: Service\n      metadata: {name: x}\n',
+      /matches nothing/,
+    ],
+    [
+      'merge without base generator',
+      'resources: [d.yaml]\nconfigMapGenerator:\n  - name: c\n    behavior: merge\n    literals: [A=1]\n',
+      /no base generator defines it/,
+    ],
     ['image entry that matches nothing', 'resources: [d.yaml]\nimages:\n  - name: other/app\n    newTag: "1"\n', /matches no container/],
     ['duplicate object', 'resources: [d.yaml, d2.yaml]\n', /defined twice/],
   ])('refuses %s', (_what, kustomization, err) => {
@@ -173,7 +200,15 @@ patches:
 describe('helpers', () => {
   it('JSON6902 add/replace/remove/move/copy/test (RFC 6902), and errors on missing paths and failed tests', () => {
     const o: any = { spec: { list: [1, 2], n: 1, a: { x: 1 } } };
-    applyJson6902(o, [{ op: 'add', path: '/spec/list/-', value: 3 }, { op: 'replace', path: '/spec/n', value: 2 }, { op: 'remove', path: '/spec/list/0' }], 't');
+    applyJson6902(
+      o,
+      [
+        { op: 'add', path: '/spec/list/-', value: 3 },
+        { op: 'replace', path: '/spec/n', value: 2 },
+        { op: 'remove', path: '/spec/list/0' },
+      ],
+      't',
+    );
     expect(o).toEqual({ spec: { list: [2, 3], n: 2, a: { x: 1 } } });
     applyJson6902(
       o,
@@ -188,7 +223,9 @@ describe('helpers', () => {
     expect(o).toEqual({ spec: { list: [3, 2], n: 2, b: { x: 1 }, c: { x: 1 } } });
     o.spec.b.x = 5; // a copy, not a shared reference
     expect(o.spec.c.x).toBe(1);
-    expect(() => applyJson6902(o, [{ op: 'replace', path: '/spec/missing', value: 1 }], 't')).toThrow(/t: JSON6902 operation 0 \(replace \/spec\/missing\): OPERATION_PATH_UNRESOLVABLE/);
+    expect(() => applyJson6902(o, [{ op: 'replace', path: '/spec/missing', value: 1 }], 't')).toThrow(
+      /t: JSON6902 operation 0 \(replace \/spec\/missing\): OPERATION_PATH_UNRESOLVABLE/,
+    );
     expect(() => applyJson6902(o, [{ op: 'test', path: '/spec/n', value: 3 }], 't')).toThrow(/TEST_OPERATION_FAILED/);
     expect(() => applyJson6902(o, [{ op: 'move', from: '/nope', path: '/b' }], 't')).toThrow(KustomizeError);
     expect(() => applyJson6902(o, [{ op: 'frobnicate', path: '/b' }], 't')).toThrow(/OPERATION_OP_INVALID/);
@@ -197,7 +234,9 @@ describe('helpers', () => {
 
   it('JSON6902 move, copy and test in a kustomization render as kubectl kustomize does', () => {
     write('k/d.yaml', DEPLOY);
-    write('k/kustomization.yaml', `resources: [d.yaml]
+    write(
+      'k/kustomization.yaml',
+      `resources: [d.yaml]
 patches:
   - target: {kind: Deployment, name: app}
     patch: |-
@@ -213,21 +252,29 @@ patches:
       - op: move
         from: /spec/replicas
         path: /spec/minReadySeconds
-`);
+`,
+    );
     const d = render(path.join(tmp, 'k'))[0];
     const c = d.spec.template.spec.containers[0];
-    expect(c.env).toEqual([{ name: 'B', value: '2' }, { name: 'A', value: '1' }, { name: 'A', value: '1' }]);
+    expect(c.env).toEqual([
+      { name: 'B', value: '2' },
+      { name: 'A', value: '1' },
+      { name: 'A', value: '1' },
+    ]);
     expect(d.spec.replicas).toBeUndefined();
     expect(d.spec.minReadySeconds).toBe(1);
     if (hasKubectl()) expect(kubectlKustomize(path.join(tmp, 'k'))[0]).toEqual(d);
-    write('k/kustomization.yaml', `resources: [d.yaml]
+    write(
+      'k/kustomization.yaml',
+      `resources: [d.yaml]
 patches:
   - target: {kind: Deployment, name: app}
     patch: |-
       - op: test
         path: /spec/replicas
         value: 2
-`);
+`,
+    );
     expect(() => render(path.join(tmp, 'k'))).toThrow(/JSON6902 operation 0 \(test \/spec\/replicas\): TEST_OPERATION_FAILED/);
   });
 

@@ -44,7 +44,17 @@ const KNOWN_FIELDS = new Set([
   'generatorOptions',
 ]);
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'StorageClass', 'PersistentVolume', 'PriorityClass', 'ClusterTriggerAuthentication', 'IngressClass']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CustomResourceDefinition',
+  'StorageClass',
+  'PersistentVolume',
+  'PriorityClass',
+  'ClusterTriggerAuthentication',
+  'IngressClass',
+]);
 
 /** Parse a multi-document YAML file into objects; every document must be a k8s object. */
 export function readObjects(file: string): K8sObject[] {
@@ -116,7 +126,10 @@ function renderDir(dir: string, stack: string[]): Rendered {
   }
 
   const disableHash = !!k.generatorOptions?.disableNameSuffixHash;
-  for (const [field, kind] of [['configMapGenerator', 'ConfigMap'], ['secretGenerator', 'Secret']] as const) {
+  for (const [field, kind] of [
+    ['configMapGenerator', 'ConfigMap'],
+    ['secretGenerator', 'Secret'],
+  ] as const) {
     for (const g of (k[field] ?? []) as any[]) {
       const data = generatorData(dir, g, kfile);
       const behavior = g.behavior ?? 'create';
@@ -169,7 +182,8 @@ function renderDir(dir: string, stack: string[]): Rendered {
         const cur = splitImage(c.image);
         const repoOut = img.newName ?? cur.repo;
         if (img.digest) c.image = `${repoOut}@${img.digest}`;
-        else c.image = `${repoOut}${img.newTag !== undefined ? ':' + img.newTag : cur.tag ? ':' + cur.tag : ''}${cur.digest && img.newTag === undefined ? '@' + cur.digest : ''}`;
+        else
+          c.image = `${repoOut}${img.newTag !== undefined ? ':' + img.newTag : cur.tag ? ':' + cur.tag : ''}${cur.digest && img.newTag === undefined ? '@' + cur.digest : ''}`;
       }
     }
     if (!used) throw new KustomizeError(`${kfile}: images entry '${img.name}' matches no container`);
@@ -317,7 +331,11 @@ export function splitImage(image: string): { repo: string; tag?: string; digest?
 /** Stable JSON (sorted keys) for hashing. */
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + stable((v as any)[k])).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => JSON.stringify(k) + ':' + stable((v as any)[k]))
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
@@ -329,7 +347,10 @@ function finalizeGenerated(r: Rendered): K8sObject[] {
     const noHash = (o as any).__noHash;
     delete (o as any).__noHash;
     if (noHash) continue;
-    const h = createHash('sha256').update(stable({ kind: o.kind, name: g.base, data: o.data, type: o.type })).digest('hex').slice(0, 10);
+    const h = createHash('sha256')
+      .update(stable({ kind: o.kind, name: g.base, data: o.data, type: o.type }))
+      .digest('hex')
+      .slice(0, 10);
     const name = `${g.base}-${h}`;
     renames.set(`${o.kind}/${o.metadata.namespace ?? ''}/${g.base}`, name);
     o.metadata.name = name;

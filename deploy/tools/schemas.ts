@@ -56,7 +56,14 @@ export function schemaProblems(o: K8sObject): string[] {
   return out;
 }
 
-const COMPILER_OPTIONS: ts.CompilerOptions = { noEmit: true, skipLibCheck: true, noLib: true, types: [], target: ts.ScriptTarget.ES2022, moduleResolution: ts.ModuleResolutionKind.Node10 };
+const COMPILER_OPTIONS: ts.CompilerOptions = {
+  noEmit: true,
+  skipLibCheck: true,
+  noLib: true,
+  types: [],
+  target: ts.ScriptTarget.ES2022,
+  moduleResolution: ts.ModuleResolutionKind.Node10,
+};
 let program: ts.Program | undefined;
 const programFiles = new Set<string>();
 
@@ -115,7 +122,12 @@ function unknownFields(o: K8sObject, dts: string): string[] {
     for (const [key, v] of Object.entries(value)) {
       const p = props.find((s) => s.name === key);
       if (!p) {
-        out.push(`${at}/${key}: unknown field (known: ${props.map((s) => s.name).slice(0, 40).join(', ')})`);
+        out.push(
+          `${at}/${key}: unknown field (known: ${props
+            .map((s) => s.name)
+            .slice(0, 40)
+            .join(', ')})`,
+        );
         continue;
       }
       const decl = p.valueDeclaration ?? p.declarations?.[0];

@@ -37,36 +37,80 @@ function expectRendered(resources: object[], patches: object[], expected: object
 
 const svc = (ports: object[]) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'gateway' }, spec: { selector: { app: 'g' }, ports } });
 
-const deployment = (podSpec: object, name = 'worker') => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name }, spec: { template: { spec: podSpec } } });
+const deployment = (podSpec: object, name = 'worker') => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name },
+  spec: { template: { spec: podSpec } },
+});
 
 describe('strategic merge per field path (checked with kubectl kustomize where present)', () => {
   it('Service spec.ports merge on port: a patch adding a port keeps both', () => {
     expectRendered(
       [svc([{ name: 'http', port: 80, targetPort: 8080 }])],
       [svc([{ name: 'metrics', port: 9090, targetPort: 9090 }])],
-      [svc([{ name: 'metrics', port: 9090, targetPort: 9090 }, { name: 'http', port: 80, targetPort: 8080 }])],
+      [
+        svc([
+          { name: 'metrics', port: 9090, targetPort: 9090 },
+          { name: 'http', port: 80, targetPort: 8080 },
+        ]),
+      ],
     );
   });
 
   it('Service spec.ports: the same port merges into the original, in patch order', () => {
     expectRendered(
-      [svc([{ name: 'a', port: 1 }, { name: 'b', port: 2 }, { name: 'c', port: 3 }])],
-      [svc([{ name: 'c1', port: 3 }, { port: 1, targetPort: 8081 }])],
-      [svc([{ name: 'c1', port: 3 }, { name: 'a', port: 1, targetPort: 8081 }, { name: 'b', port: 2 }])],
+      [
+        svc([
+          { name: 'a', port: 1 },
+          { name: 'b', port: 2 },
+          { name: 'c', port: 3 },
+        ]),
+      ],
+      [
+        svc([
+          { name: 'c1', port: 3 },
+          { port: 1, targetPort: 8081 },
+        ]),
+      ],
+      [
+        svc([
+          { name: 'c1', port: 3 },
+          { name: 'a', port: 1, targetPort: 8081 },
+          { name: 'b', port: 2 },
+        ]),
+      ],
     );
   });
 
   it('containers on name (patch order first), ports on containerPort, env on name, volumeMounts on mountPath', () => {
     const base = deployment({
       containers: [
-        { name: 'worker', image: 'w:1', ports: [{ name: 'http', containerPort: 9090 }], env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }], volumeMounts: [{ name: 'models', mountPath: '/models' }] },
+        {
+          name: 'worker',
+          image: 'w:1',
+          ports: [{ name: 'http', containerPort: 9090 }],
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'B', value: '2' },
+          ],
+          volumeMounts: [{ name: 'models', mountPath: '/models' }],
+        },
         { name: 'sidecar', image: 's:1' },
       ],
     });
     const patch = deployment({
       containers: [
         { name: 'sidecar', image: 's:2' },
-        { name: 'worker', ports: [{ name: 'debug', containerPort: 9229 }], env: [{ name: 'B', value: '20' }, { name: 'C', value: '3' }], volumeMounts: [{ name: 'cache', mountPath: '/cache' }] },
+        {
+          name: 'worker',
+          ports: [{ name: 'debug', containerPort: 9229 }],
+          env: [
+            { name: 'B', value: '20' },
+            { name: 'C', value: '3' },
+          ],
+          volumeMounts: [{ name: 'cache', mountPath: '/cache' }],
+        },
       ],
     });
     expectRendered(
@@ -79,9 +123,19 @@ describe('strategic merge per field path (checked with kubectl kustomize where p
             {
               name: 'worker',
               image: 'w:1',
-              ports: [{ name: 'debug', containerPort: 9229 }, { name: 'http', containerPort: 9090 }],
-              env: [{ name: 'B', value: '20' }, { name: 'C', value: '3' }, { name: 'A', value: '1' }],
-              volumeMounts: [{ name: 'cache', mountPath: '/cache' }, { name: 'models', mountPath: '/models' }],
+              ports: [
+                { name: 'debug', containerPort: 9229 },
+                { name: 'http', containerPort: 9090 },
+              ],
+              env: [
+                { name: 'B', value: '20' },
+                { name: 'C', value: '3' },
+                { name: 'A', value: '1' },
+              ],
+              volumeMounts: [
+                { name: 'cache', mountPath: '/cache' },
+                { name: 'models', mountPath: '/models' },
+              ],
             },
           ],
         }),
@@ -100,10 +154,16 @@ describe('strategic merge per field path (checked with kubectl kustomize where p
           image: 'w:1',
           args: ['--a'],
           resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { memory: '2Gi' } },
-          volumeMounts: [{ name: 'models', mountPath: '/models' }, { name: 'storage', mountPath: '/storage' }],
+          volumeMounts: [
+            { name: 'models', mountPath: '/models' },
+            { name: 'storage', mountPath: '/storage' },
+          ],
         },
       ],
-      volumes: [{ name: 'models', persistentVolumeClaim: { claimName: 'dllm-models' } }, { name: 'storage', emptyDir: {} }],
+      volumes: [
+        { name: 'models', persistentVolumeClaim: { claimName: 'dllm-models' } },
+        { name: 'storage', emptyDir: {} },
+      ],
     });
     const patch = deployment({
       terminationGracePeriodSeconds: 330,
@@ -148,27 +208,66 @@ describe('strategic merge per field path (checked with kubectl kustomize where p
     const ss = (spec: object) => ({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'redis' }, spec });
     const claim = (name: string, spec: object) => ({ metadata: { name }, spec });
     expectRendered(
-      [ss({ template: { spec: { containers: [{ name: 'redis', image: 'r' }] } }, volumeClaimTemplates: [claim('data', { storageClassName: 'fast', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } }), claim('logs', {})] })],
+      [
+        ss({
+          template: { spec: { containers: [{ name: 'redis', image: 'r' }] } },
+          volumeClaimTemplates: [
+            claim('data', { storageClassName: 'fast', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } }),
+            claim('logs', {}),
+          ],
+        }),
+      ],
       [ss({ volumeClaimTemplates: [claim('data', { resources: { requests: { storage: '100Gi' } } })] })],
-      [ss({ template: { spec: { containers: [{ name: 'redis', image: 'r' }] } }, volumeClaimTemplates: [claim('data', { resources: { requests: { storage: '100Gi' } } })] })],
+      [
+        ss({
+          template: { spec: { containers: [{ name: 'redis', image: 'r' }] } },
+          volumeClaimTemplates: [claim('data', { resources: { requests: { storage: '100Gi' } } })],
+        }),
+      ],
     );
   });
 
   it('Ingress rules and tls are replaced, annotations merge; a PVC spec merges and $patch: delete drops a whole object', () => {
     const ing = (metadata: object, spec: object) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'gateway', ...metadata }, spec });
-    const rule = (host: string) => ({ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'gateway', port: { name: 'http' } } } }] } });
+    const rule = (host: string) => ({
+      host,
+      http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'gateway', port: { name: 'http' } } } }] },
+    });
     const pvc = (name: string, spec: object) => ({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name }, spec });
     expectRendered(
-      [ing({ annotations: { a: '1' } }, { ingressClassName: 'nginx', rules: [rule('a.example'), rule('b.example')] }), pvc('storage', { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '50Gi' } } }), pvc('models', {})],
-      [ing({ annotations: { b: '2' } }, { rules: [rule('dllm.localhost')], tls: [{ hosts: ['dllm.localhost'], secretName: 't' }] }), pvc('storage', { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } }), { ...pvc('models', {}), $patch: 'delete' }],
-      [ing({ annotations: { a: '1', b: '2' } }, { ingressClassName: 'nginx', rules: [rule('dllm.localhost')], tls: [{ hosts: ['dllm.localhost'], secretName: 't' }] }), pvc('storage', { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } })],
+      [
+        ing({ annotations: { a: '1' } }, { ingressClassName: 'nginx', rules: [rule('a.example'), rule('b.example')] }),
+        pvc('storage', { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '50Gi' } } }),
+        pvc('models', {}),
+      ],
+      [
+        ing({ annotations: { b: '2' } }, { rules: [rule('dllm.localhost')], tls: [{ hosts: ['dllm.localhost'], secretName: 't' }] }),
+        pvc('storage', { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } }),
+        { ...pvc('models', {}), $patch: 'delete' },
+      ],
+      [
+        ing(
+          { annotations: { a: '1', b: '2' } },
+          { ingressClassName: 'nginx', rules: [rule('dllm.localhost')], tls: [{ hosts: ['dllm.localhost'], secretName: 't' }] },
+        ),
+        pvc('storage', { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } }),
+      ],
     );
   });
 
   it('CRDs (no schema): lists are replaced even when their items have names; maps merge', () => {
     const so = (spec: object) => ({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: 'w' }, spec });
     expectRendered(
-      [so({ minReplicaCount: 1, advanced: { a: 1 }, triggers: [{ type: 'redis', name: 't1', metadata: { x: '1' } }, { type: 'cpu', name: 't2', metadata: {} }] })],
+      [
+        so({
+          minReplicaCount: 1,
+          advanced: { a: 1 },
+          triggers: [
+            { type: 'redis', name: 't1', metadata: { x: '1' } },
+            { type: 'cpu', name: 't2', metadata: {} },
+          ],
+        }),
+      ],
       [so({ advanced: { b: 2 }, triggers: [{ name: 't2', metadata: { z: '9' } }] })],
       [so({ minReplicaCount: 1, advanced: { a: 1, b: 2 }, triggers: [{ name: 't2', metadata: { z: '9' } }] })],
     );
@@ -189,15 +288,23 @@ describe('strategicMerge refuses what it cannot do exactly', () => {
 
   it('port lists whose items set protocol (kustomize v5.5 drops or reorders such items)', () => {
     const service = rootType('v1', 'Service');
-    expect(() => strategicMerge(svc([{ port: 80 }]), svc([{ port: 80, protocol: 'TCP', targetPort: 1 }]), service)).toThrow(/items set 'protocol' is not supported/);
+    expect(() => strategicMerge(svc([{ port: 80 }]), svc([{ port: 80, protocol: 'TCP', targetPort: 1 }]), service)).toThrow(
+      /items set 'protocol' is not supported/,
+    );
     expect(() => strategicMerge(svc([{ port: 80, protocol: 'TCP' }]), svc([{ port: 81 }]), service)).toThrow(/port\+protocol/);
   });
 
   it('unsupported directives, list fields and missing items, with the path', () => {
-    expect(() => strategicMerge(deployment({}), deployment({ topologySpreadConstraints: [{ topologyKey: 'zone' }] }), pod)).toThrow(/topologySpreadConstraints.*not supported/);
+    expect(() => strategicMerge(deployment({}), deployment({ topologySpreadConstraints: [{ topologyKey: 'zone' }] }), pod)).toThrow(
+      /topologySpreadConstraints.*not supported/,
+    );
     expect(() => strategicMerge(deployment({}), deployment({ $retainKeys: ['a'] }), pod)).toThrow(StrategicMergeError);
-    expect(() => strategicMerge(deployment({ volumes: [] }), deployment({ volumes: [{ name: 'x', $patch: 'delete' }] }), pod)).toThrow(/spec\/template\/spec\/volumes: \$patch: delete of name=x: no such item/);
-    expect(() => strategicMerge(deployment({ tolerations: [] }), deployment({ tolerations: [{ key: 'a', $patch: 'delete' }] }), pod)).toThrow(/without a merge key/);
+    expect(() => strategicMerge(deployment({ volumes: [] }), deployment({ volumes: [{ name: 'x', $patch: 'delete' }] }), pod)).toThrow(
+      /spec\/template\/spec\/volumes: \$patch: delete of name=x: no such item/,
+    );
+    expect(() => strategicMerge(deployment({ tolerations: [] }), deployment({ tolerations: [{ key: 'a', $patch: 'delete' }] }), pod)).toThrow(
+      /without a merge key/,
+    );
   });
 
   it('render() names the patch file and object on a refusal', () => {

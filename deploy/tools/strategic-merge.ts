@@ -71,9 +71,30 @@ const TYPES: Record<TypeName, Record<string, Field>> = {
 };
 
 /** apiVersions of the built-in kinds kustomize has a schema for (CRDs are schemaless to it). */
-const BUILTIN_GROUPS = new Set(['v1', 'apps/v1', 'batch/v1', 'networking.k8s.io/v1', 'autoscaling/v2', 'autoscaling/v1', 'policy/v1', 'rbac.authorization.k8s.io/v1', 'scheduling.k8s.io/v1', 'storage.k8s.io/v1']);
+const BUILTIN_GROUPS = new Set([
+  'v1',
+  'apps/v1',
+  'batch/v1',
+  'networking.k8s.io/v1',
+  'autoscaling/v2',
+  'autoscaling/v1',
+  'policy/v1',
+  'rbac.authorization.k8s.io/v1',
+  'scheduling.k8s.io/v1',
+  'storage.k8s.io/v1',
+]);
 /** Built-in kinds with keyed lists below their top level (the rest only have typed metadata). */
-const KINDS: Record<string, TypeName> = { Pod: 'Pod', PodTemplate: 'PodTemplate', Service: 'Service', Deployment: 'Deployment', StatefulSet: 'StatefulSet', DaemonSet: 'DaemonSet', ReplicaSet: 'ReplicaSet', Job: 'Job', CronJob: 'CronJob' };
+const KINDS: Record<string, TypeName> = {
+  Pod: 'Pod',
+  PodTemplate: 'PodTemplate',
+  Service: 'Service',
+  Deployment: 'Deployment',
+  StatefulSet: 'StatefulSet',
+  DaemonSet: 'DaemonSet',
+  ReplicaSet: 'ReplicaSet',
+  Job: 'Job',
+  CronJob: 'CronJob',
+};
 
 /** The schema of an object's top level: its kind's type for built-in kinds, null (schemaless) for anything else (CRDs). */
 export function rootType(apiVersion: string, kind: string): TypeName | null {
@@ -93,7 +114,8 @@ function isMap(v: unknown): v is Record<string, unknown> {
 
 function checkDirectives(patch: Record<string, unknown>, at: string): void {
   for (const k of Object.keys(patch)) {
-    if (k.startsWith('$') && !DIRECTIVES.has(k)) throw new StrategicMergeError(`${at}: directive '${k}' is not supported (only $patch: delete | replace | merge)`);
+    if (k.startsWith('$') && !DIRECTIVES.has(k))
+      throw new StrategicMergeError(`${at}: directive '${k}' is not supported (only $patch: delete | replace | merge)`);
   }
   const p = patch.$patch;
   if (p !== undefined && p !== 'delete' && p !== 'replace' && p !== 'merge') throw new StrategicMergeError(`${at}: unknown $patch '${String(p)}'`);
@@ -109,7 +131,9 @@ function mergeKeyedList(base: unknown[], patch: unknown[], list: KeyedList, at: 
   // where the original does not (or the reverse) and orders such lists differently; refused here.
   for (const k of list.keys.slice(1)) {
     if ([...base, ...patch].some((x) => isMap(x) && x[k] !== undefined)) {
-      throw new StrategicMergeError(`${at}: patching a list whose items set '${k}' is not supported (kustomize matches and orders them on ${list.keys.join('+')} inconsistently)`);
+      throw new StrategicMergeError(
+        `${at}: patching a list whose items set '${k}' is not supported (kustomize matches and orders them on ${list.keys.join('+')} inconsistently)`,
+      );
     }
   }
   const rest = [...base];

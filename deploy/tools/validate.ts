@@ -8,7 +8,9 @@ import { QUEUES, catalogue, queueName, type QueueKind } from '@dllm/contracts';
 
 const QUEUE_KINDS = Object.keys(QUEUES) as QueueKind[];
 /** Job kinds whose queue is per model: a worker pool consumes queueName(kind, its model) for each. */
-const PER_MODEL_KINDS = Object.values(catalogue as Record<string, { kind: QueueKind; perModel: boolean }>).filter((d) => d.perModel).map((d) => d.kind);
+const PER_MODEL_KINDS = Object.values(catalogue as Record<string, { kind: QueueKind; perModel: boolean }>)
+  .filter((d) => d.perModel)
+  .map((d) => d.kind);
 
 export interface Problem {
   object: string;
@@ -51,7 +53,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
   for (const o of objects) for (const msg of schemaProblems(o)) report(o, 'schema', msg);
 
   const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
-  const find = (kind: string, ns: string | undefined, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? '') === (ns ?? ''));
+  const find = (kind: string, ns: string | undefined, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata.name === name && (o.metadata.namespace ?? '') === (ns ?? ''));
   const workloads = objects.filter((o) => podSpec(o) && o.kind !== 'Pod');
   // One-off Pods (the model loader) get the image/resources/refs/security rules, not probes or PDBs.
   const podOwners = objects.filter((o) => podSpec(o));
@@ -69,7 +72,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
     for (const c of all) {
       const { tag, digest } = splitImage(c.image ?? '');
       if (!c.image) report(w, 'image-pinned', `container ${c.name} has no image`);
-      else if (!digest && (!tag || tag === 'latest')) report(w, 'image-pinned', `container ${c.name}: image ${c.image} is not pinned (a tag other than latest, or a digest)`);
+      else if (!digest && (!tag || tag === 'latest'))
+        report(w, 'image-pinned', `container ${c.name}: image ${c.image} is not pinned (a tag other than latest, or a digest)`);
     }
 
     // resources
@@ -98,18 +102,30 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         if (app && c === containers[0]) {
           const listen = effectivePort(w, c, app, objects, facts);
           if (cp && listen !== undefined && cp.containerPort !== listen) {
-            report(w, 'probe-target', `container ${c.name}: ${kind} goes to port ${cp.containerPort} but the ${app} listens on ${listen} (${facts.apps[app].portVar})`);
+            report(
+              w,
+              'probe-target',
+              `container ${c.name}: ${kind} goes to port ${cp.containerPort} but the ${app} listens on ${listen} (${facts.apps[app].portVar})`,
+            );
           }
           const routes = facts.apps[app].routes;
           if (p.httpGet && !routes.has(stripQuery(p.httpGet.path ?? '/'))) {
-            report(w, 'probe-target', `container ${c.name}: ${kind} path ${p.httpGet.path} is not served by the ${app} (routes in ${facts.apps[app].routesFrom}: ${[...routes].sort().join(', ') || 'none found'})`);
+            report(
+              w,
+              'probe-target',
+              `container ${c.name}: ${kind} path ${p.httpGet.path} is not served by the ${app} (routes in ${facts.apps[app].routesFrom}: ${[...routes].sort().join(', ') || 'none found'})`,
+            );
           }
         }
       }
       if (app && c === containers[0]) {
         const paths = new Set(['livenessProbe', 'readinessProbe'].map((k) => c[k]?.httpGet?.path));
         if (c.livenessProbe?.httpGet && c.readinessProbe?.httpGet && paths.size === 1 && facts.apps[app].routes.has('/readyz')) {
-          report(w, 'probes', `container ${c.name}: liveness and readiness use the same path; readiness should be /readyz (dependencies), liveness /healthz (process)`);
+          report(
+            w,
+            'probes',
+            `container ${c.name}: liveness and readiness use the same path; readiness should be /readyz (dependencies), liveness /healthz (process)`,
+          );
         }
       }
     }
@@ -119,7 +135,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
       if (optional) return;
       const target = find(kind, ns, name);
       if (!target) report(w, 'config-ref', `${where} references ${kind} ${name}, which is not in the manifests`);
-      else if (key !== undefined && !(key in (target.data ?? {})) && !(key in (target.stringData ?? {}))) report(w, 'config-ref', `${where} references key ${key} of ${kind} ${name}, which has no such key`);
+      else if (key !== undefined && !(key in (target.data ?? {})) && !(key in (target.stringData ?? {})))
+        report(w, 'config-ref', `${where} references key ${key} of ${kind} ${name}, which has no such key`);
     };
     for (const c of all) {
       for (const ef of c.envFrom ?? []) {
@@ -145,7 +162,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
       }
     }
     for (const c of all) {
-      for (const m of c.volumeMounts ?? []) if (!volumeNames.has(m.name)) report(w, 'volume', `container ${c.name} mounts volume ${m.name}, which the pod does not define`);
+      for (const m of c.volumeMounts ?? [])
+        if (!volumeNames.has(m.name)) report(w, 'volume', `container ${c.name} mounts volume ${m.name}, which the pod does not define`);
     }
 
     // config values: every env var the app reads is checked with libs/config's own validator
@@ -168,7 +186,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
             const svc = find('Service', m[2] ?? ns, m[1]);
             const port = Number(u.port || 6379);
             if (!svc) report(w, 'config-value', `REDIS_URL host ${u.hostname} names Service ${m[1]} in namespace ${m[2] ?? ns}, which is not in the manifests`);
-            else if (!(svc.spec?.ports ?? []).some((p: any) => p.port === port)) report(w, 'config-value', `REDIS_URL port ${port} is not a port of Service ${m[1]}`);
+            else if (!(svc.spec?.ports ?? []).some((p: any) => p.port === port))
+              report(w, 'config-value', `REDIS_URL port ${port} is not a port of Service ${m[1]}`);
           }
         } catch {
           /* an invalid URL is reported by libs/config's validator above */
@@ -180,7 +199,11 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         const kv = Number(envOf.KV_POOL_BYTES ?? facts.env.KV_POOL_BYTES?.default ?? 0);
         const mem = quantity(containers[0].resources?.limits?.memory ?? '0');
         if (mem && kv > KV_POOL_SHARE * mem) {
-          report(w, 'resources', `KV_POOL_BYTES ${kv} is above ${KV_POOL_SHARE * 100}% of the ${containers[0].resources.limits.memory} memory limit: the worker is OOM-killed when the pool fills`);
+          report(
+            w,
+            'resources',
+            `KV_POOL_BYTES ${kv} is above ${KV_POOL_SHARE * 100}% of the ${containers[0].resources.limits.memory} memory limit: the worker is OOM-killed when the pool fills`,
+          );
         }
         const models = modelNames(envOf, facts);
         const wm = envOf.WORKER_MODEL;
@@ -188,8 +211,10 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         const provider = envOf.WORKER_EXECUTION_PROVIDER ?? facts.env.WORKER_EXECUTION_PROVIDER?.default;
         const gpus = containers[0].resources?.limits?.['nvidia.com/gpu'];
         if (provider === 'cuda' && !gpus) report(w, 'gpu', `WORKER_EXECUTION_PROVIDER=cuda but the container requests no nvidia.com/gpu`);
-        if (provider === 'cuda' && !/cuda/.test(containers[0].image ?? '')) report(w, 'gpu', `WORKER_EXECUTION_PROVIDER=cuda but image ${containers[0].image} is not a CUDA image`);
-        if (gpus && provider !== 'cuda') report(w, 'gpu', `the container holds ${gpus} GPU(s) but WORKER_EXECUTION_PROVIDER is ${provider ?? 'unset'}: the GPU would sit idle`);
+        if (provider === 'cuda' && !/cuda/.test(containers[0].image ?? ''))
+          report(w, 'gpu', `WORKER_EXECUTION_PROVIDER=cuda but image ${containers[0].image} is not a CUDA image`);
+        if (gpus && provider !== 'cuda')
+          report(w, 'gpu', `the container holds ${gpus} GPU(s) but WORKER_EXECUTION_PROVIDER is ${provider ?? 'unset'}: the GPU would sit idle`);
       }
     }
 
@@ -215,7 +240,11 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         }
       }
       if (grace < need + GRACE_MARGIN_SECONDS) {
-        report(w, 'grace-period', `terminationGracePeriodSeconds ${grace} must be at least ${need + GRACE_MARGIN_SECONDS} (${why.join(' + ')} + ${GRACE_MARGIN_SECONDS}s margin): SIGKILL would cut the drain short and jobs would stall`);
+        report(
+          w,
+          'grace-period',
+          `terminationGracePeriodSeconds ${grace} must be at least ${need + GRACE_MARGIN_SECONDS} (${why.join(' + ')} + ${GRACE_MARGIN_SECONDS}s margin): SIGKILL would cut the drain short and jobs would stall`,
+        );
       }
     }
 
@@ -223,11 +252,15 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
     for (const c of containers) {
       const req = c.resources?.requests?.['nvidia.com/gpu'];
       const lim = c.resources?.limits?.['nvidia.com/gpu'];
-      if (req !== undefined && lim === undefined) report(w, 'gpu', `container ${c.name} requests nvidia.com/gpu without a limit (extended resources need a limit)`);
-      if (req !== undefined && lim !== undefined && String(req) !== String(lim)) report(w, 'gpu', `container ${c.name}: nvidia.com/gpu request ${req} != limit ${lim}`);
+      if (req !== undefined && lim === undefined)
+        report(w, 'gpu', `container ${c.name} requests nvidia.com/gpu without a limit (extended resources need a limit)`);
+      if (req !== undefined && lim !== undefined && String(req) !== String(lim))
+        report(w, 'gpu', `container ${c.name}: nvidia.com/gpu request ${req} != limit ${lim}`);
       if (lim !== undefined) {
         const tolerates = (spec.tolerations ?? []).some((t: any) => t.key === 'nvidia.com/gpu' || (t.operator === 'Exists' && !t.key));
-        const pinned = Object.keys(spec.nodeSelector ?? {}).some((k) => k.startsWith('nvidia.com/')) || JSON.stringify(spec.affinity?.nodeAffinity ?? {}).includes('nvidia.com/');
+        const pinned =
+          Object.keys(spec.nodeSelector ?? {}).some((k) => k.startsWith('nvidia.com/')) ||
+          JSON.stringify(spec.affinity?.nodeAffinity ?? {}).includes('nvidia.com/');
         if (!tolerates) report(w, 'gpu', `container ${c.name} needs a GPU but the pod does not tolerate the nvidia.com/gpu taint of GPU nodes`);
         if (!pinned) report(w, 'gpu', `container ${c.name} needs a GPU but the pod has no nvidia.com/* nodeSelector or node affinity`);
       }
@@ -255,13 +288,21 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
   }
   for (const w of workloads) {
     const list = coveredBy.get(w) ?? [];
-    if (list.length > 1) report(w, 'pdb', `pods are selected by ${list.length} PodDisruptionBudgets (${list.map((p) => p.metadata.name).join(', ')}): evictions fail`);
-    const scaled = byKind('ScaledObject').some((s) => s.spec?.scaleTargetRef?.name === w.metadata.name) || byKind('HorizontalPodAutoscaler').some((h) => h.spec?.scaleTargetRef?.name === w.metadata.name);
-    if (w.kind === 'Deployment' && (scaled || (w.spec?.replicas ?? 1) > 1) && !list.length) report(w, 'pdb', 'a multi-replica Deployment has no PodDisruptionBudget: a node drain may evict all its pods at once');
+    if (list.length > 1)
+      report(w, 'pdb', `pods are selected by ${list.length} PodDisruptionBudgets (${list.map((p) => p.metadata.name).join(', ')}): evictions fail`);
+    const scaled =
+      byKind('ScaledObject').some((s) => s.spec?.scaleTargetRef?.name === w.metadata.name) ||
+      byKind('HorizontalPodAutoscaler').some((h) => h.spec?.scaleTargetRef?.name === w.metadata.name);
+    if (w.kind === 'Deployment' && (scaled || (w.spec?.replicas ?? 1) > 1) && !list.length)
+      report(w, 'pdb', 'a multi-replica Deployment has no PodDisruptionBudget: a node drain may evict all its pods at once');
     for (const pdb of list) {
       const replicas = w.spec?.replicas ?? 1;
       if (!scaled && pdb.spec?.minAvailable !== undefined && typeof pdb.spec.minAvailable === 'number' && pdb.spec.minAvailable >= replicas) {
-        report(pdb, 'pdb', `minAvailable ${pdb.spec.minAvailable} with ${replicas} replica(s) of ${w.metadata.name}: no pod can ever be evicted, node drains hang`);
+        report(
+          pdb,
+          'pdb',
+          `minAvailable ${pdb.spec.minAvailable} with ${replicas} replica(s) of ${w.metadata.name}: no pod can ever be evicted, node drains hang`,
+        );
       }
     }
   }
@@ -292,7 +333,11 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
   for (const ing of byKind('Ingress')) {
     const readTimeout = ing.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-read-timeout'];
     if (requestTimeout && (readTimeout === undefined || Number(readTimeout) <= requestTimeout)) {
-      report(ing, 'ingress', `proxy-read-timeout ${readTimeout ?? '60 (nginx default)'}s is not above the gateway's REQUEST_TIMEOUT_MS (${requestTimeout}s): the proxy answers 504 while the job is still running`);
+      report(
+        ing,
+        'ingress',
+        `proxy-read-timeout ${readTimeout ?? '60 (nginx default)'}s is not above the gateway's REQUEST_TIMEOUT_MS (${requestTimeout}s): the proxy answers 504 while the job is still running`,
+      );
     }
     if (ing.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-buffering'] !== 'off') {
       report(ing, 'ingress', 'proxy-buffering is not off: streamed completions (SSE, one event per block) arrive in bursts or only at the end');
@@ -310,7 +355,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
     }
     for (const t of ing.spec?.tls ?? []) {
       const issued = Object.keys(ing.metadata.annotations ?? {}).some((a) => a.startsWith('cert-manager.io/'));
-      if (t.secretName && !issued && !find('Secret', ing.metadata.namespace, t.secretName)) report(ing, 'config-ref', `TLS Secret ${t.secretName} is not in the manifests and no cert-manager annotation issues it`);
+      if (t.secretName && !issued && !find('Secret', ing.metadata.namespace, t.secretName))
+        report(ing, 'config-ref', `TLS Secret ${t.secretName} is not in the manifests and no cert-manager annotation issues it`);
     }
   }
 
@@ -320,7 +366,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
     if (!svcs.length) report(sm, 'monitoring', `selector matches no Service: nothing is scraped`);
     for (const ep of sm.spec?.endpoints ?? []) {
       for (const s of svcs) {
-        if (ep.port && !(s.spec?.ports ?? []).some((p: any) => p.name === ep.port)) report(sm, 'monitoring', `endpoint port ${ep.port} is not a named port of Service ${s.metadata.name}`);
+        if (ep.port && !(s.spec?.ports ?? []).some((p: any) => p.name === ep.port))
+          report(sm, 'monitoring', `endpoint port ${ep.port} is not a named port of Service ${s.metadata.name}`);
         const app = COMPONENT_APP[s.metadata.labels?.[COMPONENT_LABEL] ?? ''];
         if (app && !facts.apps[app].routes.has(ep.path ?? '/metrics')) report(sm, 'monitoring', `path ${ep.path ?? '/metrics'} is not served by the ${app}`);
       }
@@ -339,7 +386,12 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
     }
     const key = objectId(w);
     targets.set(key, [...(targets.get(key) ?? []), objectId(a)]);
-    if (w.spec?.replicas !== undefined) report(a, 'autoscaling', `target ${w.metadata.name} sets spec.replicas: every kubectl apply resets the count the ${a.kind === 'ScaledObject' ? 'KEDA' : 'HPA'} autoscaler chose`);
+    if (w.spec?.replicas !== undefined)
+      report(
+        a,
+        'autoscaling',
+        `target ${w.metadata.name} sets spec.replicas: every kubectl apply resets the count the ${a.kind === 'ScaledObject' ? 'KEDA' : 'HPA'} autoscaler chose`,
+      );
     if (a.kind !== 'ScaledObject') continue;
     const wEnv = podSpec(w)?.containers?.[0] ? effectiveEnv(w, podSpec(w).containers[0], objects) : {};
     const model = wEnv.WORKER_MODEL || modelNames(wEnv, facts)[0];
@@ -348,7 +400,12 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
       const q: string = t.metadata?.query ?? '';
       for (const m of q.matchAll(/\b(dllm_[a-z0-9_]+)/g)) {
         const base = m[1].replace(/_(bucket|sum|count|total)$/, '');
-        if (!facts.metrics.has(m[1]) && !facts.metrics.has(base)) report(a, 'autoscaling', `trigger ${t.name ?? t.type}: metric ${m[1]} is not exposed by any app (apps/, libs/): the trigger would always read nothing`);
+        if (!facts.metrics.has(m[1]) && !facts.metrics.has(base))
+          report(
+            a,
+            'autoscaling',
+            `trigger ${t.name ?? t.type}: metric ${m[1]} is not exposed by any app (apps/, libs/): the trigger would always read nothing`,
+          );
       }
       if (model) {
         // Other pools' queues (queueName() of every kind, per model): a query must not count them.
@@ -360,7 +417,8 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         const label = `trigger ${t.name ?? t.type}`;
         for (const m of q.matchAll(/\bqueue\s*(=~|=)\s*"([^"]+)"/g)) {
           const matches = (name: string) => (m[1] === '=' ? name === m[2] : new RegExp(`^(?:${m[2]})$`).test(name));
-          if (!matches(queueName('generation', model))) report(a, 'autoscaling', `${label} watches queue ${m[2]} but ${w.metadata.name} serves ${queueName('generation', model)}`);
+          if (!matches(queueName('generation', model)))
+            report(a, 'autoscaling', `${label} watches queue ${m[2]} but ${w.metadata.name} serves ${queueName('generation', model)}`);
           else {
             const missed = PER_MODEL_KINDS.map((k) => queueName(k, model)).filter((n) => !matches(n));
             if (missed.length) report(a, 'autoscaling', `${label} misses queue(s) ${missed.join(', ')} the pool also consumes: their backlog never scales it`);
@@ -371,31 +429,44 @@ export function validateAll(objects: K8sObject[], facts: AppFacts = loadAppFacts
         for (const m of q.matchAll(/\bmodel\s*=\s*"([^"]+)"/g)) {
           if (m[1] !== model) report(a, 'autoscaling', `${label} watches model ${m[1]} but ${w.metadata.name} serves ${model}`);
         }
-        if (!/\b(queue|model)\s*=~?\s*"/.test(q)) report(a, 'autoscaling', `${label} does not filter by queue or model: every pool would scale on the whole farm's backlog`);
+        if (!/\b(queue|model)\s*=~?\s*"/.test(q))
+          report(a, 'autoscaling', `${label} does not filter by queue or model: every pool would scale on the whole farm's backlog`);
       }
       const th = Number(t.metadata?.threshold);
       if (!(th > 0)) report(a, 'autoscaling', `trigger ${t.name ?? t.type}: threshold must be a positive number`);
     }
     if ((a.spec?.minReplicaCount ?? 0) > (a.spec?.maxReplicaCount ?? 100)) report(a, 'autoscaling', 'minReplicaCount above maxReplicaCount');
   }
-  for (const [w, list] of targets) if (list.length > 1) report(w, 'autoscaling', `scaled by ${list.length} autoscalers (${list.join(', ')}): they fight over the replica count`);
+  for (const [w, list] of targets)
+    if (list.length > 1) report(w, 'autoscaling', `scaled by ${list.length} autoscalers (${list.join(', ')}): they fight over the replica count`);
 
   // Redis: BullMQ needs noeviction; persistence via AOF on a volume; maxmemory below the container limit
   for (const w of workloads.filter((x) => podTemplate(x)?.metadata?.labels?.[COMPONENT_LABEL] === 'redis')) {
     const c = podSpec(w).containers?.[0];
     if (!c) continue;
     const conf = redisConfig(w, c, objects);
-    if (conf['maxmemory-policy'] !== 'noeviction') report(w, 'redis', `maxmemory-policy is ${conf['maxmemory-policy'] ?? 'unset (noeviction is the default only if nothing overrides it)'}; BullMQ needs noeviction, or Redis silently drops jobs and locks`);
+    if (conf['maxmemory-policy'] !== 'noeviction')
+      report(
+        w,
+        'redis',
+        `maxmemory-policy is ${conf['maxmemory-policy'] ?? 'unset (noeviction is the default only if nothing overrides it)'}; BullMQ needs noeviction, or Redis silently drops jobs and locks`,
+      );
     if (conf.appendonly !== 'yes') report(w, 'redis', 'appendonly is not yes: a Redis restart loses every queued job');
     const limit = quantity(c.resources?.limits?.memory ?? '0');
     const max = redisBytes(conf.maxmemory ?? '0');
     if (!max) report(w, 'redis', 'maxmemory is unset: Redis grows until the container is OOM-killed instead of refusing writes');
-    else if (limit && max > 0.85 * limit) report(w, 'redis', `maxmemory ${conf.maxmemory} leaves less than 15% of the ${c.resources.limits.memory} limit for the AOF-rewrite fork and buffers: OOM kill under load`);
+    else if (limit && max > 0.85 * limit)
+      report(
+        w,
+        'redis',
+        `maxmemory ${conf.maxmemory} leaves less than 15% of the ${c.resources.limits.memory} limit for the AOF-rewrite fork and buffers: OOM kill under load`,
+      );
     const dir = conf.dir ?? '/data';
     const mount = (c.volumeMounts ?? []).find((m: any) => m.mountPath === dir);
     const claimTemplates = (w.spec?.volumeClaimTemplates ?? []).map((t: any) => t.metadata?.name);
     const pvcVolume = (podSpec(w).volumes ?? []).find((v: any) => v.name === mount?.name && v.persistentVolumeClaim);
-    if (!mount || (!claimTemplates.includes(mount.name) && !pvcVolume)) report(w, 'redis', `data dir ${dir} is not on a persistent volume: the AOF dies with the pod`);
+    if (!mount || (!claimTemplates.includes(mount.name) && !pvcVolume))
+      report(w, 'redis', `data dir ${dir} is not on a persistent volume: the AOF dies with the pod`);
   }
 
   return problems;
@@ -420,11 +491,16 @@ export function selects(sel: any, labels: Record<string, string> | undefined): b
   return me.every((e) => {
     const has = labels !== undefined && e.key in labels;
     switch (e.operator) {
-      case 'In': return has && e.values.includes(labels![e.key]);
-      case 'NotIn': return !has || !e.values.includes(labels![e.key]);
-      case 'Exists': return has;
-      case 'DoesNotExist': return !has;
-      default: return false;
+      case 'In':
+        return has && e.values.includes(labels![e.key]);
+      case 'NotIn':
+        return !has || !e.values.includes(labels![e.key]);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        return false;
     }
   });
 }
@@ -461,7 +537,10 @@ function effectivePort(w: K8sObject, c: any, app: AppName, objects: K8sObject[],
 function modelNames(env: Record<string, string>, facts: AppFacts): string[] {
   const models = env.MODELS ?? facts.env.MODELS?.default ?? '';
   if (!models.trim()) return ['tiny-dllm'];
-  return models.split(',').map((e) => e.split('=')[0].trim()).filter(Boolean);
+  return models
+    .split(',')
+    .map((e) => e.split('=')[0].trim())
+    .filter(Boolean);
 }
 
 function stripQuery(p: string): string {

@@ -20,7 +20,16 @@ export function writeFixtureModel(opts: { name?: string; version?: string; dir?:
   const head = new Float32Array(V * V); // [vocab, hidden]: row (digit of t) has a 1 at column t
   for (let t = 0; t < V; t++) head[(DIGIT0 + (t % 10)) * V + t] = 1;
   buildTinyModel(dir, {
-    config: { vocab_size: V, hidden_size: V, intermediate_size: 8, num_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 8, max_position_embeddings: 4096 },
+    config: {
+      vocab_size: V,
+      hidden_size: V,
+      intermediate_size: 8,
+      num_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 8,
+      max_position_embeddings: 4096,
+    },
     weights: { 'model.embed_tokens.weight': eye, 'lm_head.weight': head },
     manifest: { name: opts.name ?? 'fixture', version: opts.version ?? '1', kind: 'block-diffusion', block_size: opts.blockSize ?? 8 },
   });
@@ -29,7 +38,8 @@ export function writeFixtureModel(opts: { name?: string; version?: string; dir?:
 
 /** The bundled model when it has been trained into models/tiny-dllm, else a fresh fixture. */
 export function testModelDir(): { dir: string; bundled: boolean } {
-  if (fs.existsSync(path.join(BUNDLED_MODEL_DIR, 'dllm.json')) && fs.existsSync(path.join(BUNDLED_MODEL_DIR, 'model.onnx'))) return { dir: BUNDLED_MODEL_DIR, bundled: true };
+  if (fs.existsSync(path.join(BUNDLED_MODEL_DIR, 'dllm.json')) && fs.existsSync(path.join(BUNDLED_MODEL_DIR, 'model.onnx')))
+    return { dir: BUNDLED_MODEL_DIR, bundled: true };
   return { dir: writeFixtureModel(), bundled: false };
 }
 

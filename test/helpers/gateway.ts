@@ -25,12 +25,20 @@ export async function startTestGateway(o: { tag: string; apiKey: string; storage
   const root = path.resolve(__dirname, '../..');
   const app = await startGateway(
     {
-      host: '127.0.0.1', port: 0, redisUrl: o.redisUrl, queuePrefix: o.tag, keyPrefix: `${o.tag}:gw:`,
+      host: '127.0.0.1',
+      port: 0,
+      redisUrl: o.redisUrl,
+      queuePrefix: o.tag,
+      keyPrefix: `${o.tag}:gw:`,
       apiKeys: [{ name: o.apiKey.replace(/^sk-/, ''), sha256: hashApiKey(o.apiKey) }],
-      rateLimit: { requests: 0, windowMs: 1000 }, bodyLimitBytes: 1 << 20, fileLimitBytes: 1 << 20,
+      rateLimit: { requests: 0, windowMs: 1000 },
+      bodyLimitBytes: 1 << 20,
+      fileLimitBytes: 1 << 20,
       models: Object.values(BUNDLED_MODELS).map((name) => ({ name, dir: path.join(root, 'models', name) })),
-      storageDir: o.storageDir, batch: { maxLines: 100, sweepMs: 0, allowShortWindows: false },
-      requestTimeoutMs: 3000, retentionSeconds: 600,
+      storageDir: o.storageDir,
+      batch: { maxLines: 100, sweepMs: 0, allowShortWindows: false },
+      requestTimeoutMs: 3000,
+      retentionSeconds: 600,
     },
     { docsUi: false, logLevels: ['error'] },
   );

@@ -74,7 +74,8 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 async function waitHttp(url: string, proc: Proc, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited with ${proc.child.exitCode} before it was ready; log: ${proc.log}\n${tail(proc.log)}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`${proc.name} exited with ${proc.child.exitCode} before it was ready; log: ${proc.log}\n${tail(proc.log)}`);
     try {
       const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
       if (r.ok) return;
@@ -98,7 +99,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const root = repoRoot();
   const mode = o.mode ?? (fs.existsSync(path.join(root, 'dist/apps/gateway/src/main.js')) ? 'dist' : 'src');
   const entry = (app: string) =>
-    mode === 'dist' ? [path.join(root, `dist/apps/${app}/src/main.js`)] : ['-r', path.join(root, 'test/gateway.register.js'), path.join(root, `apps/${app}/src/main.ts`)];
+    mode === 'dist'
+      ? [path.join(root, `dist/apps/${app}/src/main.js`)]
+      : ['-r', path.join(root, 'test/gateway.register.js'), path.join(root, `apps/${app}/src/main.ts`)];
   const tag = `c${process.pid}${randomBytes(3).toString('hex')}`;
   const apiKey = `sk-${randomBytes(16).toString('hex')}`;
   const otherApiKey = `sk-${randomBytes(16).toString('hex')}`;
@@ -186,5 +189,19 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     await stop();
     throw e;
   }
-  return { gatewayUrl, apiKey, otherApiKey, queuePrefix: tag, keyPrefix: `${tag}:gw:`, storageDir, logDir, env, gateway, workers, startWorker, startGateway, stop };
+  return {
+    gatewayUrl,
+    apiKey,
+    otherApiKey,
+    queuePrefix: tag,
+    keyPrefix: `${tag}:gw:`,
+    storageDir,
+    logDir,
+    env,
+    gateway,
+    workers,
+    startWorker,
+    startGateway,
+    stop,
+  };
 }

@@ -104,7 +104,11 @@ async function main(): Promise<number> {
     let forwards = 0;
     const perFamily = new Map<string, { n: number; ok: number }>();
     const answers = new Map<string, { text: string; extracted: string | null; correct: boolean }>();
-    const lines = fs.readFileSync(outcome.outputPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as BatchOutputLine);
+    const lines = fs
+      .readFileSync(outcome.outputPath, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as BatchOutputLine);
     for (const l of lines) {
       const p = byId.get(l.custom_id ?? '')!; // output lines always carry the custom_id
       const body = l.response?.body as { choices: { text: string }[]; usage: { completion_tokens: number }; dllm: { forwards: number } };
@@ -189,7 +193,7 @@ function explain(root: string, model: string, n: number, tpf: number): string {
     'what the numbers mean:',
     `  accuracy   exact match of the final answer on ${n} held-out problems (never trained on). Another set of ${n}`,
     '             would score differently by several points: see the 95% interval. The README\'s "Measured" table',
-    '             gives the model\'s accuracy from `dllm-farm eval --n 500` per family.',
+    "             gives the model's accuracy from `dllm-farm eval --n 500` per family.",
     '  TPF        tokens committed per forward pass of the model: 1.00 for one-token-at-a-time (AR) decoding; how',
     '             many tokens block diffusion commits in parallel. It does not depend on the machine.',
     '  tokens/s   completion tokens / wall time of the whole batch as a client sees it: upload, queue, one worker',
@@ -197,14 +201,22 @@ function explain(root: string, model: string, n: number, tpf: number): string {
     '             bench and `dllm-farm eval` time the engine alone, in-process, so their tokens/s is higher.',
   ];
   try {
-    const bench = JSON.parse(fs.readFileSync(path.join(root, 'bench/results/engine.json'), 'utf8')) as { date: string; models: { dllm: string }; rows: EngineBenchRow[] };
+    const bench = JSON.parse(fs.readFileSync(path.join(root, 'bench/results/engine.json'), 'utf8')) as {
+      date: string;
+      models: { dllm: string };
+      rows: EngineBenchRow[];
+    };
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'models', model, 'dllm.json'), 'utf8')) as { name: string; version: string };
     if (bench.models.dllm !== `${manifest.name}@${manifest.version}`) return out.join('\n');
     const rows = bench.rows.filter((r) => r.model === manifest.name && r.label === 'fast-dllm-v2 t=0.9');
     if (!rows.length) return out.join('\n');
-    out.push(`compare: engine bench of ${bench.models.dllm} (bench/results/engine.json, ${bench.date.slice(0, 10)}; same decoder: fast-dllm-v2, threshold 0.9):`);
+    out.push(
+      `compare: engine bench of ${bench.models.dllm} (bench/results/engine.json, ${bench.date.slice(0, 10)}; same decoder: fast-dllm-v2, threshold 0.9):`,
+    );
     for (const r of rows) {
-      out.push(`  batch ${r.batch}: ${Math.round(r.tokensPerSecond)} tokens/s, TPF ${r.tpf.toFixed(2)}, accuracy ${(100 * r.accuracy).toFixed(1)}% on ${r.n} problems`);
+      out.push(
+        `  batch ${r.batch}: ${Math.round(r.tokensPerSecond)} tokens/s, TPF ${r.tpf.toFixed(2)}, accuracy ${(100 * r.accuracy).toFixed(1)}% on ${r.n} problems`,
+      );
     }
     out.push(`  TPF here ${tpf.toFixed(2)}: the same decoder commits about as many tokens per forward; the gap in tokens/s is the`);
     out.push('  service around the engine (and the load on this machine).');

@@ -23,7 +23,9 @@ export function createAdapter(settings: Pick<GatewaySettings, 'bodyLimitBytes'>)
 export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('dllm-farm gateway')
-    .setDescription('OpenAI-compatible completions, batches and files, plus native jobs, for block-diffusion LMs. Errors use OpenAI\'s shape {error:{message,type,param,code}}. A key that lacks one of an operation\'s x-required-scopes gets 403 (code insufficient_scope).')
+    .setDescription(
+      "OpenAI-compatible completions, batches and files, plus native jobs, for block-diffusion LMs. Errors use OpenAI's shape {error:{message,type,param,code}}. A key that lacks one of an operation's x-required-scopes gets 403 (code insufficient_scope).",
+    )
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'API key' })
     .build();
@@ -35,12 +37,19 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }
 
-export async function createGateway(settings: GatewaySettings, opts: { logLevels?: LogLevel[]; preview?: boolean; docsUi?: boolean } = {}): Promise<NestFastifyApplication> {
+export async function createGateway(
+  settings: GatewaySettings,
+  opts: { logLevels?: LogLevel[]; preview?: boolean; docsUi?: boolean } = {},
+): Promise<NestFastifyApplication> {
   const adapter = createAdapter(settings);
   const app = await NestFactory.create<NestFastifyApplication>(GatewayModule.forRoot(settings), adapter, {
     logger: opts.logLevels ?? ['error', 'warn', 'log'],

@@ -42,7 +42,16 @@ export class GatewayModule implements OnApplicationShutdown {
   static forRoot(settings: GatewaySettings): DynamicModule {
     return {
       module: GatewayModule,
-      controllers: [HealthController, CompletionsController, JobsController, FilesController, BatchesController, RolloutController, ModelsController, DistillController],
+      controllers: [
+        HealthController,
+        CompletionsController,
+        JobsController,
+        FilesController,
+        BatchesController,
+        RolloutController,
+        ModelsController,
+        DistillController,
+      ],
       providers: [
         { provide: SETTINGS, useValue: settings },
         {

@@ -48,7 +48,12 @@ it('a rollout group whose decoding the model cannot honour fails without retries
   const req = rolloutRequestSchema.parse({ model: 'tiny-dllm', prompts: [{ prompt: 'hi', answer: '1' }], groupSize: 2, decoding: { blockSize: 7 } });
   await trajectories.putJson('rollouts/ro-x/request.json', req);
   await redis.hset(rolloutStateKeys(prefix, 'ro-x').state, { target: '1', total: '1', launched: '1', full: '0' });
-  const run = runner.group({ id: 'ro-x.g0', name: 'group', queueName: 'q', data: { rolloutId: 'ro-x', model: 'tiny-dllm', requestKey: 'rollouts/ro-x/request.json', groupIndex: 0, createdAt: 0 } });
+  const run = runner.group({
+    id: 'ro-x.g0',
+    name: 'group',
+    queueName: 'q',
+    data: { rolloutId: 'ro-x', model: 'tiny-dllm', requestKey: 'rollouts/ro-x/request.json', groupIndex: 0, createdAt: 0 },
+  });
   await expect(run).rejects.toThrow(UnrecoverableError);
   await expect(run).rejects.toThrow(/decoding\.blockSize: blockSize 7 is smaller than the default subBlockSize/);
 });
@@ -57,7 +62,11 @@ it('a distillation whose question is longer than the model positions fails witho
   const runner = new DistillRunner({ store, engine: () => engine, modelDir: path.join(root, 'models/tiny-dllm') });
   const req = distillRequestSchema.parse({ model: 'tiny-dllm', questions: [{ prompt: 'hi' }, { prompt: 'a b '.repeat(400) }], onlyCorrect: false });
   await store.put('distill/ds-x/request.json', JSON.stringify(req));
-  const run = runner.process({ id: 'ds-x', queueName: 'q', data: { distillId: 'ds-x', owner: 'o', model: 'tiny-dllm', requestKey: 'distill/ds-x/request.json', total: 2, createdAt: 0 } });
+  const run = runner.process({
+    id: 'ds-x',
+    queueName: 'q',
+    data: { distillId: 'ds-x', owner: 'o', model: 'tiny-dllm', requestKey: 'distill/ds-x/request.json', total: 2, createdAt: 0 },
+  });
   await expect(run).rejects.toThrow(UnrecoverableError);
   await expect(run).rejects.toThrow(/questions\.1\.prompt: The prompt has \d+ tokens/);
 });

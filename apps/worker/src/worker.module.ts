@@ -11,7 +11,10 @@ import { DistillModule } from './distill/distill.module';
 
 @Module({})
 export class WorkerModule {
-  static forRoot(config: Config, jobModules: DynamicModule[] = [GenerationModule.forRoot(config), RolloutModule.forRoot(config), DistillModule.forRoot(config)]): DynamicModule {
+  static forRoot(
+    config: Config,
+    jobModules: DynamicModule[] = [GenerationModule.forRoot(config), RolloutModule.forRoot(config), DistillModule.forRoot(config)],
+  ): DynamicModule {
     return {
       module: WorkerModule,
       imports: [

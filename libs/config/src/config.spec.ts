@@ -67,7 +67,16 @@ describe('config', () => {
       WORKER_EXECUTION_PROVIDER: 'tpu',
     });
     expect(Object.keys(p).sort()).toEqual(
-      ['API_KEYS', 'BATCH_ALLOW_SHORT_WINDOWS', 'GATEWAY_PORT', 'MODELS', 'QUEUE_PREFIX', 'REDIS_URL', 'WORKER_CONCURRENCY', 'WORKER_EXECUTION_PROVIDER'].sort(),
+      [
+        'API_KEYS',
+        'BATCH_ALLOW_SHORT_WINDOWS',
+        'GATEWAY_PORT',
+        'MODELS',
+        'QUEUE_PREFIX',
+        'REDIS_URL',
+        'WORKER_CONCURRENCY',
+        'WORKER_EXECUTION_PROVIDER',
+      ].sort(),
     );
     expect(p.REDIS_URL).toMatch(/redis:\/\//);
     expect(p.GATEWAY_PORT).toMatch(/<= 65535/);
@@ -103,7 +112,9 @@ describe('config', () => {
     });
 
     it('refuses unknown or empty scope lists, naming the key and the known scopes', () => {
-      expect(parse(`a:${h}:generate+admin`).issues).toEqual([expect.stringMatching(/key 'a': unknown scope 'admin' \(known: generate, batch, rollout, distill, models:write, or '\*'\)/)]);
+      expect(parse(`a:${h}:generate+admin`).issues).toEqual([
+        expect.stringMatching(/key 'a': unknown scope 'admin' \(known: generate, batch, rollout, distill, models:write, or '\*'\)/),
+      ]);
       expect(parse(`a:${h}:`).issues).toEqual([expect.stringMatching(/key 'a': empty scope list/)]);
       expect(parse(`a:${h}:generate+`).issues).toEqual([expect.stringMatching(/unknown scope ''/)]);
       expect(parse(`a:${h}:models`).issues[0]).toMatch(/unknown scope 'models'/);

@@ -95,7 +95,10 @@ export function parseEnv(env: NodeJS.ProcessEnv | Record<string, string | undefi
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env, cwd = process.cwd()): Config {
   const v = parseEnv(env);
   const problems: { name: EnvName; message: string }[] = [];
-  const models: ModelEntry[] = (v.MODELS.length ? v.MODELS : [{ name: 'tiny-dllm', dir: v.MODEL_DIR }]).map((m) => ({ name: m.name, dir: path.resolve(cwd, m.dir) }));
+  const models: ModelEntry[] = (v.MODELS.length ? v.MODELS : [{ name: 'tiny-dllm', dir: v.MODEL_DIR }]).map((m) => ({
+    name: m.name,
+    dir: path.resolve(cwd, m.dir),
+  }));
   let workerModel = models[0];
   if (v.WORKER_MODEL) {
     const m = models.find((x) => x.name === v.WORKER_MODEL);
@@ -109,7 +112,10 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     const keys = (['S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const).filter((n) => v[n] !== '');
     if (keys.length === 1) {
       const missing = keys[0] === 'S3_ACCESS_KEY_ID' ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID';
-      problems.push({ name: missing, message: `set with ${keys[0]}: give both static keys, or neither to use the default AWS credential chain (IRSA, instance role, SSO)` });
+      problems.push({
+        name: missing,
+        message: `set with ${keys[0]}: give both static keys, or neither to use the default AWS credential chain (IRSA, instance role, SSO)`,
+      });
     }
     s3 = {
       endpoint: v.S3_ENDPOINT,
@@ -156,7 +162,13 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       stalledIntervalMs: v.WORKER_STALLED_INTERVAL_MS,
       maxStalledCount: v.WORKER_MAX_STALLED_COUNT,
     },
-    storage: { backend: v.STORAGE_BACKEND, dir: path.resolve(cwd, v.STORAGE_DIR), ...(s3 ? { s3 } : {}), resultTtlSeconds: v.RESULT_TTL_SECONDS, resultMaxBytes: v.RESULT_MAX_BYTES },
+    storage: {
+      backend: v.STORAGE_BACKEND,
+      dir: path.resolve(cwd, v.STORAGE_DIR),
+      ...(s3 ? { s3 } : {}),
+      resultTtlSeconds: v.RESULT_TTL_SECONDS,
+      resultMaxBytes: v.RESULT_MAX_BYTES,
+    },
     retention: {
       completed: { count: v.RETENTION_COMPLETED_COUNT, ageSeconds: v.RETENTION_COMPLETED_AGE_SECONDS },
       failed: { count: v.RETENTION_FAILED_COUNT, ageSeconds: v.RETENTION_FAILED_AGE_SECONDS },

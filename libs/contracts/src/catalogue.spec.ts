@@ -1,6 +1,14 @@
 import { catalogue, generationJob, JobValidationError, JOB_KINDS, parseProgress, parseQueueName, queueName, QUEUES } from './index';
 
-const payload = { owner: 'alice', model: 'tiny-dllm', prompt: '1+1=', options: { blockSize: 8, threshold: 0.8 }, stream: false, endpoint: 'completions', createdAt: 1 };
+const payload = {
+  owner: 'alice',
+  model: 'tiny-dllm',
+  prompt: '1+1=',
+  options: { blockSize: 8, threshold: 0.8 },
+  stream: false,
+  endpoint: 'completions',
+  createdAt: 1,
+};
 
 describe('queue names', () => {
   it('are frozen and routed per model without ":"', () => {
@@ -39,7 +47,13 @@ describe('catalogue', () => {
   });
 
   it('validates results and progress events', () => {
-    const result = { text: 'ab', finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, stats: { forwards: 1, tpf: 2, wallMs: 3 }, model: { name: 'm', version: '1' } };
+    const result = {
+      text: 'ab',
+      finishReason: 'stop',
+      usage: { promptTokens: 3, completionTokens: 2 },
+      stats: { forwards: 1, tpf: 2, wallMs: 3 },
+      model: { name: 'm', version: '1' },
+    };
     expect(generationJob.parseResult(result)).toMatchObject(result);
     expect(() => generationJob.parseResult({ ...result, finishReason: 'eos' })).toThrow(/finishReason/);
     expect(parseProgress({ blocks: 1, completionTokens: 4, forwards: 2, text: 'ab' })).toEqual({ blocks: 1, completionTokens: 4, forwards: 2, text: 'ab' });

@@ -95,16 +95,16 @@ export function buildBatch(handle: ModelHandle, specs: readonly ForwardSpec[], a
       for (let kv = 0; kv < 2; kv++) {
         const dst = kv === 0 ? pastK[l] : pastV[l];
         for (let h = 0; h < g.kvHeads; h++) {
-          const rowOff = ((r * g.kvHeads + h) * P) * g.headDim;
+          const rowOff = (r * g.kvHeads + h) * P * g.headDim;
           for (let k = 0; k * ps < pl; k++) {
             const n = Math.min(ps, pl - k * ps);
             const page = pages[k];
-            const src = (((l * 2 + kv) * g.kvHeads + h) * ps) * g.headDim;
+            const src = ((l * 2 + kv) * g.kvHeads + h) * ps * g.headDim;
             dst.set(page.data.subarray(src, src + n * g.headDim), rowOff + k * ps * g.headDim);
           }
           if (s.extra) {
             const e = s.extra;
-            const src = (((l * 2 + kv) * g.kvHeads + h) * e.capacity) * g.headDim;
+            const src = ((l * 2 + kv) * g.kvHeads + h) * e.capacity * g.headDim;
             dst.set(e.buf.subarray(src, src + el * g.headDim), rowOff + pl * g.headDim);
           }
         }

@@ -31,7 +31,12 @@ describe('in-graph draw statistics (format dllm-farm/v2)', () => {
 
   it('argmax, max_prob, log_sum_exp and entropy equal the JS reference on random logits, with banned ids', async () => {
     const rng = new Rng(7);
-    for (const [scale, banned] of [[1, [2]], [8, [2, 100]], [0.05, []], [30, [0, 256]]] as Array<[number, number[]]>) {
+    for (const [scale, banned] of [
+      [1, [2]],
+      [8, [2, 100]],
+      [0.05, []],
+      [30, [0, 256]],
+    ] as Array<[number, number[]]>) {
       const B = 3;
       const S = 6;
       const R = 4;

@@ -16,7 +16,11 @@ let dirA: string;
 let dirB: string;
 
 function build(dir: string, version: string, seed: number) {
-  buildTinyModel(dir, { seed, config: { vocab_size: 64, num_layers: 2, hidden_size: 32, head_dim: 8 }, manifest: { name: 'tiny-test', version, block_size: 8, delimiter_token_ids: [14] } });
+  buildTinyModel(dir, {
+    seed,
+    config: { vocab_size: 64, num_layers: 2, hidden_size: 32, head_dim: 8 },
+    manifest: { name: 'tiny-test', version, block_size: 8, delimiter_token_ids: [14] },
+  });
 }
 
 beforeAll(() => {
@@ -29,7 +33,11 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Greedy fast-dllm-v2 without any cache: every forward recomputes the whole sequence from position 0. */
-async function noCacheDecode(runner: OrtRunner, prompt: number[], o: { blockSize: number; subBlockSize: number; threshold: number; maxNewTokens: number; mask: number; eos: number }) {
+async function noCacheDecode(
+  runner: OrtRunner,
+  prompt: number[],
+  o: { blockSize: number; subBlockSize: number; threshold: number; maxNewTokens: number; mask: number; eos: number },
+) {
   const { layers, kvHeads, headDim, vocabSize: V } = runner.info;
   const toks = [...prompt];
   const cap = prompt.length + o.maxNewTokens;
@@ -54,7 +62,7 @@ async function noCacheDecode(runner: OrtRunner, prompt: number[], o: { blockSize
   const dist = (logits: Float32Array, row: number) => {
     let best = -1;
     let max = -Infinity;
-    for (let v = 0; v < V; v++) if (v !== o.mask && logits[row * V + v] > max) (max = logits[row * V + v]), (best = v);
+    for (let v = 0; v < V; v++) if (v !== o.mask && logits[row * V + v] > max) ((max = logits[row * V + v]), (best = v));
     let sum = 0;
     for (let v = 0; v < V; v++) if (v !== o.mask) sum += Math.exp(logits[row * V + v] - max);
     return { token: best, prob: 1 / sum };
@@ -70,7 +78,8 @@ async function noCacheDecode(runner: OrtRunner, prompt: number[], o: { blockSize
     for (;;) {
       const limit = Math.min(end, stopAt());
       let active = -1;
-      for (let a = start; a < end && active < 0; a += o.subBlockSize) for (let p = a; p < Math.min(a + o.subBlockSize, limit); p++) if (toks[p] === o.mask) active = a;
+      for (let a = start; a < end && active < 0; a += o.subBlockSize)
+        for (let p = a; p < Math.min(a + o.subBlockSize, limit); p++) if (toks[p] === o.mask) active = a;
       if (active < 0) break;
       const logits = await forward(end);
       const cands = [];
@@ -93,7 +102,11 @@ describe('Engine on a builder-made Qwen2-style model (onnxruntime)', () => {
   });
   afterAll(async () => engine?.close());
 
-  const prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37]];
+  const prompts = [
+    [5, 6, 7],
+    [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37],
+  ];
 
   it('KV-cached decoding equals decoding without any cache (fast-dllm-v2, greedy)', async () => {
     const runner = await OrtRunner.create({ modelPath: path.join(dirA, 'model.onnx'), intraOpThreads: 1 });
@@ -143,7 +156,9 @@ describe('Engine on a builder-made Qwen2-style model (onnxruntime)', () => {
     const small = await Engine.create({ modelDir: dirA, intraOpThreads: 1, kvPoolBytes: 48 * 1024, maxBatchSize: 8 });
     try {
       const page = small.pageBytes(); // 2 layers x K,V x 2 heads x 8 positions x 8 dims x 4 bytes = 2 KiB
-      const out = await Promise.all(Array.from({ length: 20 }, (_, i) => small.generate({ promptIds: prompts[i % 3], options: { maxNewTokens: 16 + (i % 5) * 4, threshold: 0.03 } })));
+      const out = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => small.generate({ promptIds: prompts[i % 3], options: { maxNewTokens: 16 + (i % 5) * 4, threshold: 0.03 } })),
+      );
       expect(out.every((r) => r.tokenIds.length > 0)).toBe(true);
       const s = small.stats().pool;
       expect(s.peakUsedBytes).toBeLessThanOrEqual(48 * 1024);

@@ -22,7 +22,10 @@ function manifest(kind = 'block-diffusion', version = '1', maxPositions?: number
 
 function engine(opts: { table?: number[]; margins?: number[]; kind?: string; kvPoolBytes?: number; maxBatchSize?: number; maxPositions?: number } = {}) {
   const runner = new CountingRunner({ vocabSize: V, table: opts.table ?? letters, margins: opts.margins ?? [LO], maskId: MASK });
-  const e = Engine.fromRunner(manifest(opts.kind, '1', opts.maxPositions), runner, charCodec(CHARS), { kvPoolBytes: opts.kvPoolBytes, maxBatchSize: opts.maxBatchSize });
+  const e = Engine.fromRunner(manifest(opts.kind, '1', opts.maxPositions), runner, charCodec(CHARS), {
+    kvPoolBytes: opts.kvPoolBytes,
+    maxBatchSize: opts.maxBatchSize,
+  });
   return { e, runner };
 }
 
@@ -39,7 +42,10 @@ describe('Engine on a counting model', () => {
     // steps 0,1,2 fill positions 5..7; forward 3 is the commit forward of block 0 and gives position 8.
     expect(r.trajectory!.stepMap).toEqual([0, 1, 2, 3, 4, 5]);
     expect(r.stats.forwards).toBe(6);
-    expect(r.trajectory!.blocks).toEqual([[0, 3], [3, 6]]);
+    expect(r.trajectory!.blocks).toEqual([
+      [0, 3],
+      [3, 6],
+    ]);
     await e.close();
   });
 
@@ -166,7 +172,7 @@ describe('Engine on a counting model', () => {
     await b.e.close();
   });
 
-  it('sub-block cache: every step after a block\'s first runs only the active sub-block and the slots before it whose K/V changed', async () => {
+  it("sub-block cache: every step after a block's first runs only the active sub-block and the slots before it whose K/V changed", async () => {
     const opts = { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, trajectory: true } as const;
     const a = engine();
     const off = await a.e.generate({ prompt: prompt5, options: opts });
@@ -225,18 +231,23 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
-  it.each(['block-diffusion', 'autoregressive'])('a group sharing one prompt computes its prefill once (prefix sharing, %s) and gets identical greedy output', async (kind) => {
-    const prompt = 'abcdefghij.abcdefghij'; // 21 tokens: 2 whole pages before the last prompt token's page
-    const { e, runner } = engine({ margins: [HI, LO], kind });
-    const group = await Promise.all(Array.from({ length: 8 }, () => e.generate({ prompt, options: { ...(kind === 'autoregressive' ? {} : base), maxNewTokens: 8 } })));
-    // the first sample's first forward covers the 16 prefix positions (plus, for ar, the 5-token tail); the others start at 16
-    const fromZero = runner.shapes.filter(([, , P]) => P === 0);
-    expect(fromZero.reduce((n, [B]) => n + B, 0)).toBe(1);
-    expect(new Set(group.map((r) => r.text)).size).toBe(1);
-    expect(group.filter((r) => r.stats.prefixCacheHitTokens === 16)).toHaveLength(7);
-    expect(e.stats().pool.hits).toBeGreaterThanOrEqual(14);
-    await e.close();
-  });
+  it.each(['block-diffusion', 'autoregressive'])(
+    'a group sharing one prompt computes its prefill once (prefix sharing, %s) and gets identical greedy output',
+    async (kind) => {
+      const prompt = 'abcdefghij.abcdefghij'; // 21 tokens: 2 whole pages before the last prompt token's page
+      const { e, runner } = engine({ margins: [HI, LO], kind });
+      const group = await Promise.all(
+        Array.from({ length: 8 }, () => e.generate({ prompt, options: { ...(kind === 'autoregressive' ? {} : base), maxNewTokens: 8 } })),
+      );
+      // the first sample's first forward covers the 16 prefix positions (plus, for ar, the 5-token tail); the others start at 16
+      const fromZero = runner.shapes.filter(([, , P]) => P === 0);
+      expect(fromZero.reduce((n, [B]) => n + B, 0)).toBe(1);
+      expect(new Set(group.map((r) => r.text)).size).toBe(1);
+      expect(group.filter((r) => r.stats.prefixCacheHitTokens === 16)).toHaveLength(7);
+      expect(e.stats().pool.hits).toBeGreaterThanOrEqual(14);
+      await e.close();
+    },
+  );
 
   it('never exceeds the pool budget under churn: requests wait for memory instead of failing', async () => {
     const { e } = engine({ margins: [HI, LO], kvPoolBytes: 2 * 1024 });
@@ -256,13 +267,16 @@ describe('Engine on a counting model', () => {
     const { e } = engine();
     const ac = new AbortController();
     const blocks: number[][] = [];
-    const r = await e.generate({ prompt: prompt5, options: { ...base, maxNewTokens: 40 } }, {
-      signal: ac.signal,
-      onBlock: (ev) => {
-        blocks.push(ev.tokenIds);
-        ac.abort();
+    const r = await e.generate(
+      { prompt: prompt5, options: { ...base, maxNewTokens: 40 } },
+      {
+        signal: ac.signal,
+        onBlock: (ev) => {
+          blocks.push(ev.tokenIds);
+          ac.abort();
+        },
       },
-    });
+    );
     expect(r.finishReason).toBe('cancelled');
     expect(r.text).toBe('fghi'); // block 0 (3 tokens) + slot 0 of block 1
     expect(blocks).toEqual([[5, 6, 7], [8]]); // the last event carries what the cancelled sequence returns
@@ -291,7 +305,10 @@ describe('Engine on a counting model', () => {
     for (const blockSize of [4, 8, 16]) {
       const { e } = engine();
       const opts = { blockSize, subBlockSize: Math.min(4, blockSize), maxNewTokens: 20, trajectory: true };
-      const [a, b] = await Promise.all([e.generate({ prompt: 'abcdefghij.abcdefghij', options: opts }), e.generate({ prompt: 'abcdefghij.abcdefghij', options: opts })]);
+      const [a, b] = await Promise.all([
+        e.generate({ prompt: 'abcdefghij.abcdefghij', options: opts }),
+        e.generate({ prompt: 'abcdefghij.abcdefghij', options: opts }),
+      ]);
       expect(a.text).toBe(Array.from({ length: 20 }, (_, i) => CHARS[(21 + i) % 10]).join(''));
       expect(b.text).toBe(a.text);
       const one = await e.generate({ prompt: prompt5, options: opts });
@@ -313,7 +330,7 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
-  it('policy ar on a block-diffusion model decodes in AR order with the model\'s block attention, not a causal mask', async () => {
+  it("policy ar on a block-diffusion model decodes in AR order with the model's block attention, not a causal mask", async () => {
     // margins HI: every slot is confident, so only the one-slot sub-blocks keep it to one token per forward.
     const a = engine({ margins: [HI] });
     const r = await a.e.generate({ prompt: prompt5, options: { policy: 'ar', blockSize: 8, maxNewTokens: 10, trajectory: true } });
@@ -329,7 +346,7 @@ describe('Engine on a counting model', () => {
     for (const x of [a, b]) await x.e.close();
   });
 
-  it('logits only where drawn: KV-only prefill draws nothing, windows draw the active sub-block\'s masked slots, commits one row', async () => {
+  it("logits only where drawn: KV-only prefill draws nothing, windows draw the active sub-block's masked slots, commits one row", async () => {
     const { e, runner } = engine();
     // prompt of 11: prefill [0,8) (S=8), then the window of block [8,16) with slots 0..2 known.
     const r = await e.generate({ prompt: 'abcdefghija', options: { ...base, maxNewTokens: 7 } });
@@ -349,7 +366,7 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
-  it('sampling fetches the drawn rows\' logits (and only then)', async () => {
+  it("sampling fetches the drawn rows' logits (and only then)", async () => {
     const { e, runner } = engine({ kind: 'autoregressive' });
     await e.generate({ prompt: prompt5, options: { maxNewTokens: 3, temperature: 1, seed: 1 } });
     expect(runner.fetched.every((f) => f.includes('logits'))).toBe(true);

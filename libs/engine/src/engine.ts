@@ -95,7 +95,8 @@ async function loadHandle(opts: EngineCreateOptions): Promise<ModelHandle> {
 export function handleFrom(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec']): ModelHandle {
   const info = runner.info;
   for (const [k, v] of Object.entries(manifest.tokens)) {
-    if (typeof v === 'number' && (v < 0 || v >= info.vocabSize)) throw new Error(`manifest tokens.${k} = ${v} is outside the model's vocabulary (${info.vocabSize})`);
+    if (typeof v === 'number' && (v < 0 || v >= info.vocabSize))
+      throw new Error(`manifest tokens.${k} = ${v} is outside the model's vocabulary (${info.vocabSize})`);
   }
   return {
     id: nextHandleId++,
@@ -147,7 +148,12 @@ export class Engine implements EngineApi {
   }
 
   /** For tests and embedders that bring their own runner (e.g. a device-resident one); the loop runs in this thread. */
-  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): Engine {
+  static fromRunner(
+    manifest: EngineManifest,
+    runner: ModelRunner,
+    codec: ModelHandle['codec'],
+    opts: { kvPoolBytes?: number; maxBatchSize?: number } = {},
+  ): Engine {
     return new Engine(EngineCore.fromRunner(manifest, runner, codec, opts));
   }
 
@@ -216,7 +222,12 @@ export class EngineCore implements EngineApi {
   }
 
   /** For tests and embedders that bring their own runner (e.g. a device-resident one). */
-  static fromRunner(manifest: EngineManifest, runner: ModelRunner, codec: ModelHandle['codec'], opts: { kvPoolBytes?: number; maxBatchSize?: number } = {}): EngineCore {
+  static fromRunner(
+    manifest: EngineManifest,
+    runner: ModelRunner,
+    codec: ModelHandle['codec'],
+    opts: { kvPoolBytes?: number; maxBatchSize?: number } = {},
+  ): EngineCore {
     return new EngineCore(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16);
   }
 
@@ -253,7 +264,11 @@ export class EngineCore implements EngineApi {
     }
     const need = seq.worstCaseBytes();
     if (need > this.pool.capacityBytes) {
-      return Promise.reject(new RangeError(`request needs up to ${need} bytes of KV cache (prompt + maxNewTokens), more than the pool's budget of ${this.pool.capacityBytes} bytes: lower maxNewTokens or raise kvPoolBytes`));
+      return Promise.reject(
+        new RangeError(
+          `request needs up to ${need} bytes of KV cache (prompt + maxNewTokens), more than the pool's budget of ${this.pool.capacityBytes} bytes: lower maxNewTokens or raise kvPoolBytes`,
+        ),
+      );
     }
     return new Promise<GenerationResult>((resolve, reject) => {
       this.queue.push({ seq, resolve, reject });
@@ -417,7 +432,14 @@ export class EngineCore implements EngineApi {
   }
 
   stats(): EngineStats {
-    return { pool: this.pool.stats(), active: this.active.size, queued: this.queue.length, forwards: this.forwards, rows: this.rows, runner: this.runnerStats() };
+    return {
+      pool: this.pool.stats(),
+      active: this.active.size,
+      queued: this.queue.length,
+      forwards: this.forwards,
+      rows: this.rows,
+      runner: this.runnerStats(),
+    };
   }
 
   private runnerStats(): EngineStats['runner'] {

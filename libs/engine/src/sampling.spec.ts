@@ -40,7 +40,8 @@ describe('drawToken', () => {
     for (let i = 0; i < 300; i++) {
       const d = drawToken(logits, 0, 5, p, r);
       seen.add(d.token);
-      const z1 = Math.exp(3), z2 = Math.exp(2);
+      const z1 = Math.exp(3),
+        z2 = Math.exp(2);
       expect(d.prob).toBeCloseTo(d.token === 1 ? z1 / (z1 + z2) : z2 / (z1 + z2), 10);
     }
     expect([...seen].sort()).toEqual([1, 2]);

@@ -28,14 +28,7 @@ export interface Draw {
  * - temperature > 0: softmax(logits / T), then top-k, then top-p (smallest set with mass >= topP), renormalised; one rng draw.
  * `banned` token ids (e.g. the MASK token) get probability 0.
  */
-export function drawToken(
-  logits: Float32Array,
-  offset: number,
-  vocab: number,
-  params: SamplingParams,
-  rng: Rng | null,
-  banned: readonly number[] = [],
-): Draw {
+export function drawToken(logits: Float32Array, offset: number, vocab: number, params: SamplingParams, rng: Rng | null, banned: readonly number[] = []): Draw {
   const probs = new Float64Array(vocab);
   const greedy = params.temperature === 0;
   const invT = greedy ? 1 : 1 / params.temperature;
@@ -140,7 +133,7 @@ export function logitStatistics(logits: ArrayLike<number>, offset: number, vocab
   for (let i = 0; i < vocab; i++) {
     const v = logits[offset + i];
     if (Number.isNaN(v)) throw new RangeError(`logits contain NaN at vocab index ${i}`);
-    if (!ban.has(i) && v > max) (max = v), (argmax = i);
+    if (!ban.has(i) && v > max) ((max = v), (argmax = i));
   }
   if (argmax < 0) throw new RangeError('every token is banned or has -inf logit');
   let sum = 0;

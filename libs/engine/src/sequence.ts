@@ -83,12 +83,14 @@ export class Sequence {
   ) {
     if (promptIds.length === 0) throw new RangeError('the prompt is empty: at least one prompt token is needed');
     for (const t of promptIds) {
-      if (!Number.isInteger(t) || t < 0 || t >= handle.vocabSize) throw new RangeError(`prompt token id ${t} is outside the vocabulary (size ${handle.vocabSize})`);
+      if (!Number.isInteger(t) || t < 0 || t >= handle.vocabSize)
+        throw new RangeError(`prompt token id ${t} is outside the vocabulary (size ${handle.vocabSize})`);
     }
     this.all = [...promptIds];
     this.promptLen = promptIds.length;
     this.maxPos = handle.maxPositions;
-    if (this.promptLen >= this.maxPos) throw new RangeError(`the prompt has ${this.promptLen} tokens; the model handles at most ${this.maxPos} positions (max_position_embeddings)`);
+    if (this.promptLen >= this.maxPos)
+      throw new RangeError(`the prompt has ${this.promptLen} tokens; the model handles at most ${this.maxPos} positions (max_position_embeddings)`);
     // The model's position limit caps generation like maxNewTokens does (finishReason 'length').
     this.cap = Math.min(this.promptLen + opts.maxNewTokens, this.maxPos);
     this.rng = opts.temperature > 0 ? new Rng(opts.seed) : null;
@@ -152,7 +154,7 @@ export class Sequence {
   nextForward(): ForwardSpec | null {
     if (this.phase === 'done') return null;
     if (this.phase === 'init') {
-      if (this.aborted) return this.finish('cancelled'), null;
+      if (this.aborted) return (this.finish('cancelled'), null);
       const bs = this.opts.blockSize;
       if (this.policy.mode === 'causal') {
         if (!this.walkDone) {
@@ -182,14 +184,14 @@ export class Sequence {
       }
     }
     if (this.phase === 'ar') {
-      if (this.aborted) return this.finish('cancelled'), null;
+      if (this.aborted) return (this.finish('cancelled'), null);
       const last = this.all.length - 1;
       this.pages.prepare(last, last + 1, false);
       return this.spec('ar', last, last + 1, null, [0], true);
     }
     // block mode
     const w = this.win!;
-    if (w.fresh && this.aborted) return this.finish('cancelled'), null;
+    if (w.fresh && this.aborted) return (this.finish('cancelled'), null);
     if (!w.planned && !this.hasTarget(w.start, w.start + w.planLen)) {
       // Nothing left to decode in the lookahead (e.g. the cap is reached): no planning forward needed.
       w.planned = true;
@@ -246,7 +248,17 @@ export class Sequence {
       ids.push(p < this.all.length ? this.all[p] : this.handle.maskId);
       positions.push(p);
     }
-    return { seq: this, kind, ids, positions, blockIds, pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from, extra: null, drawRows, wantKV };
+    return {
+      seq: this,
+      kind,
+      ids,
+      positions,
+      blockIds,
+      pastLen: kind === 'window' || kind === 'commit' ? this.win!.start : from,
+      extra: null,
+      drawRows,
+      wantKV,
+    };
   }
 
   private openWindow(start: number): void {
@@ -296,7 +308,8 @@ export class Sequence {
   private draw(out: RowOutput, spec: ForwardSpec, r: number): Draw {
     const k = spec.drawRows.indexOf(r);
     const d = out.draws;
-    if (k < 0 || !d) throw new Error(`sequence ${this.id}: position ${r} of a ${spec.kind} forward was not requested for drawing (drawRows ${spec.drawRows.join(',')})`);
+    if (k < 0 || !d)
+      throw new Error(`sequence ${this.id}: position ${r} of a ${spec.kind} forward was not requested for drawing (drawRows ${spec.drawRows.join(',')})`);
     const i = out.row * d.R + k;
     if (this.opts.temperature === 0) return greedyDraw(Number(d.argmax[i]), d.maxProb[i], d.entropy[i]);
     if (!d.logits) throw new Error(`sequence ${this.id}: sampling needs logits, which this forward did not fetch`);
@@ -367,7 +380,10 @@ export class Sequence {
       const look = Math.max(1, Math.min(Math.ceil(this.opts.maxNewTokens / 4), remaining));
       const lookahead: Candidate[] = [];
       for (let s = firstTarget; s < Math.min(firstTarget + look, w.planLen); s++) if (this.isMasked(w.start + s)) lookahead.push(drawSlot(s));
-      const len = this.policy.planBlock!({ lookahead, delimiters: this.handle.delimiters, defaultLength: w.planLen, maxLength: w.planLen }, { options: this.opts });
+      const len = this.policy.planBlock!(
+        { lookahead, delimiters: this.handle.delimiters, defaultLength: w.planLen, maxLength: w.planLen },
+        { options: this.opts },
+      );
       w.len = Math.max(len, firstTarget + 1);
       w.planned = true;
       // Slots past the block end go back to unknown (they belong to the next block).

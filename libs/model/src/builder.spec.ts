@@ -77,7 +77,14 @@ describe('decoder graph on onnxruntime', () => {
 
   it('matches an independent TypeScript forward pass (block-causal mask)', async () => {
     const { logits } = await forward(session, L, IDS, 0, cacheOf(), blockCausal(BLOCK));
-    const ref = referenceForward(arch, 128, tiny.weights, IDS, IDS.map((_, i) => i), blockCausal(BLOCK));
+    const ref = referenceForward(
+      arch,
+      128,
+      tiny.weights,
+      IDS,
+      IDS.map((_, i) => i),
+      blockCausal(BLOCK),
+    );
     const flat = Float64Array.from(ref.flatMap((r) => [...r]));
     expect(maxAbsDiff(logits, flat)).toBeLessThan(1e-4);
     // the logits are not trivial

@@ -49,7 +49,14 @@ export const emitLinear: LinearEmitter = (g, input, name, weight, outF, inF, bia
 };
 
 /** Several linears on the same input as one (weights stacked along the output axis), then Split. */
-function fusedLinear(g: OnnxGraph, linear: LinearEmitter, input: string, name: string, parts: { rows: number; w: Float32Array; b?: Float32Array }[], inF: number): string[] {
+function fusedLinear(
+  g: OnnxGraph,
+  linear: LinearEmitter,
+  input: string,
+  name: string,
+  parts: { rows: number; w: Float32Array; b?: Float32Array }[],
+  inF: number,
+): string[] {
   const total = parts.reduce((n, t) => n + t.rows, 0);
   const w = new Float32Array(total * inF);
   let bias: Float32Array | undefined;
@@ -192,7 +199,8 @@ export function validateArchitecture(a: Architecture, vocabSize: number): void {
   for (const k of ['hidden_size', 'intermediate_size', 'num_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim'] as const) {
     if (!Number.isInteger(a[k]) || a[k] <= 0) bad(`${k} must be a positive integer, got ${a[k]}`);
   }
-  if (a.num_attention_heads % a.num_key_value_heads) bad(`num_attention_heads (${a.num_attention_heads}) must be a multiple of num_key_value_heads (${a.num_key_value_heads})`);
+  if (a.num_attention_heads % a.num_key_value_heads)
+    bad(`num_attention_heads (${a.num_attention_heads}) must be a multiple of num_key_value_heads (${a.num_key_value_heads})`);
   if (a.head_dim % 2) bad(`head_dim must be even for rotary embeddings, got ${a.head_dim}`);
   if (!Number.isInteger(vocabSize) || vocabSize <= 0) bad(`vocab_size must be a positive integer, got ${vocabSize}`);
 }
@@ -313,7 +321,8 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
       const gqaIn = [...qkv, io.pastKey, io.pastValue, gqaSeqlens!, gqaTotal!, '', '', '', maskIn];
       attnOut = g.node('GroupQueryAttention', gqaIn, 3, { num_heads: Hq, kv_num_heads: Hkv, scale: { float: 1 } }, 'com.microsoft')[0];
     } else {
-      const rep = (t: string) => (G > 1 ? g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([2])]), g.ints([1, 1, G, 1, 1])]), g.ints([0, Hq, -1, Dh])]) : t);
+      const rep = (t: string) =>
+        G > 1 ? g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([2])]), g.ints([1, 1, G, 1, 1])]), g.ints([0, Hq, -1, Dh])]) : t;
       const qBsd = g.op('Reshape', [g.op('Transpose', [qr], { perm: perm0213 }), g.ints([0, 0, qd])]);
       attnOut = g.node('MultiHeadAttention', [qBsd, rep(kAll), rep(vAll), '', '', mask], 1, { num_heads: Hq, scale: { float: 1 } }, 'com.microsoft')[0];
     }
@@ -324,7 +333,17 @@ export function buildDecoderOnnx(a: Architecture, vocabSize: number, weightsIn: 
     const gw = W.get(`${p}.mlp.gate_proj.weight`, [I, H]);
     const uw = W.get(`${p}.mlp.up_proj.weight`, [I, H]);
     const [gate, up] = opts.fuseLinears
-      ? fusedLinear(g, linear, x2, `${p}.mlp.gate_up_proj`, [{ rows: I, w: gw }, { rows: I, w: uw }], H)
+      ? fusedLinear(
+          g,
+          linear,
+          x2,
+          `${p}.mlp.gate_up_proj`,
+          [
+            { rows: I, w: gw },
+            { rows: I, w: uw },
+          ],
+          H,
+        )
       : [linear(g, x2, `${p}.mlp.gate_proj`, gw, I, H), linear(g, x2, `${p}.mlp.up_proj`, uw, I, H)];
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
     const down = linear(g, act, `${p}.mlp.down_proj`, W.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I);

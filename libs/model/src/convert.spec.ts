@@ -62,7 +62,16 @@ function writeHfDir(dir: string, o: HfDirOptions = {}): void {
   // shapes from the names: embeddings / head [V,H], others inferred from sizes
   const H = arch.hidden_size;
   for (const [n, d] of Object.entries(weights)) {
-    const rows = n.endsWith('norm.weight') || n.endsWith('.bias') ? [d.length] : n.includes('embed_tokens') || n.startsWith('lm_head') ? [CONFIG.vocab_size, H] : n.includes('down_proj') ? [H, arch.intermediate_size] : n.includes('o_proj') ? [H, d.length / H] : [d.length / H, H];
+    const rows =
+      n.endsWith('norm.weight') || n.endsWith('.bias')
+        ? [d.length]
+        : n.includes('embed_tokens') || n.startsWith('lm_head')
+          ? [CONFIG.vocab_size, H]
+          : n.includes('down_proj')
+            ? [H, arch.intermediate_size]
+            : n.includes('o_proj')
+              ? [H, d.length / H]
+              : [d.length / H, H];
     shapes[n] = rows;
     tensors[n] = { shape: rows, data: d, dtype: o.dtype ?? 'F32' };
   }
@@ -97,7 +106,14 @@ describe('convert', () => {
       const W = Object.fromEntries(st.names().map((n) => [n, st.get(n)]));
       const ids = [4, 9, 22, 2, 2, 30, 31, 5];
       const { logits } = await forward(m.session!, 2, ids, 0, emptyCache(2, 1, 2, 4), blockCausal(4));
-      const ref = referenceForward(ARCH, CONFIG.vocab_size, W, ids, ids.map((_, i) => i), blockCausal(4));
+      const ref = referenceForward(
+        ARCH,
+        CONFIG.vocab_size,
+        W,
+        ids,
+        ids.map((_, i) => i),
+        blockCausal(4),
+      );
       expect(maxAbsDiff(logits, Float64Array.from(ref.flatMap((x) => [...x])))).toBeLessThan(1e-4);
     } finally {
       await m.session!.release();
@@ -107,7 +123,16 @@ describe('convert', () => {
   it('ties the LM head to the embeddings when lm_head.weight is absent, and honours flags', async () => {
     const hf = path.join(tmp, 'hf-tied');
     writeHfDir(hf, { arch: { ...ARCH, tie_word_embeddings: true }, config: { tie_word_embeddings: true, head_dim: 4 } });
-    const r = await convertCheckpoint(hf, path.join(tmp, 'out-tied'), { maskTokenId: 39, eosTokenId: 0, padTokenId: 0, blockSize: 8, name: 'x', version: 'v7', kind: 'autoregressive', externalData: true });
+    const r = await convertCheckpoint(hf, path.join(tmp, 'out-tied'), {
+      maskTokenId: 39,
+      eosTokenId: 0,
+      padTokenId: 0,
+      blockSize: 8,
+      name: 'x',
+      version: 'v7',
+      kind: 'autoregressive',
+      externalData: true,
+    });
     expect(r.manifest).toMatchObject({ name: 'x', version: 'v7', kind: 'autoregressive', block_size: 8, tokens: { mask: 39, eos: 0, pad: 0 } });
     expect(r.externalData).toBe(true);
     expect(fs.existsSync(path.join(tmp, 'out-tied', 'model.onnx.data'))).toBe(true);
@@ -131,12 +156,16 @@ describe('convert', () => {
 
     const hf2 = path.join(tmp, 'hf-shape');
     writeHfDir(hf2, { mutate: () => ({ 'model.layers.1.self_attn.k_proj.weight': { shape: [6, 24], data: new Float32Array(144) } }) });
-    await expect(convertCheckpoint(hf2, path.join(tmp, 'o2'))).rejects.toThrow('weight model.layers.1.self_attn.k_proj.weight has shape [6, 24], expected [8, 24]');
+    await expect(convertCheckpoint(hf2, path.join(tmp, 'o2'))).rejects.toThrow(
+      'weight model.layers.1.self_attn.k_proj.weight has shape [6, 24], expected [8, 24]',
+    );
     expect(fs.existsSync(path.join(tmp, 'o2', 'model.onnx'))).toBe(false);
 
     const hf3 = path.join(tmp, 'hf-ok');
     writeHfDir(hf3);
-    await expect(convertCheckpoint(hf3, path.join(tmp, 'o3'), { maskTokenId: 40 })).rejects.toThrow(/mask token id 40 is outside the vocabulary \(vocab_size 40\)/);
+    await expect(convertCheckpoint(hf3, path.join(tmp, 'o3'), { maskTokenId: 40 })).rejects.toThrow(
+      /mask token id 40 is outside the vocabulary \(vocab_size 40\)/,
+    );
     fs.writeFileSync(path.join(hf3, 'tokenizer.json'), JSON.stringify(charTokenizerJson('abc', ['<|endoftext|>'])));
     await expect(convertCheckpoint(hf3, path.join(tmp, 'o3'))).rejects.toThrow(/no mask token: .*pass --mask-token-id/);
     fs.rmSync(path.join(hf3, 'tokenizer.json'));

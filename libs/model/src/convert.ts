@@ -54,12 +54,14 @@ export function hfConfigToArchitecture(c: HfQwen2Config, where = 'config.json'):
   const rsType = rs ? (rs.rope_type ?? rs.type) : undefined;
   if (rs && rsType !== 'default') throw new Error(`${where}: rope_scaling ${JSON.stringify(rs)} is not supported (plain rotary only)`);
   if (c.use_sliding_window === true) throw new Error(`${where}: use_sliding_window is not supported (full attention only)`);
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') throw new Error(`${where}: hidden_act ${String(c.hidden_act)} is not supported (SwiGLU with silu only)`);
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu')
+    throw new Error(`${where}: hidden_act ${String(c.hidden_act)} is not supported (SwiGLU with silu only)`);
   const hidden = need('hidden_size');
   const heads = need('num_attention_heads');
   const kvHeads = c.num_key_value_heads === undefined ? heads : need('num_key_value_heads');
   if (heads % kvHeads) throw new Error(`${where}: num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`);
-  if ((c.head_dim === undefined || c.head_dim === null) && hidden % heads) throw new Error(`${where}: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}; give head_dim`);
+  if ((c.head_dim === undefined || c.head_dim === null) && hidden % heads)
+    throw new Error(`${where}: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}; give head_dim`);
   return {
     type: 'qwen2',
     hidden_size: hidden,
@@ -150,9 +152,11 @@ export async function convertCheckpoint(hfDir: string, outDir: string, o: Conver
     return id;
   };
   const mask = pick('mask', o.maskTokenId, cfg.mask_token_id, MASK_TOKEN_NAMES);
-  if (mask === undefined) throw new Error(`no mask token: none of ${MASK_TOKEN_NAMES.join(' ')} is in tokenizer.json and config.json has no mask_token_id; pass --mask-token-id`);
+  if (mask === undefined)
+    throw new Error(`no mask token: none of ${MASK_TOKEN_NAMES.join(' ')} is in tokenizer.json and config.json has no mask_token_id; pass --mask-token-id`);
   const eos = pick('eos', o.eosTokenId, cfg.eos_token_id, EOS_TOKEN_NAMES);
-  if (eos === undefined) throw new Error(`no stop token: none of ${EOS_TOKEN_NAMES.join(' ')} is in tokenizer.json and config.json has no eos_token_id; pass --eos-token-id`);
+  if (eos === undefined)
+    throw new Error(`no stop token: none of ${EOS_TOKEN_NAMES.join(' ')} is in tokenizer.json and config.json has no eos_token_id; pass --eos-token-id`);
   const pad = pick('pad', o.padTokenId, cfg.pad_token_id ?? undefined, PAD_TOKEN_NAMES) ?? eos;
   const bos = o.bosTokenId ?? cfg.bos_token_id ?? tok.findToken(BOS_TOKEN_NAMES);
 

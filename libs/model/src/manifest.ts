@@ -24,13 +24,26 @@ export const GRAPH_IO = {
     pastKey: 'past_key.',
     pastValue: 'past_value.',
   },
-  outputs: { logits: 'logits', argmax: 'argmax', maxProb: 'max_prob', logSumExp: 'log_sum_exp', entropy: 'entropy', presentKey: 'present_key.', presentValue: 'present_value.' },
+  outputs: {
+    logits: 'logits',
+    argmax: 'argmax',
+    maxProb: 'max_prob',
+    logSumExp: 'log_sum_exp',
+    entropy: 'entropy',
+    presentKey: 'present_key.',
+    presentValue: 'present_value.',
+  },
 } as const;
 
 /** The names of layer `i`'s KV-cache inputs (past_*) and outputs (present_*). */
 export function layerIoNames(i: number): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
   const { inputs, outputs } = GRAPH_IO;
-  return { pastKey: `${inputs.pastKey}${i}`, pastValue: `${inputs.pastValue}${i}`, presentKey: `${outputs.presentKey}${i}`, presentValue: `${outputs.presentValue}${i}` };
+  return {
+    pastKey: `${inputs.pastKey}${i}`,
+    pastValue: `${inputs.pastValue}${i}`,
+    presentKey: `${outputs.presentKey}${i}`,
+    presentValue: `${outputs.presentValue}${i}`,
+  };
 }
 
 /** The graph's input names for a model with `numLayers` layers in format `format`, in order. */
@@ -110,14 +123,24 @@ export const ManifestSchema = z
   .superRefine((m, ctx) => {
     const a = m.architecture;
     if (a.num_attention_heads % a.num_key_value_heads !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['architecture', 'num_key_value_heads'], message: `num_attention_heads (${a.num_attention_heads}) must be a multiple of num_key_value_heads (${a.num_key_value_heads})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['architecture', 'num_key_value_heads'],
+        message: `num_attention_heads (${a.num_attention_heads}) must be a multiple of num_key_value_heads (${a.num_key_value_heads})`,
+      });
     }
     for (const k of ['mask', 'eos', 'pad', 'bos'] as const) {
       const id = m.tokens[k];
-      if (id !== undefined && id >= m.vocab_size) ctx.addIssue({ code: 'custom', path: ['tokens', k], message: `${k} token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})` });
+      if (id !== undefined && id >= m.vocab_size)
+        ctx.addIssue({ code: 'custom', path: ['tokens', k], message: `${k} token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})` });
     }
     for (const [i, id] of (m.delimiter_token_ids ?? []).entries()) {
-      if (id >= m.vocab_size) ctx.addIssue({ code: 'custom', path: ['delimiter_token_ids', i], message: `delimiter token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})` });
+      if (id >= m.vocab_size)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['delimiter_token_ids', i],
+          message: `delimiter token id ${id} is outside the vocabulary (vocab_size ${m.vocab_size})`,
+        });
     }
   });
 export type Manifest = z.infer<typeof ManifestSchema>;

@@ -12,7 +12,8 @@ describe('loadModelDir contract validation', () => {
   beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-dir-'))));
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const fresh = (o: Parameters<typeof buildTinyModel>[1] = {}) => buildTinyModel(path.join(tmp, `m${n++}`), { config: { vocab_size: 100, num_layers: 2 }, ...o }).dir;
+  const fresh = (o: Parameters<typeof buildTinyModel>[1] = {}) =>
+    buildTinyModel(path.join(tmp, `m${n++}`), { config: { vocab_size: 100, num_layers: 2 }, ...o }).dir;
   const editManifest = (dir: string, f: (m: Record<string, any>) => void) => {
     const p = path.join(dir, 'dllm.json');
     const m = JSON.parse(fs.readFileSync(p, 'utf8'));

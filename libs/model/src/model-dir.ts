@@ -41,7 +41,10 @@ export function olderFormatMessage(format: string, dir = '<model-dir>'): string 
 }
 
 export class ModelDirError extends Error {
-  constructor(readonly dir: string, message: string) {
+  constructor(
+    readonly dir: string,
+    message: string,
+  ) {
     super(`model directory ${dir}: ${message}`);
     this.name = 'ModelDirError';
   }
@@ -157,7 +160,8 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   } catch (e) {
     fail((e as Error).message);
   }
-  if (tokenizer.vocabSize > manifest.vocab_size) fail(`${TOKENIZER_FILE} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${manifest.vocab_size}`);
+  if (tokenizer.vocabSize > manifest.vocab_size)
+    fail(`${TOKENIZER_FILE} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${manifest.vocab_size}`);
 
   const out: ModelDir = { dir: abs, manifest, onnxPath, externalDataPaths, tokenizerPath, tokenizer, graph };
   if (opts.session) {

@@ -51,7 +51,10 @@ export class OnnxGraph {
   weightBytes = 0;
 
   /** externalDataPath: absolute path of the data file to stream weights into, or null for inline. */
-  constructor(readonly name: string, externalDataPath: string | null = null) {
+  constructor(
+    readonly name: string,
+    externalDataPath: string | null = null,
+  ) {
     this.data = externalDataPath ? new ExternalDataWriter(externalDataPath) : null;
   }
 
@@ -63,7 +66,14 @@ export class OnnxGraph {
     return n;
   }
 
-  node(opType: string, inputs: readonly string[], outputs: number | readonly string[], attrs: Record<string, AttrValue> = {}, domain = '', prefix?: string): string[] {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    outputs: number | readonly string[],
+    attrs: Record<string, AttrValue> = {},
+    domain = '',
+    prefix?: string,
+  ): string[] {
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(prefix ?? opType.toLowerCase())) : [...outputs];
     for (const o of outs) this.names.add(o);
     if (domain && !this.opsetDomains.has(domain)) this.opsetDomains.set(domain, 1);

@@ -48,7 +48,14 @@ describe('safetensors', () => {
 
   it('converts half-precision bit patterns exactly', () => {
     // f16: 1.0, -2.0, 65504 (max), 2^-24 (smallest subnormal), 0.333 ~ 0x3555, inf
-    expect(Array.from(f16ToF32(Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00])))).toEqual([1, -2, 65504, 2 ** -24, 0.333251953125, Infinity]);
+    expect(Array.from(f16ToF32(Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00])))).toEqual([
+      1,
+      -2,
+      65504,
+      2 ** -24,
+      0.333251953125,
+      Infinity,
+    ]);
     expect([1, -2, 65504, 2 ** -24, 1 / 3, 1e6, 2 ** -26].map(f32ToF16)).toEqual([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00, 0x0000]);
     // bf16: 1.0, -1.5, 3.140625
     expect(Array.from(bf16ToF32(Uint16Array.from([0x3f80, 0xbfc0, 0x4049])))).toEqual([1, -1.5, 3.140625]);

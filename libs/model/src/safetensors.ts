@@ -130,7 +130,10 @@ function parseHeader(file: string): Map<string, TensorInfo> {
       if (!Array.isArray(offs) || offs.length !== 2) throw new Error(`${file}: tensor ${name} has no data_offsets`);
       const [b, e] = offs as number[];
       const count = (t.shape as number[]).reduce((a, d) => a * d, 1);
-      if (e - b !== count * BYTES[dtype]) throw new Error(`${file}: tensor ${name} [${(t.shape as number[]).join(',')}] ${dtype} needs ${count * BYTES[dtype]} bytes, data_offsets give ${e - b}`);
+      if (e - b !== count * BYTES[dtype])
+        throw new Error(
+          `${file}: tensor ${name} [${(t.shape as number[]).join(',')}] ${dtype} needs ${count * BYTES[dtype]} bytes, data_offsets give ${e - b}`,
+        );
       if (base + e > size) throw new Error(`${file}: tensor ${name} runs past the end of the file (truncated?)`);
       out.set(name, { dtype, shape: t.shape as number[], file, begin: base + b, end: base + e });
     }
@@ -182,7 +185,6 @@ class SafetensorsSource implements WeightSource {
     return i.dtype === 'F16' ? f16ToF32(u16) : bf16ToF32(u16);
   }
 }
-
 
 /**
  * Opens a checkpoint: a `.safetensors` file, an index JSON (`model.safetensors.index.json`), or a

@@ -104,7 +104,13 @@ export function buildTinyModel(outDir: string, o: TinyModelOptions = {}): TinyMo
   };
   const weights = tinyWeights(arch, c.vocab_size, o.weights, o.seed);
   fs.mkdirSync(outDir, { recursive: true });
-  buildDecoderOnnx(arch, c.vocab_size, weights, { outFile: path.join(outDir, ONNX_FILE), externalData: false, attention: o.attention, linear: o.linear, fuseLinears: o.fuseLinears });
+  buildDecoderOnnx(arch, c.vocab_size, weights, {
+    outFile: path.join(outDir, ONNX_FILE),
+    externalData: false,
+    attention: o.attention,
+    linear: o.linear,
+    fuseLinears: o.fuseLinears,
+  });
   let tok = o.tokenizer;
   if (!tok) {
     let chars = '';

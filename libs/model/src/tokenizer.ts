@@ -8,7 +8,10 @@ export class Tokenizer {
   readonly vocabSize: number;
   readonly specialIds: ReadonlySet<number>;
 
-  constructor(readonly json: Record<string, unknown>, config: Record<string, unknown> = {}) {
+  constructor(
+    readonly json: Record<string, unknown>,
+    config: Record<string, unknown> = {},
+  ) {
     if (!json || typeof json !== 'object' || !json.model) throw new Error('tokenizer.json: not a Hugging Face tokenizer (no "model" section)');
     try {
       this.tok = new HfTokenizer(json, config);
@@ -85,6 +88,17 @@ export function charTokenizerJson(chars: string, specials: readonly string[] = [
     pre_tokenizer: null,
     post_processor: null,
     decoder: { type: 'Fuse' },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   };
 }

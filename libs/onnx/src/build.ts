@@ -97,7 +97,14 @@ export function attributeProto(name: string, v: AttrValue): AttributeProto {
 }
 
 /** NodeProto; `domain` '' is the default ONNX domain (not written). */
-export function nodeProto(opType: string, inputs: readonly string[], outputs: readonly string[], name: string, attrs: Record<string, AttrValue> = {}, domain = ''): NodeProto {
+export function nodeProto(
+  opType: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  name: string,
+  attrs: Record<string, AttrValue> = {},
+  domain = '',
+): NodeProto {
   const n = create(NodeProtoSchema, { input: [...inputs], output: [...outputs], name, opType });
   n.attribute = Object.entries(attrs).map(([k, v]) => attributeProto(k, v));
   if (domain) n.domain = domain;
@@ -118,7 +125,13 @@ export function valueInfoProto(name: string, elemType: number, shape?: readonly 
 }
 
 /** ModelProto around a graph (IR version 8), with opset imports and metadata_props; producerVersion '' is left out. */
-export function modelProto(graph: GraphProto, opsets: Iterable<[domain: string, version: number]>, meta: Record<string, string> = {}, producer = 'dllm-farm', producerVersion = '0.1.0'): ModelProto {
+export function modelProto(
+  graph: GraphProto,
+  opsets: Iterable<[domain: string, version: number]>,
+  meta: Record<string, string> = {},
+  producer = 'dllm-farm',
+  producerVersion = '0.1.0',
+): ModelProto {
   return create(ModelProtoSchema, {
     irVersion: 8n,
     producerName: producer,

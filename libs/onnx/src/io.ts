@@ -82,7 +82,8 @@ function readFully(fd: number, out: Uint8Array, outOffset: number, length: numbe
   let done = 0;
   while (done < length) {
     const n = fs.readSync(fd, out, outOffset + done, Math.min(IO_CHUNK, length - done), position + done);
-    if (n === 0) throw new Error(`${what}: file ends at byte ${position + done}, ${length - done} bytes short of the range [${position}, ${position + length})`);
+    if (n === 0)
+      throw new Error(`${what}: file ends at byte ${position + done}, ${length - done} bytes short of the range [${position}, ${position + length})`);
     done += n;
   }
 }
@@ -118,7 +119,8 @@ export class RangeReader {
   /** `length` bytes at `offset` of `file`, as a new buffer. Throws when the range runs past the end. */
   read(file: string, offset: number, length: number): Buffer {
     const f = this.open(file);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new Error(`${file}: bad range offset ${offset} length ${length}`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+      throw new Error(`${file}: bad range offset ${offset} length ${length}`);
     if (offset + length > f.size) throw new Error(`${file}: range [${offset}, ${offset + length}) runs past the end of the file (${f.size} bytes)`);
     const out = Buffer.allocUnsafe(length);
     readFully(f.fd, out, 0, length, offset, file);
@@ -130,7 +132,7 @@ export class RangeReader {
     const f = this.open(file);
     if (offset + length > f.size) throw new Error(`${file}: range [${offset}, ${offset + length}) runs past the end of the file (${f.size} bytes)`);
     const buf = Buffer.allocUnsafe(Math.min(length, 16 << 20));
-    for (let done = 0; done < length; ) {
+    for (let done = 0; done < length;) {
       const n = Math.min(buf.length, length - done);
       readFully(f.fd, buf, 0, n, offset + done, file);
       writeFully(dst, buf.subarray(0, n), dstOffset + done);
@@ -309,7 +311,7 @@ interface FileField {
 function fileFields(fd: number, start: number, end: number, file: string): FileField[] {
   const out: FileField[] = [];
   const head = Buffer.alloc(24);
-  for (let pos = start; pos < end; ) {
+  for (let pos = start; pos < end;) {
     const n = fs.readSync(fd, head, 0, Math.min(head.length, end - pos), pos);
     const r = new BinaryReader(head.subarray(0, n));
     const [no, wire] = r.tag();

@@ -159,6 +159,11 @@ describe('tensor data', () => {
     w.close();
     r.close();
     expect(ref).toEqual({ location: 'copy.data', offset: 64, length: 12 }); // 64-byte aligned
-    expect(fs.readFileSync(path.join(tmp, 'copy.data')).subarray(64).equals(Buffer.concat([Buffer.alloc(4), Buffer.from('weights!')]))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(tmp, 'copy.data'))
+        .subarray(64)
+        .equals(Buffer.concat([Buffer.alloc(4), Buffer.from('weights!')])),
+    ).toBe(true);
   });
 });

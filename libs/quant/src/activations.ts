@@ -21,7 +21,8 @@ export interface CalibrationText {
 /** Calibration texts from the task suite's train split (never the test split the benchmark scores). */
 export function calibrationTexts(familiesList: string[], perFamily: number, seed = 1): CalibrationText[] {
   const out: CalibrationText[] = [];
-  for (const f of familiesList) for (const p of problems(f, { split: 'train', seed, n: perFamily })) out.push({ text: p.prompt + p.solution, promptChars: p.prompt.length });
+  for (const f of familiesList)
+    for (const p of problems(f, { split: 'train', seed, n: perFamily })) out.push({ text: p.prompt + p.solution, promptChars: p.prompt.length });
   return out;
 }
 
@@ -77,8 +78,7 @@ export function sequenceFeeds(ids: number[], info: ModelRunInfo): Record<string,
   const S = ids.length;
   const block = m.kind === 'block-diffusion' ? m.block_size : 1;
   const mask = new Float32Array(S * S);
-  for (let q = 0; q < S; q++)
-    for (let k = 0; k < S; k++) mask[q * S + k] = Math.floor(k / block) <= Math.floor(q / block) ? 0 : -1e9;
+  for (let q = 0; q < S; q++) for (let k = 0; k < S; k++) mask[q * S + k] = Math.floor(k / block) <= Math.floor(q / block) ? 0 : -1e9;
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, S]),
     position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, S]),

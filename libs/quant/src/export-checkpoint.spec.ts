@@ -14,7 +14,20 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('exports every weight under its HF name and convert rebuilds the same initializers', async () => {
   const src = path.join(tmp, 'src');
-  const tiny = buildTinyModel(src, { seed: 3, config: { vocab_size: 100, hidden_size: 64, intermediate_size: 96, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, tie_word_embeddings: false, attention_bias: true }, manifest: { block_size: 8 } });
+  const tiny = buildTinyModel(src, {
+    seed: 3,
+    config: {
+      vocab_size: 100,
+      hidden_size: 64,
+      intermediate_size: 96,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 16,
+      tie_word_embeddings: false,
+      attention_bias: true,
+    },
+    manifest: { block_size: 8 },
+  });
   const out = path.join(tmp, 'hf');
   const r = exportCheckpoint(src, out);
   const st = readSafetensors(path.join(out, 'model.safetensors'));

@@ -26,7 +26,8 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
  */
 export function exportCheckpoint(modelDir: string, outDir: string): ExportResult {
   const m = readManifest(modelDir);
-  if (m.quantization) throw new Error(`${modelDir} is quantized (${m.quantization.scheme}); its float weights are gone. Export the float model it was made from.`);
+  if (m.quantization)
+    throw new Error(`${modelDir} is quantized (${m.quantization.scheme}); its float weights are gone. Export the float model it was made from.`);
   const onnx = loadOnnx(path.join(modelDir, ONNX_FILE));
   const tensors: Record<string, TensorToWrite> = {};
   let parameters = 0;

@@ -122,7 +122,7 @@ describe('export --format transformers.js', () => {
     expect(fs.existsSync(path.join(tmp, 'dllm'))).toBe(false);
   });
 
-  it('refuses a dllm-farm/v1 directory with the loader\'s rebuild message', () => {
+  it("refuses a dllm-farm/v1 directory with the loader's rebuild message", () => {
     const v1 = path.join(tmp, 'v1');
     fs.mkdirSync(v1);
     for (const f of ['tokenizer.json', 'model.onnx']) fs.copyFileSync(path.join(AR, f), path.join(v1, f));

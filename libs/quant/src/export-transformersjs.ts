@@ -20,7 +20,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { StringStringEntryProtoSchema, externalRef, encodeModel, type NodeProto, type TensorProto } from '@dllm/onnx';
-import { MODEL_FORMAT, ModelDirError, ONNX_FILE, TOKENIZER_FILE, graphInputNames, graphOutputNames, olderFormatMessage, readManifest, type Manifest } from '@dllm/model';
+import {
+  MODEL_FORMAT,
+  ModelDirError,
+  ONNX_FILE,
+  TOKENIZER_FILE,
+  graphInputNames,
+  graphOutputNames,
+  olderFormatMessage,
+  readManifest,
+  type Manifest,
+} from '@dllm/model';
 import { DataType, encodeNode, encodeTensor, encodeValueInfo, loadOnnx, shallowCopy, type NodeSpec } from './onnx';
 import { hfConfig } from './export-checkpoint';
 
@@ -145,7 +155,9 @@ export function wrapForTransformersJs(modelDir: string, m: Manifest): { bytes: U
   }
   const g = onnx.proto.graph!;
   const served = liveNodes(g.node, ['logits', ...Array.from({ length: L }, (_, i) => [`present_key.${i}`, `present_value.${i}`]).flat()]);
-  const renamed = served.map((n) => (n.input.includes('attention_mask') ? shallowCopy(n, { input: n.input.map((x) => (x === 'attention_mask' ? INNER_MASK : x)) }) : n));
+  const renamed = served.map((n) =>
+    n.input.includes('attention_mask') ? shallowCopy(n, { input: n.input.map((x) => (x === 'attention_mask' ? INNER_MASK : x)) }) : n,
+  );
   if (renamed.some((n) => n.input.includes('banned_token_ids'))) i64('banned_token_ids', [m.tokens.mask]);
   const used = new Set([...pre, ...post].flatMap((n) => n.inputs).concat(renamed.flatMap((n) => n.input)));
   const graph = shallowCopy(g, {

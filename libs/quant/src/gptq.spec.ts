@@ -60,7 +60,9 @@ test.each([
   [3, 32],
   [4, 64],
 ])('%i-bit g%i: GPTQ has lower layer-output error than RTN on the calibration inputs', (bits, blockSize) => {
-  const T = 256, K = 128, N = 48;
+  const T = 256,
+    K = 128,
+    N = 48;
   const x = activations(T, K, 11);
   const w = randomWeights(K, N, 12);
   const acc = new HessianAccumulator(K);
@@ -78,7 +80,8 @@ test.each([
 });
 
 test('an input channel that is always zero gets zero weights, and bad shapes are rejected', () => {
-  const K = 32, N = 4;
+  const K = 32,
+    N = 4;
   const x = activations(64, K, 5);
   for (let t = 0; t < 64; t++) x[t * K + 7] = 0;
   const acc = new HessianAccumulator(K);

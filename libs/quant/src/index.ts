@@ -1,7 +1,20 @@
 // Public API of weight-only quantization (int8, int4, int3) and activation inspection.
 export * from './rtn';
 export * from './quantize';
-export { parseOnnx, loadOnnx, onnxModelView, editOnnx, rewriteOnnx, writeOnnx, floatTensor, tensorBytes, encodeNode, encodeTensor, encodeValueInfo, DataType } from './onnx';
+export {
+  parseOnnx,
+  loadOnnx,
+  onnxModelView,
+  editOnnx,
+  rewriteOnnx,
+  writeOnnx,
+  floatTensor,
+  tensorBytes,
+  encodeNode,
+  encodeTensor,
+  encodeValueInfo,
+  DataType,
+} from './onnx';
 export type { OnnxModel, OnnxNode, OnnxTensorInfo, OnnxValueInfo, NodeSpec, GraphEdit } from './onnx';
 export { buildLinearStack, randomWeights } from './synthetic';
 export type { SyntheticLayer, SyntheticModelSpec } from './synthetic';

@@ -12,7 +12,19 @@ let tmp: string;
 let src: string;
 // A valid dllm-farm manifest (read through libs/model's one reader) over a linear-stack graph; `x_note` is
 // a key the schema does not know, which quantize must carry over.
-const architecture = { type: 'qwen2', hidden_size: 64, intermediate_size: 128, num_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: false };
+const architecture = {
+  type: 'qwen2',
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_layers: 1,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 16,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 256,
+  tie_word_embeddings: false,
+};
 const manifest = {
   format: 'dllm-farm/v1',
   name: 'synthetic',
@@ -35,7 +47,12 @@ beforeAll(() => {
   fs.writeFileSync(path.join(src, 'tokenizer.json'), '{"model":{}}');
   fs.writeFileSync(
     path.join(src, 'model.onnx'),
-    buildLinearStack({ layers: [{ name: 'layers.0.mlp.down_proj.weight', K: 128, N: 64, w: randomWeights(128, 64, 1) }, { name: 'lm_head.weight', K: 64, N: 40, w: randomWeights(64, 40, 2) }] }),
+    buildLinearStack({
+      layers: [
+        { name: 'layers.0.mlp.down_proj.weight', K: 128, N: 64, w: randomWeights(128, 64, 1) },
+        { name: 'lm_head.weight', K: 64, N: 40, w: randomWeights(64, 40, 2) },
+      ],
+    }),
   );
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -37,7 +37,8 @@ export function manifestQuantization(dir: string): QuantizationRecord | null {
   const q = readManifest(dir).quantization;
   if (q === undefined || q === null) return null;
   const r = quantizationRecordSchema.safeParse(q);
-  if (!r.success) throw new Error(`${path.join(dir, MANIFEST_FILE)}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new Error(`${path.join(dir, MANIFEST_FILE)}: invalid quantization: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
 }
 
@@ -76,7 +77,12 @@ export async function gptqQuantizer(modelDir: string, model: OnnxModel, c: Calib
   };
 }
 
-export async function quantizeModelDir(srcDir: string, outDir: string, options: QuantizeOptions, { force = false, calibration, log }: QuantizeDirOptions = {}): Promise<QuantizeDirResult> {
+export async function quantizeModelDir(
+  srcDir: string,
+  outDir: string,
+  options: QuantizeOptions,
+  { force = false, calibration, log }: QuantizeDirOptions = {},
+): Promise<QuantizeDirResult> {
   const opts = resolveQuantizeOptions(options);
   const src = path.resolve(srcDir);
   const out = path.resolve(outDir);

@@ -18,7 +18,11 @@ function lenField(no: number, payload: Uint8Array): Buffer {
 }
 
 test('quantizing keeps fields our onnx.proto does not know (model and graph level)', () => {
-  const bytes = Buffer.concat([buildLinearStack({ layers }), lenField(1000, Buffer.from('future-model')), lenField(7, lenField(1001, Buffer.from('future-graph')))]);
+  const bytes = Buffer.concat([
+    buildLinearStack({ layers }),
+    lenField(1000, Buffer.from('future-model')),
+    lenField(7, lenField(1001, Buffer.from('future-graph'))),
+  ]);
   const q = decodeModel(quantizeOnnx(parseOnnx(bytes), { scheme: 'int4', groupSize: 32 }).bytes);
   expect(q.graph!.node.map((n) => n.opType)).toEqual(['MatMulNBits', 'Relu', 'MatMul']);
   expect(q.$unknown?.map((u) => [u.no, Buffer.from(u.data).toString()])).toEqual([[1000, expect.stringContaining('future-model')]]);

@@ -201,7 +201,12 @@ export const EXTERNAL_MIN_BYTES = 1024;
  * EXTERNAL_MIN_BYTES goes to `<file>.data` (source external data is copied range by range, never
  * loaded whole); otherwise everything is inline. Returns the bytes written (model + data).
  */
-export function writeOnnx(model: OnnxModel, edit: GraphEdit, file: string, { externalData = false }: { externalData?: boolean } = {}): { bytes: number; dataFile: string | null } {
+export function writeOnnx(
+  model: OnnxModel,
+  edit: GraphEdit,
+  file: string,
+  { externalData = false }: { externalData?: boolean } = {},
+): { bytes: number; dataFile: string | null } {
   if (!externalData) {
     const bytes = rewriteOnnx(model, edit);
     fs.writeFileSync(file, bytes);

@@ -6,11 +6,19 @@ import { findLinears, quantizeOnnx, type Scheme } from './quantize';
 import { dequantizeBlockwise, dequantizeInt8, quantizeBlockwise, quantizeInt8PerChannel } from './rtn';
 import { buildLinearStack, randomWeights } from './synthetic';
 
-const K = 64, H = 160, V = 48, M = 5;
+const K = 64,
+  H = 160,
+  V = 48,
+  M = 5;
 const w1 = randomWeights(K, H, 1);
 const w2 = randomWeights(H, V, 2, 0.08);
 w2[7 * V + 3] = 0.9; // an outlier weight
-const fp32 = buildLinearStack({ layers: [{ name: 'mlp.w1', K, N: H, w: w1 }, { name: 'lm_head.weight', K: H, N: V, w: w2 }] });
+const fp32 = buildLinearStack({
+  layers: [
+    { name: 'mlp.w1', K, N: H, w: w1 },
+    { name: 'lm_head.weight', K: H, N: V, w: w2 },
+  ],
+});
 const x = randomWeights(M, K, 3, 1);
 
 // 'all' is what the engine uses (ORT may fuse DequantizeLinear -> MatMul into its own kernels);

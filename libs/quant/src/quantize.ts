@@ -49,7 +49,12 @@ export const quantizeOptionsSchema = z
     /** extra weight-name substrings to keep in float32. */
     keep: z.array(z.string().min(1)).default([]),
     /** MatMulNBits accuracy_level: 0 keeps float activations; 4 lets the CPU kernel quantize them to int8. */
-    accuracyLevel: z.number({ error: '--accuracy-level must be an integer 0-4' }).int().min(0, { error: '--accuracy-level must be 0-4' }).max(4, { error: '--accuracy-level must be 0-4' }).default(4),
+    accuracyLevel: z
+      .number({ error: '--accuracy-level must be an integer 0-4' })
+      .int()
+      .min(0, { error: '--accuracy-level must be 0-4' })
+      .max(4, { error: '--accuracy-level must be 0-4' })
+      .default(4),
     /** int8 as DequantizeLinear -> MatMul (per channel) or as MatMulNBits bits=8 (per block). */
     int8Kernel: z.enum(['dequantize', 'matmulnbits']).default('dequantize'),
   })

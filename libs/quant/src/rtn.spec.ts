@@ -18,7 +18,8 @@ function withOutliers(K: number, N: number, seed: number): Float32Array {
 }
 
 describe('int8 per-channel RTN', () => {
-  const K = 96, N = 40;
+  const K = 96,
+    N = 40;
   const w = withOutliers(K, N, 7);
   const q = quantizeInt8PerChannel(w, K, N);
   const d = dequantizeInt8(q);
@@ -52,7 +53,8 @@ describe.each([
   [3, 32],
   [3, 64],
 ])('%i-bit block RTN, block %i', (bits, blockSize) => {
-  const K = 200, N = 24; // K not a multiple of the block: the last block is padded
+  const K = 200,
+    N = 24; // K not a multiple of the block: the last block is padded
   const w = withOutliers(K, N, 11);
   const q = quantizeBlockwise(w, K, N, { bits, blockSize });
   const d = dequantizeBlockwise(q);
@@ -82,7 +84,8 @@ describe.each([
 
   test('the step is the block range over 2^bits - 1', () => {
     for (let n = 0; n < N; n++) {
-      let lo = 0, hi = 0;
+      let lo = 0,
+        hi = 0;
       for (let k = 0; k < Math.min(K, blockSize); k++) {
         lo = Math.min(lo, w[k * N + n]);
         hi = Math.max(hi, w[k * N + n]);
@@ -100,7 +103,8 @@ describe.each([
 });
 
 test('fewer bits means larger error (int8 < int4 < int3)', () => {
-  const K = 256, N = 64;
+  const K = 256,
+    N = 64;
   const w = randomWeights(K, N, 5);
   const rmse = (d: Float32Array) => Math.sqrt(d.reduce((s, v, i) => s + (v - w[i]) ** 2, 0) / d.length);
   const e8 = rmse(dequantizeInt8(quantizeInt8PerChannel(w, K, N)));
@@ -122,7 +126,8 @@ describe('MatMulNBits packing', () => {
   });
 
   test('B is [N, kBlocks, blockSize/2] holding each column transposed; zero points packed per row', () => {
-    const K = 40, N = 3;
+    const K = 40,
+      N = 3;
     const w = randomWeights(K, N, 9);
     const q = quantizeBlockwise(w, K, N, { bits: 4, blockSize: 16 });
     const p = packMatMulNBits(q);

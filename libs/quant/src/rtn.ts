@@ -102,8 +102,7 @@ export function quantizeBlockwise(w: Float32Array, K: number, N: number, opts: B
       zeroPoints[n * kBlocks + b] = zp;
       const inv = 1 / scale;
       const base = n * padded;
-      for (let k = k0; k < k0 + blockSize; k++)
-        codes[base + k] = k < k1 ? clamp(Math.round(w[k * N + n] * inv) + zp, 0, qmax) : zp;
+      for (let k = k0; k < k0 + blockSize; k++) codes[base + k] = k < k1 ? clamp(Math.round(w[k * N + n] * inv) + zp, 0, qmax) : zp;
     }
   }
   return { K, N, bits, blockSize, kBlocks, codes, scales, zeroPoints };

@@ -25,7 +25,8 @@ beforeAll(() => {
     config,
     seed: 7,
     // layer 1's MLP input gets one channel 300x the others: a planted "massive" activation
-    weights: (name, shape) => (name === 'model.layers.1.post_attention_layernorm.weight' ? Float32Array.from({ length: shape[0] }, (_, i) => (i === 5 ? 300 : 1)) : undefined),
+    weights: (name, shape) =>
+      name === 'model.layers.1.post_attention_layernorm.weight' ? Float32Array.from({ length: shape[0] }, (_, i) => (i === 5 ? 300 : 1)) : undefined,
   });
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -91,7 +92,12 @@ test.each(['int4', 'int3'] as const)('%s gptq: calibrated on the train split, cl
   const text = 'Q: 517+286=?\nA: 803';
   const ref = await logits(fp32, text);
   const rtn = await quantizeModelDir(fp32, path.join(tmp, `${scheme}-rtn-cmp`), { scheme, groupSize: 32, accuracyLevel: 0 });
-  const gptq = await quantizeModelDir(fp32, path.join(tmp, `${scheme}-gptq`), { scheme, groupSize: 32, accuracyLevel: 0, method: 'gptq' }, { calibration: { perFamily: 8 } });
+  const gptq = await quantizeModelDir(
+    fp32,
+    path.join(tmp, `${scheme}-gptq`),
+    { scheme, groupSize: 32, accuracyLevel: 0, method: 'gptq' },
+    { calibration: { perFamily: 8 } },
+  );
   expect(gptq.version).toMatch(/-gptq$/);
   expect(gptq.record.method).toBe('gptq');
   const mse = (a: Float32Array) => a.reduce((s, v, i) => s + (v - ref[i]) ** 2, 0) / a.length;

@@ -98,7 +98,13 @@ export interface WithLeaseOptions {
  * aborts if the lease is lost). Renewal stops when `fn` settles; then the lease is released
  * (options.release) or left to expire.
  */
-export async function withLease(redis: Redis, key: string, ttlMs: number, fn: (lease: Lease) => Promise<unknown>, options: WithLeaseOptions = {}): Promise<boolean> {
+export async function withLease(
+  redis: Redis,
+  key: string,
+  ttlMs: number,
+  fn: (lease: Lease) => Promise<unknown>,
+  options: WithLeaseOptions = {},
+): Promise<boolean> {
   const lease = await Lease.acquire(redis, key, ttlMs);
   if (!lease) return false;
   lease.startRenewing();

@@ -34,7 +34,10 @@ export function luaSource(file: string): string {
  * Registers `scripts` (command name -> script) on `redis` unless already done for this client, and
  * returns the client typed with those commands: `(...keys, ...args) => Promise<unknown>`.
  */
-export function withScripts<N extends string>(redis: Redis, scripts: Record<N, LuaScript>): Redis & Record<N, (...keysAndArgs: (string | number)[]) => Promise<unknown>> {
+export function withScripts<N extends string>(
+  redis: Redis,
+  scripts: Record<N, LuaScript>,
+): Redis & Record<N, (...keysAndArgs: (string | number)[]) => Promise<unknown>> {
   let done = defined.get(redis);
   if (!done) defined.set(redis, (done = new Set()));
   for (const [name, s] of Object.entries(scripts) as [N, LuaScript][]) {

@@ -53,7 +53,13 @@ describe('CancelRegistry', () => {
 describe('results by reference', () => {
   it('stores the result once and returns a small reference that reads it back', async () => {
     const store = createResultStore(redis, { queuePrefix: prefix, dir, resultMaxBytes: 1024, resultTtlSeconds: 60 });
-    const result = { text: 'x'.repeat(50), finishReason: 'stop' as const, usage: { promptTokens: 2, completionTokens: 50 }, stats: { forwards: 5, tpf: 10, wallMs: 3 }, model: { name: 'm', version: '1' } };
+    const result = {
+      text: 'x'.repeat(50),
+      finishReason: 'stop' as const,
+      usage: { promptTokens: 2, completionTokens: 50 },
+      stats: { forwards: 5, tpf: 10, wallMs: 3 },
+      model: { name: 'm', version: '1' },
+    };
     const ref = await storeGenerationResult(store, 'dllm.generation.m', 'j1', result);
     expect(ref).toMatchObject({ resultKey: 'dllm.generation.m:j1', finishReason: 'stop', stats: { forwards: 5, tpf: 10 } });
     expect(JSON.stringify(ref).length).toBeLessThan(300);
@@ -111,7 +117,7 @@ describe('withLease', () => {
 describe('Lease (token-checked)', () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-  it('a second holder cannot release or extend someone else\'s lease', async () => {
+  it("a second holder cannot release or extend someone else's lease", async () => {
     const key = `${prefix}:lease-owner`;
     const a = await Lease.acquire(redis, key, 200);
     expect(a).not.toBeNull();
@@ -166,7 +172,13 @@ describe('QueueRegistry', () => {
       expect(added.opts.removeOnComplete).toEqual({ count: 5, age: 60 });
       // a flow's child job (not a catalogue kind): its own defaults under the same retention policy
       const child = reg.definitionOptions({ defaults: { attempts: 3, backoff: { type: 'fixed', delay: 10 } } }, { jobId: 'c1' });
-      expect(child).toEqual({ attempts: 3, backoff: { type: 'fixed', delay: 10 }, removeOnComplete: { count: 5, age: 60 }, removeOnFail: { count: 7, age: 120 }, jobId: 'c1' });
+      expect(child).toEqual({
+        attempts: 3,
+        backoff: { type: 'fixed', delay: 10 },
+        removeOnComplete: { count: 5, age: 60 },
+        removeOnFail: { count: 7, age: 120 },
+        jobId: 'c1',
+      });
       await a.obliterate({ force: true });
     } finally {
       await reg.close();

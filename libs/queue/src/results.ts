@@ -15,10 +15,24 @@ export interface ResultStoreConfig extends LargeStoreSettings {
 
 /** The result store every gateway replica and worker uses (same keys for the same config). */
 export function createResultStore(redis: Redis, c: ResultStoreConfig): BlobStore {
-  return createBlobStore({ redis, prefix: resultStorePrefix(c.queuePrefix), backend: c.backend, dir: c.dir, s3: c.s3, maxRedisBytes: c.resultMaxBytes, defaultTtlSeconds: c.resultTtlSeconds });
+  return createBlobStore({
+    redis,
+    prefix: resultStorePrefix(c.queuePrefix),
+    backend: c.backend,
+    dir: c.dir,
+    s3: c.s3,
+    maxRedisBytes: c.resultMaxBytes,
+    defaultTtlSeconds: c.resultTtlSeconds,
+  });
 }
 
-export async function storeGenerationResult(store: BlobStore, queue: string, jobId: string, result: GenerationResult, ttlSeconds?: number): Promise<GenerationReturn> {
+export async function storeGenerationResult(
+  store: BlobStore,
+  queue: string,
+  jobId: string,
+  result: GenerationResult,
+  ttlSeconds?: number,
+): Promise<GenerationReturn> {
   const resultKey = resultBlobKey(queue, jobId);
   const buf = Buffer.from(JSON.stringify(result), 'utf8');
   await store.put(resultKey, buf, ttlSeconds ? { ttlSeconds } : {});

@@ -7,10 +7,7 @@ import { Job, type JobState, type MinimalQueue } from 'bullmq';
  * reads as `completed` while the record read before still has `returnvalue === null`. When the
  * state says the job has finished but the record does not, the record is read again.
  */
-export async function settledSnapshot<T = unknown, R = unknown>(
-  queue: MinimalQueue,
-  job: Job<T, R>,
-): Promise<{ job: Job<T, R>; state: JobState | 'unknown' }> {
+export async function settledSnapshot<T = unknown, R = unknown>(queue: MinimalQueue, job: Job<T, R>): Promise<{ job: Job<T, R>; state: JobState | 'unknown' }> {
   const state = await job.getState();
   if ((state === 'completed' || state === 'failed') && job.finishedOn === undefined) {
     const fresh = (await Job.fromId(queue, job.id!)) as Job<T, R> | undefined;

@@ -28,35 +28,62 @@ describe('LightningRL group rewards (hand-computed)', () => {
   // tpf [2,3,4,5]: mean 3.5, population std sqrt(1.25) = 1.118034 -> z = [-1.341641, -0.447214, 0.447214, 1.341641]
   it('zscore + zscore (default)', () => {
     const g = groupRewards(S([1, 0, 0, 1], [2, 3, 4, 5]));
-    close(g.rewards.map((r) => r.accuracy), [1, -1, -1, 1]);
-    close(g.rewards.map((r) => r.tpf), [-1.341641, -0.447214, 0.447214, 1.341641]);
-    close(g.rewards.map((r) => r.total), [-0.341641, -1.447214, -0.552786, 2.341641]);
+    close(
+      g.rewards.map((r) => r.accuracy),
+      [1, -1, -1, 1],
+    );
+    close(
+      g.rewards.map((r) => r.tpf),
+      [-1.341641, -0.447214, 0.447214, 1.341641],
+    );
+    close(
+      g.rewards.map((r) => r.total),
+      [-0.341641, -1.447214, -0.552786, 2.341641],
+    );
     expect(g.filtered).toBeNull();
     expect(g.correct).toBe(2);
     expect(g.tpfRange).toBe(3);
   });
   it('minmax TPF: (t - 2) / 3', () => {
     const g = groupRewards(S([1, 0, 0, 1], [2, 3, 4, 5]), rewardConfigSchema.parse({ tpf: 'minmax' }));
-    close(g.rewards.map((r) => r.total), [1 + 0, -1 + 1 / 3, -1 + 2 / 3, 1 + 1]);
+    close(
+      g.rewards.map((r) => r.total),
+      [1 + 0, -1 + 1 / 3, -1 + 2 / 3, 1 + 1],
+    );
   });
   it('raw coefficient TPF: 0.5 * t', () => {
     const g = groupRewards(S([1, 0, 0, 1], [2, 3, 4, 5]), rewardConfigSchema.parse({ tpf: 'raw', tpfCoefficient: 0.5 }));
-    close(g.rewards.map((r) => r.total), [2, 0.5, 1, 3.5]);
+    close(
+      g.rewards.map((r) => r.total),
+      [2, 0.5, 1, 3.5],
+    );
   });
   it('sign accuracy vs z-scored accuracy on [1,0,0]', () => {
     const z = groupRewards(S([1, 0, 0], [1, 2, 4]), rewardConfigSchema.parse({ tpf: 'off' }));
     // mean 1/3, population std sqrt(2/9) = 0.471405
-    close(z.rewards.map((r) => r.accuracy), [1.414214, -0.707107, -0.707107]);
+    close(
+      z.rewards.map((r) => r.accuracy),
+      [1.414214, -0.707107, -0.707107],
+    );
     const s = groupRewards(S([1, 0, 0], [1, 2, 4]), rewardConfigSchema.parse({ tpf: 'off', accuracy: 'sign' }));
-    close(s.rewards.map((r) => r.total), [1, -1, -1]);
+    close(
+      s.rewards.map((r) => r.total),
+      [1, -1, -1],
+    );
   });
   it('filters: all wrong, TPF range < 0.01; all-correct groups are kept', () => {
     expect(groupRewards(S([0, 0, 0], [1, 2, 3])).filtered).toBe('all_wrong');
     expect(groupRewards(S([1, 0, 0], [2, 2.005, 2])).filtered).toBe('tpf_range_below_0.01');
     const allRight = groupRewards(S([1, 1, 1], [1, 2, 3]));
     expect(allRight.filtered).toBeNull();
-    close(allRight.rewards.map((r) => r.accuracy), [0, 0, 0]);
-    close(allRight.rewards.map((r) => r.tpf), [-1.224745, 0, 1.224745]);
+    close(
+      allRight.rewards.map((r) => r.accuracy),
+      [0, 0, 0],
+    );
+    close(
+      allRight.rewards.map((r) => r.tpf),
+      [-1.224745, 0, 1.224745],
+    );
     expect(groupRewards(S([0, 0], [1, 2]), rewardConfigSchema.parse({ dropAllWrong: false })).filtered).toBeNull();
     expect(groupRewards(S([1, 0], [2, 2]), rewardConfigSchema.parse({ minTpfRange: 0 })).filtered).toBeNull();
   });
@@ -101,13 +128,26 @@ describe('scoreBatch', () => {
     // kept rewards: group a (sum of squares 8) + group right (sum of squares 3), mean 0, N = 7
     const std = Math.sqrt(11 / 6);
     expect(b.rewardStd).toBeCloseTo(std, 5);
-    close(b.groups[0].samples.map((s) => s.advantage!), [-0.341641 / std, -1.447214 / std, -0.552786 / std, 2.341641 / std], 5);
-    close(b.groups[3].samples.map((s) => s.advantage!), [-1.224745 / std, 0, 1.224745 / std], 5);
+    close(
+      b.groups[0].samples.map((s) => s.advantage!),
+      [-0.341641 / std, -1.447214 / std, -0.552786 / std, 2.341641 / std],
+      5,
+    );
+    close(
+      b.groups[3].samples.map((s) => s.advantage!),
+      [-1.224745 / std, 0, 1.224745 / std],
+      5,
+    );
     expect(b.groups[1].samples.every((s) => s.advantage === null && !s.kept)).toBe(true);
     expect(b.keptSamples).toBe(7);
   });
   it('rejects duplicate group ids and empty groups', () => {
-    expect(() => scoreBatch([{ groupId: 'x', samples: S([1], [1]) }, { groupId: 'x', samples: S([1], [1]) }])).toThrow(/duplicate/);
+    expect(() =>
+      scoreBatch([
+        { groupId: 'x', samples: S([1], [1]) },
+        { groupId: 'x', samples: S([1], [1]) },
+      ]),
+    ).toThrow(/duplicate/);
     expect(() => scoreBatch([{ groupId: 'x', samples: [] }])).toThrow(/at least one/);
   });
 });

@@ -42,7 +42,8 @@ export interface Plan {
 export function planDynamicSampling(input: PlanInput): Plan {
   const { targetGroups, remainingPrompts } = input;
   if (!Number.isInteger(targetGroups) || targetGroups < 1) throw new RangeError(`targetGroups must be a positive integer, got ${targetGroups}`);
-  if (!Number.isInteger(remainingPrompts) || remainingPrompts < 0) throw new RangeError(`remainingPrompts must be a non-negative integer, got ${remainingPrompts}`);
+  if (!Number.isInteger(remainingPrompts) || remainingPrompts < 0)
+    throw new RangeError(`remainingPrompts must be a non-negative integer, got ${remainingPrompts}`);
   const maxInFlight = input.maxInFlight ?? Number.POSITIVE_INFINITY;
   const minRate = input.minKeepRate ?? 0.25;
   if (!(minRate > 0 && minRate <= 1)) throw new RangeError(`minKeepRate must be in (0, 1], got ${minRate}`);

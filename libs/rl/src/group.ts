@@ -40,7 +40,9 @@ export async function runGroup(engine: GroupEngine, spec: GroupSpec, signal?: Ab
   let settled: PromiseSettledResult<GenerationResult>[];
   try {
     promptTokenIds = engine.codec.encode(spec.prompt);
-    settled = await Promise.allSettled(seeds.map((seed) => engine.generate({ promptIds: promptTokenIds, options: { ...spec.options, seed, trajectory: true } }, { signal })));
+    settled = await Promise.allSettled(
+      seeds.map((seed) => engine.generate({ promptIds: promptTokenIds, options: { ...spec.options, seed, trajectory: true } }, { signal })),
+    );
   } catch (e) {
     settled = seeds.map(() => ({ status: 'rejected', reason: e }) as PromiseRejectedResult);
   }
@@ -49,11 +51,29 @@ export async function runGroup(engine: GroupEngine, spec: GroupSpec, signal?: Ab
   let promptTokens = 0;
   let prefixHitTokens = 0;
   settled.forEach((s, i) => {
-    const ctx: SampleContext = { rolloutId: spec.rolloutId, groupIndex: spec.groupIndex, sampleIndex: i, promptId: spec.promptId, prompt: spec.prompt, answer: spec.answer, verifier: spec.verifier.name, promptTokenIds };
+    const ctx: SampleContext = {
+      rolloutId: spec.rolloutId,
+      groupIndex: spec.groupIndex,
+      sampleIndex: i,
+      promptId: spec.promptId,
+      prompt: spec.prompt,
+      answer: spec.answer,
+      verifier: spec.verifier.name,
+      promptTokenIds,
+    };
     if (s.status === 'rejected') {
       const m = engine.model;
       const aborted = signal?.aborted === true;
-      records.push(failedRecord(ctx, aborted ? 'aborted' : 'failed', String((s.reason as Error)?.message ?? s.reason), seeds[i], { name: m.name, version: m.version, seq: 0 }, { ...spec.options, seed: seeds[i] }));
+      records.push(
+        failedRecord(
+          ctx,
+          aborted ? 'aborted' : 'failed',
+          String((s.reason as Error)?.message ?? s.reason),
+          seeds[i],
+          { name: m.name, version: m.version, seq: 0 },
+          { ...spec.options, seed: seeds[i] },
+        ),
+      );
       return;
     }
     const r: GenerationResult = s.value;

@@ -49,5 +49,6 @@ it('registers concurrently through two connections: unique sequences, latest = h
 
 it('parseAnnouncement: an announcement, or null for anything else on the channel', () => {
   expect(parseAnnouncement('{"name":"m","version":"v2","dir":"/d","seq":3}')).toEqual({ name: 'm', version: 'v2', dir: '/d', seq: 3 });
-  for (const bad of ['not json', 'null', '{"name":"m","version":"v2","dir":"/d","seq":1.5}', '{"name":"m","version":"v2","seq":3}', '[]']) expect(parseAnnouncement(bad)).toBeNull();
+  for (const bad of ['not json', 'null', '{"name":"m","version":"v2","dir":"/d","seq":1.5}', '{"name":"m","version":"v2","seq":3}', '[]'])
+    expect(parseAnnouncement(bad)).toBeNull();
 });

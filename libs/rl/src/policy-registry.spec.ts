@@ -21,7 +21,11 @@ describe('applyStaleness', () => {
   it('marks samples beyond the bound, leaves failed ones alone', async () => {
     const r = recs();
     expect(await applyStaleness(r, { maxStaleness: 1, onStale: 'mark' }, seq, 3, null)).toBe(1);
-    expect(r.map((x) => [x.stale, x.status])).toEqual([[true, 'completed'], [false, 'truncated'], [false, 'failed']]);
+    expect(r.map((x) => [x.stale, x.status])).toEqual([
+      [true, 'completed'],
+      [false, 'truncated'],
+      [false, 'failed'],
+    ]);
   });
   it('rejects: status failed with the reason', async () => {
     const r = recs();

@@ -9,7 +9,18 @@ import type { Redis } from 'ioredis';
 const REGISTER_LUA = fs.readFileSync(path.join(__dirname, 'lua', 'register-version.lua'), 'utf8');
 const REGISTER_CMD = 'dllmRegisterPolicyVersion';
 
-type RegisteringRedis = Redis & { [REGISTER_CMD]: (versions: string, seq: string, latest: string, name: string, version: string, dir: string, createdAt: string, channel: string) => Promise<number> };
+type RegisteringRedis = Redis & {
+  [REGISTER_CMD]: (
+    versions: string,
+    seq: string,
+    latest: string,
+    name: string,
+    version: string,
+    dir: string,
+    createdAt: string,
+    channel: string,
+  ) => Promise<number>;
+};
 
 export interface PolicyVersion {
   name: string;
@@ -86,7 +97,16 @@ export class PolicyRegistry {
     PolicyRegistry.checkNames(name, version);
     const createdAt = Date.now();
     const seq = Number(
-      await (this.redis as RegisteringRedis)[REGISTER_CMD](this.versionsKey(name), this.seqKey(name), this.latestKey(name), name, version, dir, String(createdAt), this.channel),
+      await (this.redis as RegisteringRedis)[REGISTER_CMD](
+        this.versionsKey(name),
+        this.seqKey(name),
+        this.latestKey(name),
+        name,
+        version,
+        dir,
+        String(createdAt),
+        this.channel,
+      ),
     );
     if (!seq) throw new PolicyVersionConflict(`model ${name} already has a version '${version}'; versions are immutable, register a new one`);
     return { name, version, seq, dir, createdAt };
@@ -127,7 +147,12 @@ export interface StalenessBound {
  * Whether a sample produced by version seq `sampleSeq` breaks the bound: older than the required
  * version, or more than maxStaleness registered versions behind the newest.
  */
-export function isStale(bound: StalenessBound | undefined, sampleSeq: number, latestSeq: number, requiredSeq: number | null): { stale: boolean; why: string | null } {
+export function isStale(
+  bound: StalenessBound | undefined,
+  sampleSeq: number,
+  latestSeq: number,
+  requiredSeq: number | null,
+): { stale: boolean; why: string | null } {
   if (!bound) return { stale: false, why: null };
   if (bound.requiredVersion !== undefined) {
     if (requiredSeq === null) return { stale: true, why: `required version ${bound.requiredVersion} is not registered` };

@@ -34,20 +34,55 @@ function result(text: string, tokens: number, forwards: number, finishReason: Ge
   };
 }
 
-function rec(group: number, sample: number, text: string, tokens: number, forwards: number, reason: GenerationResult['finishReason'] = 'stop'): TrajectoryRecord {
+function rec(
+  group: number,
+  sample: number,
+  text: string,
+  tokens: number,
+  forwards: number,
+  reason: GenerationResult['finishReason'] = 'stop',
+): TrajectoryRecord {
   const r = result(text, tokens, forwards, reason);
   const v = verifiers.bind('exact').verify({ response: r.text, answer: '4', truncated: r.finishReason === 'length' });
-  return recordFromGeneration({ rolloutId: 'ro1', groupIndex: group, sampleIndex: sample, promptId: `p${group}`, prompt: 'Q: 2+2=?\nA:', answer: '4', verifier: 'exact', promptTokenIds: [3, 4, 5, 6, 7, 8] }, r, v, undefined, 2);
+  return recordFromGeneration(
+    {
+      rolloutId: 'ro1',
+      groupIndex: group,
+      sampleIndex: sample,
+      promptId: `p${group}`,
+      prompt: 'Q: 2+2=?\nA:',
+      answer: '4',
+      verifier: 'exact',
+      promptTokenIds: [3, 4, 5, 6, 7, 8],
+    },
+    r,
+    v,
+    undefined,
+    2,
+  );
 }
 
 describe('trajectory records and scoring', () => {
   it('copies the engine trajectory, flags truncation as wrong, and validates against the schema', () => {
     const ok = rec(0, 0, '#### 4', 4, 2);
-    expect(ok).toMatchObject({ groupId: 'ro1:g0', status: 'completed', correct: true, tpf: 2, numForwards: 2, responseLength: 4, seed: 7, policy: { name: 'tiny', version: '1', seq: 2 }, promptTokenIds: [3, 4, 5, 6, 7, 8], prefixCache: { hitTokens: 4, promptTokens: 6, prefillTokens: 2 } });
+    expect(ok).toMatchObject({
+      groupId: 'ro1:g0',
+      status: 'completed',
+      correct: true,
+      tpf: 2,
+      numForwards: 2,
+      responseLength: 4,
+      seed: 7,
+      policy: { name: 'tiny', version: '1', seq: 2 },
+      promptTokenIds: [3, 4, 5, 6, 7, 8],
+      prefixCache: { hitTokens: 4, promptTokens: 6, prefillTokens: 2 },
+    });
     const cut = rec(0, 1, '#### 4', 4, 2, 'length');
     expect(cut).toMatchObject({ status: 'truncated', truncated: true, correct: false, extracted: '4' });
     expect(trajectoryRecordSchema.safeParse(ok).success).toBe(true);
-    expect(() => recordFromGeneration({} as never, { ...result('', 0, 0), trajectory: undefined }, { correct: false, extracted: null })).toThrow(/trajectory = true/);
+    expect(() => recordFromGeneration({} as never, { ...result('', 0, 0), trajectory: undefined }, { correct: false, extracted: null })).toThrow(
+      /trajectory = true/,
+    );
   });
 
   it('scores groups in place: hand-computed LightningRL advantages, filtered groups with reasons', () => {
@@ -60,7 +95,14 @@ describe('trajectory records and scoring', () => {
       rec(1, 0, '#### 1', 2, 2),
       rec(1, 1, '#### 2', 6, 2),
       rec(2, 0, '#### 4', 2, 1),
-      failedRecord({ rolloutId: 'ro1', groupIndex: 2, sampleIndex: 1, promptId: 'p2', prompt: 'Q', answer: '4', verifier: 'exact', promptTokenIds: [] }, 'failed', 'boom', 1, { name: 'tiny', version: '1', seq: 0 }, {}),
+      failedRecord(
+        { rolloutId: 'ro1', groupIndex: 2, sampleIndex: 1, promptId: 'p2', prompt: 'Q', answer: '4', verifier: 'exact', promptTokenIds: [] },
+        'failed',
+        'boom',
+        1,
+        { name: 'tiny', version: '1', seq: 0 },
+        {},
+      ),
     ];
     const { groups } = scoreRecords(records);
     expect(groups.map((g) => [g.groupIndex, g.kept, g.filterReason, g.correct, g.size])).toEqual([

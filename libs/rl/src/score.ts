@@ -38,7 +38,8 @@ export function scoreRecords(records: TrajectoryRecord[], opts: ScoreOptions = {
   const groups = [...byGroup.values()].sort((a, b) => a[0].groupIndex - b[0].groupIndex);
   for (const g of groups) {
     g.sort((a, b) => a.sampleIndex - b.sampleIndex);
-    for (let i = 1; i < g.length; i++) if (g[i].sampleIndex === g[i - 1].sampleIndex) throw new RangeError(`group ${g[0].groupId}: duplicate sample index ${g[i].sampleIndex}`);
+    for (let i = 1; i < g.length; i++)
+      if (g[i].sampleIndex === g[i - 1].sampleIndex) throw new RangeError(`group ${g[0].groupId}: duplicate sample index ${g[i].sampleIndex}`);
   }
   const inputs: GroupInput[] = groups.map((g) => {
     const incomplete = g.some((r) => r.status === 'failed' || r.status === 'aborted');

@@ -14,7 +14,14 @@ let dir: string;
 let store: TrajectoryStore;
 
 const rec = (g: number, s: number): TrajectoryRecord =>
-  failedRecord({ rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact', promptTokenIds: [1, 2] }, 'failed', `g${g}s${s}`, s, { name: 'm', version: '1', seq: 0 }, {});
+  failedRecord(
+    { rolloutId: 'r1', groupIndex: g, sampleIndex: s, promptId: `p${g}`, prompt: 'Q', answer: '1', verifier: 'exact', promptTokenIds: [1, 2] },
+    'failed',
+    `g${g}s${s}`,
+    s,
+    { name: 'm', version: '1', seq: 0 },
+    {},
+  );
 
 beforeAll(() => {
   redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 3 });
@@ -28,13 +35,22 @@ afterAll(async () => {
 });
 
 it('pages through the stream exactly once per consumer group, re-delivering an unacknowledged page', async () => {
-  const groups = [[rec(0, 0), rec(0, 1), rec(0, 2)], [rec(1, 0), rec(1, 1)]];
+  const groups = [
+    [rec(0, 0), rec(0, 1), rec(0, 2)],
+    [rec(1, 0), rec(1, 1)],
+  ];
   const before = await store.read('r1', 'learnerA', null, 2);
   expect(before).toMatchObject({ records: [], done: false, total: null });
 
   const pub = await store.publish('r1', groups);
   expect(pub.records).toBe(5);
-  expect((await store.jsonl('r1'))!.toString().trim().split('\n').map((l) => JSON.parse(l).error)).toEqual(['g0s0', 'g0s1', 'g0s2', 'g1s0', 'g1s1']);
+  expect(
+    (await store.jsonl('r1'))!
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).error),
+  ).toEqual(['g0s0', 'g0s1', 'g0s2', 'g1s0', 'g1s1']);
   // a retried parent does not publish twice
   await store.publish('r1', groups);
 

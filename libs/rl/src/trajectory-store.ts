@@ -119,7 +119,8 @@ export class TrajectoryStore {
     if (claimed === 'OK') {
       const m = this.redis.multi();
       const key = this.streamKey(rolloutId);
-      for (const g of groups) for (const r of g) m.xadd(key, '*', 'g', String(r.groupIndex), 's', String(r.sampleIndex), 'ref', rolloutBlobKeys.final(rolloutId, r.groupIndex));
+      for (const g of groups)
+        for (const r of g) m.xadd(key, '*', 'g', String(r.groupIndex), 's', String(r.sampleIndex), 'ref', rolloutBlobKeys.final(rolloutId, r.groupIndex));
       m.set(this.totalKey(rolloutId), String(total));
       if (ttlSeconds) {
         m.expire(key, ttlSeconds);
@@ -148,11 +149,16 @@ export class TrajectoryStore {
     const consumer = o.consumer ?? 'learner';
     const claimIdleMs = o.claimIdleMs ?? DEFAULT_CLAIM_IDLE_MS;
     if (!CONSUMER_GROUP_RE.test(group)) throw new StreamCursorError(`group must be 1-64 letters, digits, . _ - (got '${group.slice(0, 64)}')`, 'group');
-    if (!CONSUMER_GROUP_RE.test(consumer)) throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`, 'consumer');
-    if (cursor !== null && !STREAM_ID_RE.test(cursor)) throw new StreamCursorError(`cursor must be a stream id like 1700000000000-0 (the cursor of the previous page), got '${cursor.slice(0, 40)}'`);
+    if (!CONSUMER_GROUP_RE.test(consumer))
+      throw new StreamCursorError(`consumer must be 1-64 letters, digits, . _ - (got '${consumer.slice(0, 64)}')`, 'consumer');
+    if (cursor !== null && !STREAM_ID_RE.test(cursor))
+      throw new StreamCursorError(`cursor must be a stream id like 1700000000000-0 (the cursor of the previous page), got '${cursor.slice(0, 40)}'`);
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new StreamCursorError(`count must be an integer in [1, 1000], got ${count}`, 'count');
     if (!Number.isInteger(claimIdleMs) || claimIdleMs < CLAIM_IDLE_MS_RANGE.min || claimIdleMs > CLAIM_IDLE_MS_RANGE.max) {
-      throw new StreamCursorError(`claimIdleMs must be an integer in [${CLAIM_IDLE_MS_RANGE.min}, ${CLAIM_IDLE_MS_RANGE.max}] (milliseconds), got ${claimIdleMs}`, 'claim_idle_ms');
+      throw new StreamCursorError(
+        `claimIdleMs must be an integer in [${CLAIM_IDLE_MS_RANGE.min}, ${CLAIM_IDLE_MS_RANGE.max}] (milliseconds), got ${claimIdleMs}`,
+        'claim_idle_ms',
+      );
     }
     const key = this.streamKey(rolloutId);
     try {
@@ -217,7 +223,11 @@ export class TrajectoryStore {
     let start = '0-0';
     // XAUTOCLAIM scans a bounded range per call; continue until the cursor wraps or the page is full
     for (let i = 0; i < 100 && out.length < count; i++) {
-      const res = (await this.redis.xautoclaim(key, group, consumer, minIdleMs, start, 'COUNT', count - out.length)) as [string, Array<[string, string[] | null]>, ...unknown[]];
+      const res = (await this.redis.xautoclaim(key, group, consumer, minIdleMs, start, 'COUNT', count - out.length)) as [
+        string,
+        Array<[string, string[] | null]>,
+        ...unknown[],
+      ];
       for (const e of res[1]) if (e && e[1] !== null) out.push(e as [string, string[]]);
       start = res[0];
       if (start === '0-0') break;
@@ -238,10 +248,14 @@ export class TrajectoryStore {
   private async readGroup(key: string, group: string, consumer: string, count: number, from: string): Promise<Array<[string, string[]]>> {
     if (from !== '>') {
       // XREADGROUP with an id returns this consumer's pending entries with ids > id
-      const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, from)) as Array<[string, Array<[string, string[]]>]> | null;
+      const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, from)) as Array<
+        [string, Array<[string, string[]]>]
+      > | null;
       return res?.[0]?.[1]?.filter((e) => e[1] !== null) ?? [];
     }
-    const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, '>')) as Array<[string, Array<[string, string[]]>]> | null;
+    const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, '>')) as Array<
+      [string, Array<[string, string[]]>]
+    > | null;
     return res?.[0]?.[1] ?? [];
   }
 

@@ -180,7 +180,15 @@ export function recordFromGeneration(
 }
 
 /** A record for a sample that produced no generation (engine error, cancelled before start). */
-export function failedRecord(ctx: SampleContext, status: 'aborted' | 'failed', error: string, seed: number, policy: RecordedPolicy, decoding: Record<string, unknown>, now: Date = new Date()): TrajectoryRecord {
+export function failedRecord(
+  ctx: SampleContext,
+  status: 'aborted' | 'failed',
+  error: string,
+  seed: number,
+  policy: RecordedPolicy,
+  decoding: Record<string, unknown>,
+  now: Date = new Date(),
+): TrajectoryRecord {
   return {
     ...identityFields(ctx),
     promptTokens: 0,

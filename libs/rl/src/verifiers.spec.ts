@@ -10,7 +10,11 @@ describe('verifiers', () => {
     expect(v.verify({ response: '#### 7<|eos|>#### 42', answer: '42' }).extracted).toBe('7');
   });
   it('a truncated response is wrong even when the answer matches', () => {
-    expect(verifiers.bind('exact').verify({ response: '#### 42', answer: '42', truncated: true })).toEqual({ correct: false, extracted: '42', truncated: true });
+    expect(verifiers.bind('exact').verify({ response: '#### 42', answer: '42', truncated: true })).toEqual({
+      correct: false,
+      extracted: '42',
+      truncated: true,
+    });
   });
   it('numeric: tolerance, relative tolerance, commas, last number fallback', () => {
     const v = verifiers.bind({ name: 'numeric', params: { tolerance: 0.01 } });
@@ -75,7 +79,10 @@ describe('verifiers', () => {
     expect(v.verify({ response: 'x'.repeat(50_000) + 'Q' }).correct).toBe(true);
     expect(Date.now() - t).toBeLessThan(2000);
     // capture 1 is the extracted answer; flags map to RE2's
-    expect(verifiers.bind({ name: 'regex', params: { pattern: 'answer: (\\d+)', flags: 'i' } }).verify({ response: 'ANSWER: 42' })).toMatchObject({ correct: true, extracted: '42' });
+    expect(verifiers.bind({ name: 'regex', params: { pattern: 'answer: (\\d+)', flags: 'i' } }).verify({ response: 'ANSWER: 42' })).toMatchObject({
+      correct: true,
+      extracted: '42',
+    });
   });
   it('answers and patterns that can only match vacuously are reported at bind/check time', () => {
     const re = verifiers.bind('regex');

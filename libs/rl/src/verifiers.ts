@@ -134,11 +134,12 @@ export const numericVerifier: Verifier<z.infer<typeof numericParams>> = {
   description: 'extracted number x within tolerance of the answer a: |x - a| <= tolerance + relTolerance * |a|',
   params: numericParams,
   needsAnswer: () => true,
-  checkAnswer: (answer) => emptyAnswer(answer) ?? (answer !== null && parseNumber(answer) === null ? `the reference answer '${answer.slice(0, 40)}' is not a number` : null),
+  checkAnswer: (answer) =>
+    emptyAnswer(answer) ?? (answer !== null && parseNumber(answer) === null ? `the reference answer '${answer.slice(0, 40)}' is not a number` : null),
   judge({ response, answer }, p) {
     const raw = extractAnswer(response, p.extract);
     // "#### 42 apples" still counts: take the first number of the extracted text
-    const extracted = raw === null ? null : (parseNumber(raw) !== null ? raw.trim().replace(/,/g, '') : (raw.match(NUMBER_RE)?.[0]?.replace(/,/g, '') ?? null));
+    const extracted = raw === null ? null : parseNumber(raw) !== null ? raw.trim().replace(/,/g, '') : (raw.match(NUMBER_RE)?.[0]?.replace(/,/g, '') ?? null);
     if (extracted === null || answer === null) return { correct: false, extracted };
     const a = parseNumber(answer);
     const x = parseNumber(extracted);
@@ -150,7 +151,10 @@ export const numericVerifier: Verifier<z.infer<typeof numericParams>> = {
 const regexParams = z.strictObject({
   /** Pattern (RE2 syntax: no backreferences or lookaround); when absent, each prompt's reference answer is the pattern. */
   pattern: z.string().min(1).max(1000).optional(),
-  flags: z.string().regex(/^[imsu]*$/, 'flags may only use i, m, s, u').default(''),
+  flags: z
+    .string()
+    .regex(/^[imsu]*$/, 'flags may only use i, m, s, u')
+    .default(''),
   /** Match against the whole response (cut at stop tokens) or the extracted final answer. */
   target: z.enum(['response', 'extracted']).default('response'),
   /** With target=extracted: a full match is required (anchored). */
@@ -226,7 +230,8 @@ export const exactStringVerifier: Verifier<z.infer<typeof exactStringParams>> = 
   description: 'the whole response (cut at stop tokens) equals the answer',
   params: exactStringParams,
   needsAnswer: () => true,
-  checkAnswer: (answer, p) => (answer !== null && (p.trim ? answer.trim() : answer) === '' ? 'the reference answer is empty: an empty answer can only be matched vacuously' : null),
+  checkAnswer: (answer, p) =>
+    answer !== null && (p.trim ? answer.trim() : answer) === '' ? 'the reference answer is empty: an empty answer can only be matched vacuously' : null,
   judge({ response, answer }, p) {
     let r = cutAtStop(response);
     let a = answer ?? null;
@@ -270,7 +275,8 @@ export class VerifierRegistry {
   private readonly verifiers = new Map<string, Verifier<any>>();
 
   register(v: Verifier<any>): this {
-    if (typeof v.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(v.name)) throw new VerifierError(`verifier name '${v.name}' must be lower-case letters, digits and dashes`);
+    if (typeof v.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(v.name))
+      throw new VerifierError(`verifier name '${v.name}' must be lower-case letters, digits and dashes`);
     if (this.verifiers.has(v.name)) throw new VerifierError(`verifier '${v.name}' is already registered`);
     this.verifiers.set(v.name, v);
     return this;

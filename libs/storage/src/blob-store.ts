@@ -44,7 +44,8 @@ export class BlobTooLargeError extends Error {
 export const BLOB_KEY_RE = /^(?!\/)(?!.*\.\.)[A-Za-z0-9._:/-]{1,512}$/;
 
 export function checkKey(key: string): string {
-  if (typeof key !== 'string' || !BLOB_KEY_RE.test(key)) throw new Error(`invalid blob key '${String(key).slice(0, 80)}': letters, digits and . _ - : / only, no '..', no leading '/'`);
+  if (typeof key !== 'string' || !BLOB_KEY_RE.test(key))
+    throw new Error(`invalid blob key '${String(key).slice(0, 80)}': letters, digits and . _ - : / only, no '..', no leading '/'`);
   return key;
 }
 

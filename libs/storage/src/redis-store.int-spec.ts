@@ -37,7 +37,7 @@ describe('RedisBlobStore', () => {
       const big = 'y'.repeat(1000);
       await s.put('big', big);
       expect((await s.get('big'))!.toString()).toBe(big);
-      expect((await redis.strlen(`${prefix}big`))).toBeLessThan(32);
+      expect(await redis.strlen(`${prefix}big`)).toBeLessThan(32);
       expect(fs.readFileSync(path.join(dir, 'blobs', 'big'), 'utf8')).toBe(big);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,14 @@ let opts: S3BlobStoreOptions;
 
 beforeAll(async () => {
   server = await startS3rver(['dllm']);
-  opts = { endpoint: server.endpoint, bucket: 'dllm', region: server.region, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, prefix: `t${process.pid}/` };
+  opts = {
+    endpoint: server.endpoint,
+    bucket: 'dllm',
+    region: server.region,
+    accessKeyId: server.accessKeyId,
+    secretAccessKey: server.secretAccessKey,
+    prefix: `t${process.pid}/`,
+  };
 });
 
 afterAll(async () => {
@@ -96,7 +103,7 @@ describe('S3BlobStore (s3rver)', () => {
     await expect(s.put('../x', 'a')).rejects.toThrow(/invalid blob key/);
   });
 
-  it('surfaces the server\'s error code (unknown access key)', async () => {
+  it("surfaces the server's error code (unknown access key)", async () => {
     const s = new S3BlobStore({ ...opts, accessKeyId: 'NOBODY' });
     const e = await s.put('k', 'v').catch((x) => x);
     expect(e).toBeInstanceOf(S3Error);
@@ -175,7 +182,7 @@ describe('S3BlobStore (s3rver)', () => {
       await s.close();
     });
 
-    it('gives up after maxAttempts with the server\'s code and the attempt count', async () => {
+    it("gives up after maxAttempts with the server's code and the attempt count", async () => {
       const s = await via(() => 'slowdown', { maxAttempts: 2 });
       const e = await s.get('any').catch((x) => x);
       expect(e).toBeInstanceOf(S3Error);
@@ -242,7 +249,10 @@ describe('S3BlobStore (s3rver)', () => {
       const e = await new S3BlobStore(keyless).put('chain', 'x').catch((x) => x);
       expect(e).toMatchObject({ status: 403, code: 'InvalidAccessKeyId' }); // the chain read the env, not a cached key
     } finally {
-      for (const [k, v] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+      for (const [k, v] of [
+        ['AWS_ACCESS_KEY_ID', saved.id],
+        ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }

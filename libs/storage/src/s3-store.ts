@@ -165,7 +165,13 @@ export class S3BlobStore implements BlobStore {
   async put(key: string, data: Buffer | string, opts: PutOptions = {}): Promise<void> {
     const buf = toBuffer(data);
     if (buf.length > this.maxBytes) throw new BlobTooLargeError(key, buf.length, this.maxBytes, 's3');
-    const cmd = new PutObjectCommand({ Bucket: this.o.bucket, Key: this.objectKey(key), Body: buf, ContentType: 'application/octet-stream', Metadata: this.metadata(opts) });
+    const cmd = new PutObjectCommand({
+      Bucket: this.o.bucket,
+      Key: this.objectKey(key),
+      Body: buf,
+      ContentType: 'application/octet-stream',
+      Metadata: this.metadata(opts),
+    });
     await this.call(`PUT ${key}`, () => this.#client.send(cmd));
   }
 

@@ -3,7 +3,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import { BlobTooLargeError, createFileStore, createLargeStore, FsBlobStore, getJson, LARGE_STORE_FOLDERS, putBlobStream, putJson, S3BlobStore, streamBlob, TieredBlobStore, type BlobStore, type S3Settings } from './index';
+import {
+  BlobTooLargeError,
+  createFileStore,
+  createLargeStore,
+  FsBlobStore,
+  getJson,
+  LARGE_STORE_FOLDERS,
+  putBlobStream,
+  putJson,
+  S3BlobStore,
+  streamBlob,
+  TieredBlobStore,
+  type BlobStore,
+  type S3Settings,
+} from './index';
 
 let dir: string;
 beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-store-'))));
@@ -158,7 +172,7 @@ describe('stream helpers and the file store', () => {
     expect(p.data.has('big')).toBe(false);
   });
 
-  it('use the store\'s own streaming when it has it', async () => {
+  it("use the store's own streaming when it has it", async () => {
     const s = new FsBlobStore({ dir });
     expect(await putBlobStream(s, 'x/y', Readable.from(['12', '34']))).toBe(4);
     expect(await text(await streamBlob(s, 'x/y'))).toBe('1234');
@@ -181,7 +195,15 @@ describe('stream helpers and the file store', () => {
 });
 
 describe('createLargeStore (one switch for every large-object use)', () => {
-  const s3: S3Settings = { endpoint: 'http://s3.test:9000', region: 'us-east-1', bucket: 'dllm', prefix: 'farm/', accessKeyId: 'AKID', secretAccessKey: 'very-secret-key', forcePathStyle: true };
+  const s3: S3Settings = {
+    endpoint: 'http://s3.test:9000',
+    region: 'us-east-1',
+    bucket: 'dllm',
+    prefix: 'farm/',
+    accessKeyId: 'AKID',
+    secretAccessKey: 'very-secret-key',
+    forcePathStyle: true,
+  };
 
   /**
    * The URLs the store's requests go to, as the AWS SDK built them (endpoint, bucket addressing,

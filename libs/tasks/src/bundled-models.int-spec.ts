@@ -43,7 +43,9 @@ describe.each([
     const arith = await accuracy(engine, held('arith', 100), options);
     const str = await accuracy(engine, held('string', 100), options);
     const got: Record<string, number> = { arith: arith.accuracy, string: str.accuracy, tpf: arith.tpf };
-    const below = Object.entries(bars).filter(([k, floor]) => !(got[k] >= floor)).map(([k, floor]) => `${k} ${got[k]} < ${floor}`);
+    const below = Object.entries(bars)
+      .filter(([k, floor]) => !(got[k] >= floor))
+      .map(([k, floor]) => `${k} ${got[k]} < ${floor}`);
     expect(below).toEqual([]);
   }, 120_000);
 });

@@ -2,17 +2,7 @@ export type { Problem, TaskFamily, Verdict, Split } from './types';
 export { ANSWER_MARKER, rawFinalAnswer } from './answer';
 export { arith, arithSolution, arithPrompt, type ArithOp } from './arith';
 export { string, applyStringOp, stringPrompt, STRING_OPS, type StringOp } from './string';
-export {
-  families,
-  familyNames,
-  getFamily,
-  splitOf,
-  problems,
-  iterateProblems,
-  verifyResponse,
-  STREAM_SPAN,
-  type ProblemsOptions,
-} from './suite';
+export { families, familyNames, getFamily, splitOf, problems, iterateProblems, verifyResponse, STREAM_SPAN, type ProblemsOptions } from './suite';
 export {
   ALPHABET,
   VOCAB_SIZE,

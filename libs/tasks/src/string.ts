@@ -61,10 +61,7 @@ export const string: TaskFamily = {
     const op = rng.pick(STRING_OPS);
     const length = rng.int(3, 8);
     // dedupe and count draw from a small pool of letters so that repeats are common
-    const pool =
-      op === 'dedupe' || op === 'count'
-        ? Array.from({ length: rng.int(2, 5) }, () => rng.pick(LOWER.split(''))).join('')
-        : LOWER;
+    const pool = op === 'dedupe' || op === 'count' ? Array.from({ length: rng.int(2, 5) }, () => rng.pick(LOWER.split(''))).join('') : LOWER;
     const word = Array.from({ length }, () => pool[rng.int(0, pool.length - 1)]).join('');
     const letter = op === 'count' ? (rng.float() < 0.85 ? word[rng.int(0, word.length - 1)] : rng.pick(LOWER.split(''))) : undefined;
     const { solution, answer } = applyStringOp(op, word, letter);

@@ -17,8 +17,7 @@ export const BOS_ID = 3;
  * Every character a generator can emit, plus a little spare punctuation for hand-written prompts.
  * Appending characters is backwards compatible; reordering or removing them invalidates trained models.
  */
-export const ALPHABET =
-  '\n !"#\'()*+,-./0123456789:;<=>?@[]_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+export const ALPHABET = '\n !"#\'()*+,-./0123456789:;<=>?@[]_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 /**
  * Characters after which a block may end naturally (AdaBlock delimiters): newline and punctuation.

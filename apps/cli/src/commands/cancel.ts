@@ -16,12 +16,26 @@ export const command: CliCommand = {
     if (id.startsWith('batch_')) {
       const b = await client.cancelBatch(id);
       if (values.json) console.log(JSON.stringify(b));
-      else console.log(table([['batch', b.id], ['status', b.status], ['completed', b.request_counts.completed], ['total', b.request_counts.total]]));
+      else
+        console.log(
+          table([
+            ['batch', b.id],
+            ['status', b.status],
+            ['completed', b.request_counts.completed],
+            ['total', b.request_counts.total],
+          ]),
+        );
       return 0;
     }
     const r = await client.cancelJob(id);
     if (values.json) console.log(JSON.stringify(r));
-    else console.log(table([['job', r.id], ['outcome', r.outcome]]));
+    else
+      console.log(
+        table([
+          ['job', r.id],
+          ['outcome', r.outcome],
+        ]),
+      );
     return 0;
   },
 };

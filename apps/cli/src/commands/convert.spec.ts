@@ -22,10 +22,30 @@ describe('dllm-farm convert', () => {
     const tiny = buildTinyModel(path.join(tmp, 'tiny'), { seed: 2, config: { num_layers: 1, vocab_size: 110 } });
     const hf = path.join(tmp, 'hf');
     const a = tiny.manifest.architecture;
-    const shapeOf = (n: string, d: Float32Array) => (n.endsWith('norm.weight') || n.endsWith('bias') ? [d.length] : n.includes('down_proj') ? [a.hidden_size, d.length / a.hidden_size] : [d.length / a.hidden_size, a.hidden_size]);
-    writeSafetensors(path.join(hf, 'model.safetensors'), Object.fromEntries(Object.entries(tiny.weights).map(([n, d]) => [n, { shape: shapeOf(n, d), data: d, dtype: 'BF16' as const }])));
+    const shapeOf = (n: string, d: Float32Array) =>
+      n.endsWith('norm.weight') || n.endsWith('bias')
+        ? [d.length]
+        : n.includes('down_proj')
+          ? [a.hidden_size, d.length / a.hidden_size]
+          : [d.length / a.hidden_size, a.hidden_size];
+    writeSafetensors(
+      path.join(hf, 'model.safetensors'),
+      Object.fromEntries(Object.entries(tiny.weights).map(([n, d]) => [n, { shape: shapeOf(n, d), data: d, dtype: 'BF16' as const }])),
+    );
     fs.copyFileSync(path.join(tiny.dir, 'tokenizer.json'), path.join(hf, 'tokenizer.json'));
-    fs.writeFileSync(path.join(hf, 'config.json'), JSON.stringify({ model_type: 'qwen2', vocab_size: 110, hidden_size: a.hidden_size, intermediate_size: a.intermediate_size, num_hidden_layers: 1, num_attention_heads: a.num_attention_heads, num_key_value_heads: a.num_key_value_heads, head_dim: a.head_dim }));
+    fs.writeFileSync(
+      path.join(hf, 'config.json'),
+      JSON.stringify({
+        model_type: 'qwen2',
+        vocab_size: 110,
+        hidden_size: a.hidden_size,
+        intermediate_size: a.intermediate_size,
+        num_hidden_layers: 1,
+        num_attention_heads: a.num_attention_heads,
+        num_key_value_heads: a.num_key_value_heads,
+        head_dim: a.head_dim,
+      }),
+    );
     const writes: string[] = [];
     const spy = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (writes.push(String(s)), true));
     try {

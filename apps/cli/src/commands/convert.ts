@@ -35,7 +35,8 @@ function intFlag(name: string, v: string | undefined): number | undefined {
 export const command: CliCommand = {
   name: 'convert',
   async run(argv) {
-    const parsed = parseFlags({
+    const parsed = parseFlags(
+      {
         args: argv,
         allowPositionals: true,
         options: {
@@ -52,15 +53,19 @@ export const command: CliCommand = {
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
-      }, HELP);
+      },
+      HELP,
+    );
     const { values: v, positionals } = parsed;
     if (v.help) {
       process.stdout.write(HELP + '\n');
       return 0;
     }
     if (positionals.length !== 2) throw new UsageError(`expected <hf-dir> <out-dir>, got ${positionals.length} argument(s)\n\n${HELP}`);
-    if (v.kind !== undefined && v.kind !== 'block-diffusion' && v.kind !== 'autoregressive') throw new UsageError(`--kind must be block-diffusion or autoregressive, got '${v.kind}'`);
-    if (v.attention !== undefined && v.attention !== 'matmul' && v.attention !== 'mha') throw new UsageError(`--attention must be matmul or mha, got '${v.attention}'`);
+    if (v.kind !== undefined && v.kind !== 'block-diffusion' && v.kind !== 'autoregressive')
+      throw new UsageError(`--kind must be block-diffusion or autoregressive, got '${v.kind}'`);
+    if (v.attention !== undefined && v.attention !== 'matmul' && v.attention !== 'mha')
+      throw new UsageError(`--attention must be matmul or mha, got '${v.attention}'`);
     const blockSize = intFlag('block-size', v['block-size']);
     if (blockSize === 0) throw new UsageError('--block-size must be at least 1');
     const opts: ConvertOptions = {
@@ -84,7 +89,16 @@ export const command: CliCommand = {
       activity.done();
     }
     if (v.json) {
-      process.stdout.write(JSON.stringify({ outDir: r.outDir, files: r.files, weightBytes: r.weightBytes, externalData: r.externalData, seconds: r.seconds, manifest: r.manifest }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          outDir: r.outDir,
+          files: r.files,
+          weightBytes: r.weightBytes,
+          externalData: r.externalData,
+          seconds: r.seconds,
+          manifest: r.manifest,
+        }) + '\n',
+      );
     } else {
       const m = r.manifest;
       const a = m.architecture;

@@ -97,7 +97,8 @@ export async function runEval(
 export const command: CliCommand = {
   name: 'eval',
   async run(argv) {
-    const values = parseFlags({
+    const values = parseFlags(
+      {
         args: argv,
         options: {
           model: { type: 'string' },
@@ -111,7 +112,9 @@ export const command: CliCommand = {
           help: { type: 'boolean', short: 'h' },
           ...decodeFlagSpec,
         },
-      }, HELP).values;
+      },
+      HELP,
+    ).values;
     if (values.help) {
       console.log(HELP);
       return 0;
@@ -124,9 +127,13 @@ export const command: CliCommand = {
     const seed = int('seed', values.seed, 0, 0);
     const batch = int('batch', values.batch, 8, 1);
     const threads = values.threads === undefined ? undefined : int('threads', values.threads, 1, 1);
-    const options: Partial<DecodeOptions> = asUsageError(() => (decodeOptionsFromFlags({ ...values, seed: undefined })));
+    const options: Partial<DecodeOptions> = asUsageError(() => decodeOptionsFromFlags({ ...values, seed: undefined }));
     if (values.seed !== undefined && options.temperature) options.seed = seed;
-    const engine = await Engine.create({ modelDir: path.resolve(values.model ?? 'models/tiny-dllm'), intraOpThreads: threads, maxBatchSize: Math.max(batch, 1) });
+    const engine = await Engine.create({
+      modelDir: path.resolve(values.model ?? 'models/tiny-dllm'),
+      intraOpThreads: threads,
+      maxBatchSize: Math.max(batch, 1),
+    });
     try {
       let done = 0;
       let right = 0;
@@ -139,11 +146,20 @@ export const command: CliCommand = {
       });
       let s: EvalSummary;
       try {
-        s = await runEval(engine, values.task, n, seed, options, batch, (r) => {
-          done++;
-          if (r.correct) right++;
-          progress.tick();
-        }, split);
+        s = await runEval(
+          engine,
+          values.task,
+          n,
+          seed,
+          options,
+          batch,
+          (r) => {
+            done++;
+            if (r.correct) right++;
+            progress.tick();
+          },
+          split,
+        );
       } finally {
         progress.done();
       }

@@ -43,7 +43,9 @@ export const command: CliCommand = {
     if (!FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got '${v.format}'\n\n${HELP}`);
     if (format === 'transformers.js') {
       const r = exportTransformersJs(positionals[0], positionals[1]);
-      process.stdout.write(v.json ? JSON.stringify(r) + '\n' : `wrote ${r.files.join(', ')} (${r.layers} layers; ${r.prunedNodes} statistics nodes dropped) to ${r.outDir}\n`);
+      process.stdout.write(
+        v.json ? JSON.stringify(r) + '\n' : `wrote ${r.files.join(', ')} (${r.layers} layers; ${r.prunedNodes} statistics nodes dropped) to ${r.outDir}\n`,
+      );
       return 0;
     }
     const r = exportCheckpoint(positionals[0], positionals[1]);

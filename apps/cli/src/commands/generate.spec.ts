@@ -27,7 +27,9 @@ async function capture(fn: () => Promise<number>): Promise<{ code: number; out: 
 
 describe('dllm-farm generate', () => {
   it('prints text, stats and the trajectory as one JSON object', async () => {
-    const { code, out } = await capture(() => generate.run(['--model', dir, '--prompt', 'Q: 1+2=? A:', '--max-new-tokens', '12', '--threshold', '0.5', '--json', '--trajectory']));
+    const { code, out } = await capture(() =>
+      generate.run(['--model', dir, '--prompt', 'Q: 1+2=? A:', '--max-new-tokens', '12', '--threshold', '0.5', '--json', '--trajectory']),
+    );
     expect(code).toBe(0);
     const r = JSON.parse(out);
     expect(r.usage.promptTokens).toBe(11);

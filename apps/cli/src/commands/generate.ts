@@ -18,18 +18,18 @@ export const command: CliCommand = {
   name: 'generate',
   async run(argv) {
     const values = parseFlags({
-        args: argv,
-        options: {
-          model: { type: 'string' },
-          prompt: { type: 'string' },
-          json: { type: 'boolean' },
-          trajectory: { type: 'boolean' },
-          threads: { type: 'string' },
-          ep: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-          ...decodeFlagSpec,
-        },
-      }).values;
+      args: argv,
+      options: {
+        model: { type: 'string' },
+        prompt: { type: 'string' },
+        json: { type: 'boolean' },
+        trajectory: { type: 'boolean' },
+        threads: { type: 'string' },
+        ep: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        ...decodeFlagSpec,
+      },
+    }).values;
     if (values.help) {
       console.log(HELP);
       return 0;
@@ -37,7 +37,8 @@ export const command: CliCommand = {
     if (values.prompt === undefined) throw new UsageError(`--prompt is required\n\n${HELP}`);
     if (values.ep !== undefined && values.ep !== 'cpu' && values.ep !== 'cuda') throw new UsageError(`--ep must be cpu or cuda, got '${values.ep}'`);
     const threads = values.threads === undefined ? undefined : Number(values.threads);
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new UsageError(`--threads must be a positive integer, got '${values.threads}'`);
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 1))
+      throw new UsageError(`--threads must be a positive integer, got '${values.threads}'`);
     const options = asUsageError(() => ({ ...decodeOptionsFromFlags(values), trajectory: values.trajectory === true }));
     const modelDir = path.resolve(values.model ?? 'models/tiny-dllm');
     const prompt = values.prompt.replace(/\\n/g, '\n');

@@ -30,7 +30,8 @@ function num(name: string, v: string | undefined, fallback: number, min = 1): nu
 export const command: CliCommand = {
   name: 'inspect-activations',
   async run(argv) {
-    const parsed = parseFlags({
+    const parsed = parseFlags(
+      {
         args: argv,
         allowPositionals: true,
         options: {
@@ -41,7 +42,9 @@ export const command: CliCommand = {
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
-      }, HELP);
+      },
+      HELP,
+    );
     const { values, positionals } = parsed;
     if (values.help) {
       console.log(HELP);
@@ -55,11 +58,11 @@ export const command: CliCommand = {
     let stats: Awaited<ReturnType<typeof inspectActivations>>;
     try {
       stats = await inspectActivations(positionals[0], {
-      families,
-      perFamily: num('n', values.n, 8),
-      seed: num('seed', values.seed, 1, 0),
-      massiveRatio,
-    });
+        families,
+        perFamily: num('n', values.n, 8),
+        seed: num('seed', values.seed, 1, 0),
+        massiveRatio,
+      });
     } finally {
       activity.done();
     }

@@ -21,7 +21,9 @@ describe('dllm-farm quantize: bad flags are usage errors with a clear message', 
   });
 
   test('a good flag set reaches the model directory check', async () => {
-    await expect(quantize.run(['/nonexistent-model', '/tmp/x', '--weights', 'int4'])).rejects.toThrow(/nonexistent-model: does not exist or is not a directory/);
+    await expect(quantize.run(['/nonexistent-model', '/tmp/x', '--weights', 'int4'])).rejects.toThrow(
+      /nonexistent-model: does not exist or is not a directory/,
+    );
   });
 });
 

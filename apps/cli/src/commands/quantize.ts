@@ -36,7 +36,8 @@ function toInt(name: string, v: string | undefined): number | undefined {
 export const command: CliCommand = {
   name: 'quantize',
   async run(argv) {
-    const parsed = parseFlags({
+    const parsed = parseFlags(
+      {
         args: argv,
         allowPositionals: true,
         options: {
@@ -53,7 +54,9 @@ export const command: CliCommand = {
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
         },
-      }, HELP);
+      },
+      HELP,
+    );
     const { values, positionals } = parsed;
     if (values.help) {
       console.log(HELP);
@@ -62,7 +65,8 @@ export const command: CliCommand = {
     if (positionals.length !== 2) throw new UsageError(`expected <model-dir> <out-dir>, got ${positionals.length} argument(s)\n\n${HELP}`);
     if (!values.weights) throw new UsageError(`--weights is required (${SCHEMES.join(', ')})\n\n${HELP}`);
     const kernel = values['int8-kernel'];
-    if (kernel !== undefined && kernel !== 'dequantize' && kernel !== 'matmulnbits') throw new UsageError(`--int8-kernel must be dequantize or matmulnbits, got '${kernel}'`);
+    if (kernel !== undefined && kernel !== 'dequantize' && kernel !== 'matmulnbits')
+      throw new UsageError(`--int8-kernel must be dequantize or matmulnbits, got '${kernel}'`);
     const opts = {
       scheme: values.weights,
       groupSize: toInt('group-size', values['group-size']),
@@ -83,10 +87,10 @@ export const command: CliCommand = {
     let r: Awaited<ReturnType<typeof quantizeModelDir>>;
     try {
       r = await quantizeModelDir(src, out, opts, {
-      force: values.force ?? false,
-      calibration: { families: values['calib-families']?.split(',').map((f) => f.trim()), perFamily: toInt('calib-n', values['calib-n']) },
-      log,
-    });
+        force: values.force ?? false,
+        calibration: { families: values['calib-families']?.split(',').map((f) => f.trim()), perFamily: toInt('calib-n', values['calib-n']) },
+        log,
+      });
     } finally {
       activity.done();
     }
@@ -97,10 +101,15 @@ export const command: CliCommand = {
     const q = r.layers.filter((l) => l.quantized).length;
     console.log(`wrote ${r.outDir}`);
     console.log(`  version       ${r.version}`);
-    console.log(`  scheme        ${r.record.scheme} (${r.record.bits}-bit${r.record.group_size ? `, group ${r.record.group_size}` : ', per channel'}, ${r.record.method}, ${r.record.kernel})`);
+    console.log(
+      `  scheme        ${r.record.scheme} (${r.record.bits}-bit${r.record.group_size ? `, group ${r.record.group_size}` : ', per channel'}, ${r.record.method}, ${r.record.kernel})`,
+    );
     console.log(`  linear layers ${q} quantized, ${r.layers.length - q} kept float32${r.record.kept_fp32.length ? ` (${r.record.kept_fp32.join(', ')})` : ''}`);
     console.log(`  model.onnx    ${mb(r.sizeIn)} -> ${mb(r.sizeOut)} (${((100 * r.sizeOut) / r.sizeIn).toFixed(1)}%)`);
-    if (r.record.container_bits) console.log(`  note          onnxruntime has no 3-bit kernel: 3-bit codes are stored in ${r.record.container_bits}-bit containers (int3 accuracy, int4 size)`);
+    if (r.record.container_bits)
+      console.log(
+        `  note          onnxruntime has no 3-bit kernel: 3-bit codes are stored in ${r.record.container_bits}-bit containers (int3 accuracy, int4 size)`,
+      );
     return 0;
   },
 };

@@ -24,7 +24,9 @@ export const command: CliCommand = {
     }
     const b = await client.getBatch(id);
     if (!b.output_file_id && !b.error_file_id) {
-      throw new Error(`batch ${id} is ${b.status} and has no output yet (${b.request_counts.completed + b.request_counts.failed}/${b.request_counts.total} done)`);
+      throw new Error(
+        `batch ${id} is ${b.status} and has no output yet (${b.request_counts.completed + b.request_counts.failed}/${b.request_counts.total} done)`,
+      );
     }
     if (values.print) {
       if (b.output_file_id) process.stdout.write(await client.fileContent(b.output_file_id));

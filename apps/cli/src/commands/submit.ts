@@ -83,7 +83,12 @@ export async function submitBatch(client: GatewayClient, o: SubmitOptions): Prom
   const started = Date.now();
   const data = fs.readFileSync(o.file);
   const file = await client.uploadFile(data, path.basename(o.file));
-  let batch = await client.createBatch({ input_file_id: file.id, endpoint: o.endpoint, completion_window: o.window, ...(o.metadata ? { metadata: o.metadata } : {}) });
+  let batch = await client.createBatch({
+    input_file_id: file.id,
+    endpoint: o.endpoint,
+    completion_window: o.window,
+    ...(o.metadata ? { metadata: o.metadata } : {}),
+  });
   o.onProgress?.(batch);
   if (!o.wait) return { batch, outputPath: null, errorPath: null, seconds: (Date.now() - started) / 1000 };
   // Ctrl-C while following: cancel the batch (finished lines are kept), then keep following.
@@ -134,10 +139,16 @@ export const command: CliCommand = {
   name: 'submit',
   async run(argv) {
     const parsed = parseFlags({
-        args: argv,
-        allowPositionals: true,
-        options: { ...GATEWAY_FLAGS, endpoint: { type: 'string', default: '/v1/completions' }, window: { type: 'string', default: '24h' }, out: { type: 'string', default: '.' }, 'no-wait': { type: 'boolean', default: false } },
-      });
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...GATEWAY_FLAGS,
+        endpoint: { type: 'string', default: '/v1/completions' },
+        window: { type: 'string', default: '24h' },
+        out: { type: 'string', default: '.' },
+        'no-wait': { type: 'boolean', default: false },
+      },
+    });
     const { values, positionals } = parsed;
     if (values.help) {
       console.log(HELP);

@@ -15,7 +15,10 @@ describe('dllm-farm tasks', () => {
     const err = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     expect(await command.run(['--family', 'arith', '--split', 'test', '--n', '2500', '--seed', '4', '--jsonl', file])).toBe(0);
     err.mockRestore();
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const expected = problems('arith', { split: 'test', seed: 4, n: 2500 });
     expect(lines).toHaveLength(2500);
     expect(lines.map(({ split, ...rest }) => (expect(split).toBe('test'), rest))).toEqual(expected);

@@ -44,7 +44,8 @@ async function closeOut(out: Writable, isFile: boolean): Promise<void> {
 export const command: CliCommand = {
   name: 'tasks',
   async run(argv) {
-    const parsed = parseFlags({
+    const parsed = parseFlags(
+      {
         args: argv,
         allowPositionals: true,
         options: {
@@ -59,7 +60,9 @@ export const command: CliCommand = {
           quiet: { type: 'boolean', short: 'q' },
           help: { type: 'boolean', short: 'h' },
         },
-      }, HELP);
+      },
+      HELP,
+    );
     const { values, positionals } = parsed;
     if (values.help) {
       console.log(HELP);

@@ -16,10 +16,16 @@ describe('API keys', () => {
   it('refuses malformed config with a message naming the entry', () => {
     expect(() => new ApiKeyRing([{ name: 'x', sha256: 'abc' }])).toThrow(/API key 'x': expected a 64-char hex SHA-256/);
     expect(() => new ApiKeyRing([{ name: 'a b', sha256: hashApiKey('1') }])).toThrow(/API key name 'a b'/);
-    expect(() => new ApiKeyRing([{ name: 'a', sha256: hashApiKey('1') }, { name: 'b', sha256: hashApiKey('1') }])).toThrow(/same hash as 'a'/);
+    expect(
+      () =>
+        new ApiKeyRing([
+          { name: 'a', sha256: hashApiKey('1') },
+          { name: 'b', sha256: hashApiKey('1') },
+        ]),
+    ).toThrow(/same hash as 'a'/);
   });
 
-  it('knows each key\'s scopes (none listed = every scope)', () => {
+  it("knows each key's scopes (none listed = every scope)", () => {
     const r = new ApiKeyRing([
       { name: 'full', sha256: hashApiKey('sk-full') },
       { name: 'batcher', sha256: hashApiKey('sk-batch'), scopes: ['batch'] },

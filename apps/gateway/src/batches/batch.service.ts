@@ -122,7 +122,16 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
     return parseBatchInput(data, {
       endpoint,
       maxLines: this.settings.batch.maxLines,
-      payload: (l) => this.gen.payload({ owner, model: l.model, prompt: l.prompt, options: l.options, endpoint: ep, stream: false, batch: { batchId, customId: l.customId, line: l.index } }),
+      payload: (l) =>
+        this.gen.payload({
+          owner,
+          model: l.model,
+          prompt: l.prompt,
+          options: l.options,
+          endpoint: ep,
+          stream: false,
+          batch: { batchId, customId: l.customId, line: l.index },
+        }),
     });
   }
 
@@ -233,7 +242,8 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
         } catch (e) {
           return this.failCreation(id, h, `the input file can no longer be read (${(e as Error).message})`);
         }
-        if (requests.length !== Number(h.total)) return this.failCreation(id, h, `the input file changed (${requests.length} requests, ${h.total} at creation)`);
+        if (requests.length !== Number(h.total))
+          return this.failCreation(id, h, `the input file changed (${requests.length} requests, ${h.total} at creation)`);
         if (h.stage !== 'enqueuing') await this.storeIndex(id, requests);
         await this.enqueue(id, requests, lease, Number(h.enqueued ?? 0));
         if (await this.transition(id, 'in_progress', 'in_progress_at', ['validating'])) this.logger.log(`batch ${id}: creation resumed and complete`);
@@ -453,7 +463,15 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
           }
           const listed = JSON.parse(h.errors || '[]') as unknown[];
           const message = `The output files could not be written after ${attempt} attempts (${err.message.slice(0, 300)}); ${h.completed} completed line(s) stay recorded until retention ends.`;
-          await this.redis.hset(this.k(id), 'status', 'failed', 'failed_at', String(Math.floor(Date.now() / 1000)), 'errors', JSON.stringify([{ code: 'finalization_failed', message, param: null, line: null }, ...listed]));
+          await this.redis.hset(
+            this.k(id),
+            'status',
+            'failed',
+            'failed_at',
+            String(Math.floor(Date.now() / 1000)),
+            'errors',
+            JSON.stringify([{ code: 'finalization_failed', message, param: null, line: null }, ...listed]),
+          );
           await this.retire(id, h.owner);
         }
       },
@@ -494,7 +512,19 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
                 return [false, { ...base, response: null, error: { code: 'result_unavailable', message: (e as Error).message } }];
               }
             }
-            if (v?.startsWith('f')) return [false, { ...base, response: { status_code: 500, request_id: jobId, body: { error: { message: v.slice(1), type: 'server_error', param: null, code: 'generation_failed' } } }, error: null }];
+            if (v?.startsWith('f'))
+              return [
+                false,
+                {
+                  ...base,
+                  response: {
+                    status_code: 500,
+                    request_id: jobId,
+                    body: { error: { message: v.slice(1), type: 'server_error', param: null, code: 'generation_failed' } },
+                  },
+                  error: null,
+                },
+              ];
             if (v?.startsWith('e')) {
               const e = JSON.parse(v.slice(1)) as LineError;
               return [false, { ...base, response: null, error: { code: e.code, message: e.param ? `${e.message} (param: ${e.param})` : e.message } }];

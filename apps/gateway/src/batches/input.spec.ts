@@ -33,7 +33,9 @@ describe('inputLines', () => {
 
 describe('parseBatchInput', () => {
   it('valid lines carry their payload; invalid ones their reason, line number and param', async () => {
-    const text = [line('a'), '{oops', line('a'), line('e', ''), JSON.stringify({ custom_id: 'u', method: 'POST', url: '/v1/chat/completions', body: {} })].join('\n');
+    const text = [line('a'), '{oops', line('a'), line('e', ''), JSON.stringify({ custom_id: 'u', method: 'POST', url: '/v1/chat/completions', body: {} })].join(
+      '\n',
+    );
     const r = await parseBatchInput(Buffer.from(text), ctx);
     expect(r.map((x) => [x.index, x.lineNo, x.customId, x.payload ? 'ok' : x.error!.code, x.error?.param ?? null])).toEqual([
       [0, 1, 'a', 'ok', null],

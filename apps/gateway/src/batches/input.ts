@@ -84,7 +84,10 @@ export async function parseBatchInput(data: Buffer, ctx: InputContext): Promise<
 /** One line -> its InputRequest (payload or error). */
 function checkLine({ lineNo, text }: { lineNo: number; text: string }, index: number, ctx: InputContext, seen: Set<string>): InputRequest {
   const req: InputRequest = { index, lineNo, customId: null, model: null };
-  const fail = (code: string, message: string, param: string | null = null): InputRequest => ({ ...req, error: { code, message: `line ${lineNo}: ${message}`, param } });
+  const fail = (code: string, message: string, param: string | null = null): InputRequest => ({
+    ...req,
+    error: { code, message: `line ${lineNo}: ${message}`, param },
+  });
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -111,7 +114,8 @@ function checkLine({ lineNo, text }: { lineNo: number; text: string }, index: nu
   }
   const b = parsed.data as Record<string, unknown> & { model: string; stream?: boolean | null };
   if (b.stream) return fail('invalid_value', 'stream: true is not allowed in a batch', 'body.stream');
-  const prompt = 'messages' in parsed.data ? renderChatPrompt(parsed.data.messages) : Array.isArray(parsed.data.prompt) ? parsed.data.prompt[0] : parsed.data.prompt;
+  const prompt =
+    'messages' in parsed.data ? renderChatPrompt(parsed.data.messages) : Array.isArray(parsed.data.prompt) ? parsed.data.prompt[0] : parsed.data.prompt;
   try {
     return { ...req, payload: ctx.payload({ index, customId: custom_id, model: b.model, prompt, options: engineOptions(b) }) };
   } catch (e) {

@@ -5,7 +5,18 @@ import type { Job, Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
-import { resolveDistillRequest, workOf, distillBlobKey, distillJob, distillProgressSchema, distillRequestSchema, distillReturnSchema, type DistillPayload, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import {
+  resolveDistillRequest,
+  workOf,
+  distillBlobKey,
+  distillJob,
+  distillProgressSchema,
+  distillRequestSchema,
+  distillReturnSchema,
+  type DistillPayload,
+  type DistillRequest,
+  type DistillReturn,
+} from '@dllm/contracts';
 import { settledSnapshot, type QueueRegistry } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
@@ -53,7 +64,15 @@ export class DistillService {
     const requestKey = distillBlobKey(id, 'request.json');
     await this.blobs.put(requestKey, JSON.stringify(req));
     const total = (req.tasks ?? []).reduce((a, t) => a + t.n, 0) + (req.questions?.length ?? 0);
-    const payload: DistillPayload = distillJob.parsePayload({ distillId: id, owner, model: req.model, requestKey, total, createdAt: Date.now(), work: workOf(req.decoding, total) });
+    const payload: DistillPayload = distillJob.parsePayload({
+      distillId: id,
+      owner,
+      model: req.model,
+      requestKey,
+      total,
+      createdAt: Date.now(),
+      work: workOf(req.decoding, total),
+    });
     const ttl = this.settings.resultStore?.resultTtlSeconds || 86_400;
     await this.queue(req.model).add(distillJob.name, payload, this.queues.jobOptions('distill', { removeOnComplete: { age: ttl }, jobId: id }));
     return { id, total };
@@ -99,5 +118,4 @@ export class DistillService {
     if (!stream && !buf) throw new ApiError(410, `File ${name} of ${id} has expired.`, 'expired');
     return { stream, buf };
   }
-
 }

@@ -9,7 +9,16 @@ import { REDIS } from '../tokens';
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
   });
 }
 
@@ -17,7 +26,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 @Public()
 @Controller()
 export class HealthController {
-  constructor(@Inject(REDIS) private readonly redis: Redis, private readonly metrics: MetricsService) {}
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly metrics: MetricsService,
+  ) {}
 
   /** Liveness: the process answers. */
   @Get('healthz')

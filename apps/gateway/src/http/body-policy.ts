@@ -66,8 +66,7 @@ export function checkBody(req: BodyRequest, keys: ApiKeyRing, limits: BodyLimits
   if (!accepts.includes(type)) {
     return new ApiError(
       415,
-      `Content-Type '${type || '(none)'}' is not accepted by ${req.method} ${req.routeOptions?.url ?? 'this route'}; ` +
-        `send ${accepts.join(' or ')}.`,
+      `Content-Type '${type || '(none)'}' is not accepted by ${req.method} ${req.routeOptions?.url ?? 'this route'}; ` + `send ${accepts.join(' or ')}.`,
       'unsupported_media_type',
     );
   }

@@ -15,7 +15,7 @@ export function fromFastifyError(err: { code?: string; statusCode?: number; mess
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError(400, 'Content-Length does not match the body.', 'invalid_body');
   }
-  if (err instanceof SyntaxError || /JSON/i.test(err.message ?? '') && (err.statusCode ?? 400) === 400) {
+  if (err instanceof SyntaxError || (/JSON/i.test(err.message ?? '') && (err.statusCode ?? 400) === 400)) {
     return new ApiError(400, `Malformed JSON body: ${err.message}`, 'invalid_json');
   }
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new ApiError(err.statusCode, err.message ?? 'Bad request');

@@ -244,19 +244,22 @@ export class GenerationService implements OnModuleDestroy {
       }
       // Safety net for events lost across a Redis reconnect: look at the job now and then.
       poll = setInterval(() => {
-        void Job.fromId(this.queue(model), jobId).then(async (read) => {
-          if (done) return;
-          if (!read) {
-            const e = await this.gone(jobId);
-            finish(() => reject(e));
-            return;
-          }
-          const { job, state } = await settledSnapshot(this.queue(model), read);
-          if (state === 'completed') complete(job.returnvalue);
-          else if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-            finish(() => reject(new ApiError(500, `Generation failed: ${job.failedReason}`, 'generation_failed')));
-          }
-        }, () => {});
+        void Job.fromId(this.queue(model), jobId).then(
+          async (read) => {
+            if (done) return;
+            if (!read) {
+              const e = await this.gone(jobId);
+              finish(() => reject(e));
+              return;
+            }
+            const { job, state } = await settledSnapshot(this.queue(model), read);
+            if (state === 'completed') complete(job.returnvalue);
+            else if (state === 'failed' && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+              finish(() => reject(new ApiError(500, `Generation failed: ${job.failedReason}`, 'generation_failed')));
+            }
+          },
+          () => {},
+        );
       }, 5000);
       poll.unref();
       if (opts.signal) {
@@ -428,7 +431,10 @@ export type JobOutcome = { returnvalue?: unknown; failedReason?: string };
 export function requestError(errors: readonly RequestIssue[], endpoint: Endpoint): ApiError {
   const param = (p: string) => (endpoint === 'native' ? p : p === 'prompt' && endpoint === 'chat.completions' ? 'messages' : wireName(p));
   const first = errors[0];
-  const text = errors.slice(0, 5).map((e) => `${param(e.param)}: ${e.message}`).join('; ');
+  const text = errors
+    .slice(0, 5)
+    .map((e) => `${param(e.param)}: ${e.message}`)
+    .join('; ');
   const more = errors.length > 5 ? ` (and ${errors.length - 5} more)` : '';
   return new ApiError(first.status, `Invalid request: ${text}${more}`, first.code, param(first.param));
 }

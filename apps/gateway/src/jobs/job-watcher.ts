@@ -18,7 +18,11 @@ export class JobWatcher {
   /** Called for every finished job of the queue (batch accounting), listener or not. */
   onFinished?: (jobId: string, outcome: { returnvalue?: unknown; failedReason?: string }) => void;
 
-  constructor(readonly queueName: string, connection: ConnectionOptions, prefix?: string) {
+  constructor(
+    readonly queueName: string,
+    connection: ConnectionOptions,
+    prefix?: string,
+  ) {
     this.events = new QueueEvents(queueName, { connection, prefix, autorun: true });
     this.events.on('progress', ({ jobId, data }) => {
       for (const l of this.listeners.get(jobId) ?? []) l.progress?.(data);

@@ -38,7 +38,14 @@ export class JobsController {
   @ApiBody({ schema: jsonSchema(createJobRequestSchema) })
   async create(@Body() raw: unknown, @Req() req: AuthedRequest) {
     const body = parseBody(createJobRequestSchema, raw);
-    const { jobId } = await this.gen.submit({ owner: req.owner, model: body.model, prompt: body.prompt, options: body.options ?? {}, endpoint: 'native', stream: false });
+    const { jobId } = await this.gen.submit({
+      owner: req.owner,
+      model: body.model,
+      prompt: body.prompt,
+      options: body.options ?? {},
+      endpoint: 'native',
+      stream: false,
+    });
     return { id: jobId, object: 'job', status: 'queued', model: body.model };
   }
 
@@ -105,9 +112,9 @@ export class JobsController {
         );
       };
       const removed = () => {
-        void this.gen.gone(id).then((e) =>
-          e.code === 'job_cancelled' ? final('cancelled', { id, status: 'cancelled' }) : final('lost', { id, message: e.message }),
-        );
+        void this.gen
+          .gone(id)
+          .then((e) => (e.code === 'job_cancelled' ? final('cancelled', { id, status: 'cancelled' }) : final('lost', { id, message: e.message })));
       };
       // Where the job is now: catches outcomes from before we subscribed, and events lost in a reconnect.
       const check = async () => {

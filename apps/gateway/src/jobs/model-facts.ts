@@ -66,7 +66,9 @@ export class ModelFactsService implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     for (const m of this.settings.models) this.load(m.name);
     // in the background: a gateway starts (and reports readiness) whether or not Redis answers yet
-    this.sub = createRedis(this.settings.redisUrl, 'gateway-models', { connectionName: `dllm-gateway-models:${this.settings.queuePrefix}` }, (l) => this.logger.warn(l));
+    this.sub = createRedis(this.settings.redisUrl, 'gateway-models', { connectionName: `dllm-gateway-models:${this.settings.queuePrefix}` }, (l) =>
+      this.logger.warn(l),
+    );
     this.sub.on('message', (channel: string, message: string) => {
       const a = channel === this.registry.channel ? parseAnnouncement(message) : null;
       if (a) this.apply(a.name, a.seq, a.version, a.dir);
@@ -115,7 +117,9 @@ export class ModelFactsService implements OnModuleInit, OnModuleDestroy {
       this.seqs.set(model, seq);
       this.logger.log(`model ${model}: requests are now checked against version ${version} (#${seq})`);
     } catch (e) {
-      this.logger.warn(`model ${model}: cannot read version ${version} (#${seq}) (${(e as Error).message}); requests are checked against the facts held so far, the worker decides the rest`);
+      this.logger.warn(
+        `model ${model}: cannot read version ${version} (#${seq}) (${(e as Error).message}); requests are checked against the facts held so far, the worker decides the rest`,
+      );
     }
   }
 
@@ -126,7 +130,9 @@ export class ModelFactsService implements OnModuleInit, OnModuleDestroy {
       try {
         facts = { ...readModelFacts(dir), name: model };
       } catch (e) {
-        this.logger.warn(`model ${model}: cannot read its facts from ${dir} (${(e as Error).message}); requests are checked without them, the worker decides the rest`);
+        this.logger.warn(
+          `model ${model}: cannot read its facts from ${dir} (${(e as Error).message}); requests are checked without them, the worker decides the rest`,
+        );
       }
     }
     this.facts.set(model, facts);

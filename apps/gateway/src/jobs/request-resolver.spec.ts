@@ -46,7 +46,9 @@ describe('resolveRequest', () => {
   it('block_size 7 against the default sub-block 8 points at block_size; an explicit sub-block points at itself', () => {
     expect(refused(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 7 } }))).toEqual([[422, 'options.blockSize', 'invalid_value']]);
     expect(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 7, subBlockSize: 7 } }).ok).toBe(true);
-    expect(refused(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 8, subBlockSize: 9 } }))).toEqual([[422, 'options.subBlockSize', 'invalid_value']]);
+    expect(refused(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 8, subBlockSize: 9 } }))).toEqual([
+      [422, 'options.subBlockSize', 'invalid_value'],
+    ]);
     // without model facts an explicit block size is still checked
     expect(refused(resolveRequest(unknownModelFacts('x'), { prompt: 'hi', options: { blockSize: 7 } }))).toEqual([[422, 'options.blockSize', 'invalid_value']]);
   });

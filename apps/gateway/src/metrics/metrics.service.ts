@@ -91,7 +91,11 @@ export class MetricsService {
     this.depthSource = src;
   }
 
-  observeResult(model: string, endpoint: string, r: { promptTokens: number; completionTokens: number; forwards: number; tpf: number; latencyMs: number }): void {
+  observeResult(
+    model: string,
+    endpoint: string,
+    r: { promptTokens: number; completionTokens: number; forwards: number; tpf: number; latencyMs: number },
+  ): void {
     this.tokens.inc({ model, kind: 'prompt' }, r.promptTokens);
     this.tokens.inc({ model, kind: 'completion' }, r.completionTokens);
     this.forwards.inc({ model }, r.forwards);

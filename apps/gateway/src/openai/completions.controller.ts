@@ -46,7 +46,10 @@ export class CompletionsController {
   @Scopes('generate')
   @HttpCode(200)
   @ApiBody({ schema: jsonSchema(completionRequestSchema) })
-  @ApiOkResponse({ schema: jsonSchema(completionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })
+  @ApiOkResponse({
+    schema: jsonSchema(completionResponseSchema),
+    description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true',
+  })
   async completions(@Body() raw: unknown, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
     const body = parseBody(completionRequestSchema, raw);
     const prompt = Array.isArray(body.prompt) ? body.prompt[0] : body.prompt;
@@ -57,13 +60,24 @@ export class CompletionsController {
   @Scopes('generate')
   @HttpCode(200)
   @ApiBody({ schema: jsonSchema(chatCompletionRequestSchema) })
-  @ApiOkResponse({ schema: jsonSchema(chatCompletionResponseSchema), description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true' })
+  @ApiOkResponse({
+    schema: jsonSchema(chatCompletionResponseSchema),
+    description: 'JSON, or an SSE stream of chunks (one per committed block) when stream is true',
+  })
   async chat(@Body() raw: unknown, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {
     const body = parseBody(chatCompletionRequestSchema, raw);
     return this.generate(req.owner, 'chat.completions', body.model, renderChatPrompt(body.messages), body as Record<string, unknown>, !!body.stream, reply);
   }
 
-  private async generate(owner: string, endpoint: Endpoint, model: string, prompt: string, body: Record<string, unknown>, stream: boolean, reply: FastifyReply) {
+  private async generate(
+    owner: string,
+    endpoint: Endpoint,
+    model: string,
+    prompt: string,
+    body: Record<string, unknown>,
+    stream: boolean,
+    reply: FastifyReply,
+  ) {
     const input = { owner, model, prompt, options: engineOptions(body), endpoint, stream };
     if (!stream) {
       const { jobId, result } = await this.gen.run(input, { timeoutMs: this.settings.requestTimeoutMs });
@@ -83,7 +97,19 @@ export class CompletionsController {
       chat ? { id: `chatcmpl-${id}`, object: 'chat.completion.chunk', created, model } : { id: `cmpl-${id}`, object: 'text_completion', created, model };
     const chunk = (text: string | null, finish: string | null, extra: Record<string, unknown> = {}) =>
       chat
-        ? { ...head(), choices: [{ index: 0, delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text }, finish_reason: finish, logprobs: null }], ...usageField, ...extra }
+        ? {
+            ...head(),
+            choices: [
+              {
+                index: 0,
+                delta: text === null ? {} : sent === '' && text !== '' ? { role: 'assistant', content: text } : { content: text },
+                finish_reason: finish,
+                logprobs: null,
+              },
+            ],
+            ...usageField,
+            ...extra,
+          }
         : { ...head(), choices: [{ index: 0, text: text ?? '', finish_reason: finish, logprobs: null }], ...usageField, ...extra };
     const jobId = `gen-${randomUUID()}`;
     id = jobId;

@@ -6,12 +6,32 @@ import { engineOptions } from './options';
 describe('OpenAI request -> engine options', () => {
   it('maps OpenAI fields and dLLM extras to DecodeOptions keys', () => {
     const body = completionRequestSchema.parse({
-      model: 'm', prompt: 'p', max_tokens: 32, temperature: 0, top_p: 0.9, seed: 7, stop: 'END',
-      policy: 'fast-dllm-v2', block_size: 8, sub_block_size: 4, threshold: 0.9, top_k: 5, stop_token_ids: [2],
+      model: 'm',
+      prompt: 'p',
+      max_tokens: 32,
+      temperature: 0,
+      top_p: 0.9,
+      seed: 7,
+      stop: 'END',
+      policy: 'fast-dllm-v2',
+      block_size: 8,
+      sub_block_size: 4,
+      threshold: 0.9,
+      top_k: 5,
+      stop_token_ids: [2],
     });
     expect(engineOptions(body)).toEqual({
-      maxNewTokens: 32, temperature: 0, topP: 0.9, seed: 7, stop: ['END'],
-      policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 4, threshold: 0.9, topK: 5, stopTokenIds: [2],
+      maxNewTokens: 32,
+      temperature: 0,
+      topP: 0.9,
+      seed: 7,
+      stop: ['END'],
+      policy: 'fast-dllm-v2',
+      blockSize: 8,
+      subBlockSize: 4,
+      threshold: 0.9,
+      topK: 5,
+      stopTokenIds: [2],
     });
   });
 
@@ -37,6 +57,11 @@ describe('OpenAI request -> engine options', () => {
 
   it('renders chat messages; a lone user message is passed unchanged', () => {
     expect(renderChatPrompt([{ role: 'user', content: '12+5=' }])).toBe('12+5=');
-    expect(renderChatPrompt([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }])).toBe('System: Be brief.\nUser: hi\nAssistant:');
+    expect(
+      renderChatPrompt([
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      ]),
+    ).toBe('System: Be brief.\nUser: hi\nAssistant:');
   });
 });

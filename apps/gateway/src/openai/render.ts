@@ -56,4 +56,3 @@ export function chatBody(jobId: string, model: string, r: GenerationResult): Cha
     dllm: dllmStats(jobId, r),
   };
 }
-

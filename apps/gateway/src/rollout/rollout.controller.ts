@@ -24,7 +24,15 @@ export class RolloutController {
     parseBody(rolloutRequestSchema, raw); // 400 for a non-object body, 422 with every reason
     const body = this.rollouts.parse(raw);
     const { id, targetGroups } = await this.rollouts.submit(req.owner, body);
-    return { id, object: 'rollout', status: 'queued', model: body.model, prompts: body.prompts.length, group_size: body.groupSize, target_groups: targetGroups };
+    return {
+      id,
+      object: 'rollout',
+      status: 'queued',
+      model: body.model,
+      prompts: body.prompts.length,
+      group_size: body.groupSize,
+      target_groups: targetGroups,
+    };
   }
 
   @Get(':id')

@@ -107,7 +107,16 @@ export class RolloutService implements OnModuleDestroy {
     const qn = queueName('rollout', req.model);
     const now = Date.now();
     const work = workOf(req.decoding, req.groupSize);
-    const parent: RolloutPayload = rolloutJob.parsePayload({ rolloutId: id, owner, model: req.model, requestKey, targetGroups: target, totalPrompts: total, createdAt: now, ...(seedDrawn ? { seedDrawn } : {}) });
+    const parent: RolloutPayload = rolloutJob.parsePayload({
+      rolloutId: id,
+      owner,
+      model: req.model,
+      requestKey,
+      targetGroups: target,
+      totalPrompts: total,
+      createdAt: now,
+      ...(seedDrawn ? { seedDrawn } : {}),
+    });
     await this.flows.add({
       name: rolloutJob.name,
       queueName: qn,
@@ -171,7 +180,12 @@ export class RolloutService implements OnModuleDestroy {
       group_size: req?.groupSize ?? 0,
       prompts: payload.totalPrompts,
       target_groups: payload.targetGroups,
-      progress: { launched: Number(state.launched ?? 0), finished: finished.length, kept: finished.filter((f) => f.endsWith(':1')).length, full: state.full === '1' },
+      progress: {
+        launched: Number(state.launched ?? 0),
+        finished: finished.length,
+        kept: finished.filter((f) => f.endsWith(':1')).length,
+        full: state.full === '1',
+      },
       failed_reason: job.failedReason ?? null,
       result,
     };
@@ -208,7 +222,8 @@ export class RolloutService implements OnModuleDestroy {
 
   async jsonl(owner: string, id: string): Promise<Buffer> {
     const v = await this.view(owner, id);
-    if (v.status !== 'completed' && v.status !== 'cancelled') throw new ApiError(409, `Rollout ${id} is ${v.status}; its trajectories are written when it completes.`, 'rollout_not_finished');
+    if (v.status !== 'completed' && v.status !== 'cancelled')
+      throw new ApiError(409, `Rollout ${id} is ${v.status}; its trajectories are written when it completes.`, 'rollout_not_finished');
     const buf = await this.store.jsonl(id);
     if (!buf) throw new ApiError(410, `The trajectories of rollout ${id} have expired.`, 'expired');
     return buf;

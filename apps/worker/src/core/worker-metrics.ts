@@ -7,10 +7,31 @@ import { EngineHolder } from './engine-holder';
 @Injectable()
 export class WorkerMetrics {
   readonly registry = new Registry();
-  readonly jobs = new Counter({ name: 'dllm_worker_jobs_total', help: 'Jobs finished by this worker', labelNames: ['kind', 'model', 'outcome'] as const, registers: [this.registry] });
-  readonly tokens = new Counter({ name: 'dllm_worker_tokens_total', help: 'Tokens processed', labelNames: ['model', 'type'] as const, registers: [this.registry] });
-  readonly forwards = new Counter({ name: 'dllm_worker_forwards_total', help: 'Model forwards attributed to jobs', labelNames: ['model'] as const, registers: [this.registry] });
-  readonly tpf = new Histogram({ name: 'dllm_worker_tokens_per_forward', help: 'Tokens per forward of each job', labelNames: ['model'] as const, buckets: [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32], registers: [this.registry] });
+  readonly jobs = new Counter({
+    name: 'dllm_worker_jobs_total',
+    help: 'Jobs finished by this worker',
+    labelNames: ['kind', 'model', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly tokens = new Counter({
+    name: 'dllm_worker_tokens_total',
+    help: 'Tokens processed',
+    labelNames: ['model', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly forwards = new Counter({
+    name: 'dllm_worker_forwards_total',
+    help: 'Model forwards attributed to jobs',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly tpf = new Histogram({
+    name: 'dllm_worker_tokens_per_forward',
+    help: 'Tokens per forward of each job',
+    labelNames: ['model'] as const,
+    buckets: [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32],
+    registers: [this.registry],
+  });
   readonly latency = new Histogram({
     name: 'dllm_worker_job_seconds',
     help: 'Time from job start to result on this worker',
@@ -18,8 +39,19 @@ export class WorkerMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [this.registry],
   });
-  readonly queueWait = new Histogram({ name: 'dllm_worker_queue_wait_seconds', help: 'Time from enqueue to job start', labelNames: ['kind', 'model'] as const, buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300], registers: [this.registry] });
-  readonly active = new Gauge({ name: 'dllm_worker_active_jobs', help: 'Jobs running on this worker', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly queueWait = new Histogram({
+    name: 'dllm_worker_queue_wait_seconds',
+    help: 'Time from enqueue to job start',
+    labelNames: ['kind', 'model'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300],
+    registers: [this.registry],
+  });
+  readonly active = new Gauge({
+    name: 'dllm_worker_active_jobs',
+    help: 'Jobs running on this worker',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
 
   constructor(engine: EngineHolder) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dllm_worker_' });

@@ -5,7 +5,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { describeIssues, distillBlobKey, distillEngineOptions, distillJob, resolveDistillRequest, type DistillPayload, type DistillProgress, type DistillRequest, type DistillReturn } from '@dllm/contracts';
+import {
+  describeIssues,
+  distillBlobKey,
+  distillEngineOptions,
+  distillJob,
+  resolveDistillRequest,
+  type DistillPayload,
+  type DistillProgress,
+  type DistillRequest,
+  type DistillReturn,
+} from '@dllm/contracts';
 import type { Engine } from '@dllm/engine';
 import { verifiers, type BoundVerifier } from '@dllm/rl';
 import { iterateProblems } from '@dllm/tasks';
@@ -40,7 +50,13 @@ function* questionsOf(req: DistillRequest): Generator<Question> {
   }
   const v = verifiers.bind(req.verifier);
   for (const [i, q] of (req.questions ?? []).entries()) {
-    yield { id: q.id ?? `q${i}`, family: q.family ?? 'custom', prompt: q.prompt, answer: q.answer ?? null, verifier: q.answer !== undefined || !v.needsAnswer ? v : null };
+    yield {
+      id: q.id ?? `q${i}`,
+      family: q.family ?? 'custom',
+      prompt: q.prompt,
+      answer: q.answer ?? null,
+      verifier: q.answer !== undefined || !v.needsAnswer ? v : null,
+    };
   }
 }
 
@@ -51,7 +67,8 @@ export class DistillRunner {
 
   async process(job: JobLike): Promise<DistillReturn> {
     const parsed = distillJob.safeParsePayload(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid distill payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UnrecoverableError(`invalid distill payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const p = parsed.data;
     const t0 = Date.now();
     const raw = await this.d.store.get(p.requestKey);
@@ -112,7 +129,8 @@ export class DistillRunner {
             dropped.truncated++; // no EOS: the student would learn not to stop
             return;
           }
-          const verdict = q.verifier && (q.answer !== null || !q.verifier.needsAnswer) ? q.verifier.verify({ response: g.text, answer: q.answer, prompt: q.prompt }) : null;
+          const verdict =
+            q.verifier && (q.answer !== null || !q.verifier.needsAnswer) ? q.verifier.verify({ response: g.text, answer: q.answer, prompt: q.prompt }) : null;
           if (req.onlyCorrect && !verdict?.correct) {
             dropped.incorrect++;
             return;
@@ -125,7 +143,15 @@ export class DistillRunner {
             prompt: q.prompt,
             solution: g.text,
             answer: q.answer,
-            teacher: { ...teacher, extracted: verdict?.extracted ?? null, correct: verdict?.correct ?? null, tokenIds: t.tokenIds, endedWithEos: t.tokenIds[t.tokenIds.length - 1] === eosId, forwards: t.forwards, tpf: t.tpf },
+            teacher: {
+              ...teacher,
+              extracted: verdict?.extracted ?? null,
+              correct: verdict?.correct ?? null,
+              tokenIds: t.tokenIds,
+              endedWithEos: t.tokenIds[t.tokenIds.length - 1] === eosId,
+              forwards: t.forwards,
+              tpf: t.tpf,
+            },
           };
           if (req.record.stepMap) row.stepMap = t.stepMap;
           if (req.record.confidence) row.confidence = t.confidence;

@@ -41,7 +41,11 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const hosts = this.discovery
       .getProviders()
       .filter((w) => w.instance instanceof WorkerHost && w.metatype && Reflect.getMetadata(JOB_HANDLER, w.instance.constructor))
-      .map((w) => ({ kind: Reflect.getMetadata(JOB_HANDLER, w.instance.constructor) as string, name: w.instance.constructor.name, host: w.instance as WorkerHost }));
+      .map((w) => ({
+        kind: Reflect.getMetadata(JOB_HANDLER, w.instance.constructor) as string,
+        name: w.instance.constructor.name,
+        host: w.instance as WorkerHost,
+      }));
     checkHandlers(JOB_KINDS, hosts);
     this.workers = hosts.map((h) => h.host.worker);
     this.started = this.engine.load().then(() => {

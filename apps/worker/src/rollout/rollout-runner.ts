@@ -53,7 +53,8 @@ export interface RolloutRunnerDeps {
   ttlSeconds?: number;
 }
 
-type JobLike<T> = Pick<Job<T>, 'id' | 'data' | 'name' | 'queueName'> & Partial<Pick<Job<T>, 'getChildrenValues' | 'updateProgress' | 'getIgnoredChildrenFailures'>>;
+type JobLike<T> = Pick<Job<T>, 'id' | 'data' | 'name' | 'queueName'> &
+  Partial<Pick<Job<T>, 'getChildrenValues' | 'updateProgress' | 'getIgnoredChildrenFailures'>>;
 
 export class RolloutRunner {
   private readonly requests = new Map<string, RolloutRequest>();
@@ -80,10 +81,20 @@ export class RolloutRunner {
 
   async group(job: JobLike<RolloutGroupPayload>): Promise<RolloutGroupReturn> {
     const parsed = rolloutGroupJob.safeParsePayload(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid rollout group payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UnrecoverableError(`invalid rollout group payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const p = parsed.data;
     const keys = rolloutStateKeys(this.d.prefix, p.rolloutId);
-    const skipped = (): RolloutGroupReturn => ({ groupIndex: p.groupIndex, recordsKey: null, skipped: true, samples: 0, tokens: 0, promptTokens: 0, prefixHitTokens: 0, wallMs: 0 });
+    const skipped = (): RolloutGroupReturn => ({
+      groupIndex: p.groupIndex,
+      recordsKey: null,
+      skipped: true,
+      samples: 0,
+      tokens: 0,
+      promptTokens: 0,
+      prefixHitTokens: 0,
+      wallMs: 0,
+    });
     const [full, cancelled] = await this.d.redis.hmget(keys.state, 'full', 'cancelled');
     if (full === '1' || cancelled === '1') {
       // the batch is full, or the rollout was cancelled: a group that has not started is skipped
@@ -123,9 +134,21 @@ export class RolloutRunner {
     }
     await this.fillPolicySeq(run.records);
     const recordsKey = await this.d.store.putGroup(p.rolloutId, p.groupIndex, run.records);
-    const verdict = scoreRecords(run.records.map((r) => ({ ...r })), { config: req.reward }).groups[0];
+    const verdict = scoreRecords(
+      run.records.map((r) => ({ ...r })),
+      { config: req.reward },
+    ).groups[0];
     await this.finishGroup(p, verdict.kept);
-    return { groupIndex: p.groupIndex, recordsKey, skipped: false, samples: run.records.length, tokens: run.completionTokens, promptTokens: run.promptTokens, prefixHitTokens: run.prefixHitTokens, wallMs: run.wallMs };
+    return {
+      groupIndex: p.groupIndex,
+      recordsKey,
+      skipped: false,
+      samples: run.records.length,
+      tokens: run.completionTokens,
+      promptTokens: run.promptTokens,
+      prefixHitTokens: run.prefixHitTokens,
+      wallMs: run.wallMs,
+    };
   }
 
   /** Sets `policy.seq` on each record from the registry (0 for a version never registered). */
@@ -162,7 +185,11 @@ export class RolloutRunner {
     try {
       for (let attempt = 0; attempt < 50; attempt++) {
         await conn.watch(keys.state, keys.finished, keys.inflight);
-        const [state, finishedRaw, inflightRaw] = await Promise.all([conn.hgetall(keys.state), conn.lrange(keys.finished, 0, -1), conn.smembers(keys.inflight)]);
+        const [state, finishedRaw, inflightRaw] = await Promise.all([
+          conn.hgetall(keys.state),
+          conn.lrange(keys.finished, 0, -1),
+          conn.smembers(keys.inflight),
+        ]);
         const target = Number(state.target);
         const total = Number(state.total);
         const launched = Number(state.launched);
@@ -201,7 +228,14 @@ export class RolloutRunner {
     }
     for (const g of launch) {
       // every group of a request costs the same: the refill carries the finishing group's work
-      const payload: RolloutGroupPayload = { rolloutId: p.rolloutId, model: p.model, requestKey: p.requestKey, groupIndex: g, createdAt: Date.now(), ...(p.work ? { work: p.work } : {}) };
+      const payload: RolloutGroupPayload = {
+        rolloutId: p.rolloutId,
+        model: p.model,
+        requestKey: p.requestKey,
+        groupIndex: g,
+        createdAt: Date.now(),
+        ...(p.work ? { work: p.work } : {}),
+      };
       await this.d.queue.add(rolloutGroupJob.name, payload, {
         ...rolloutGroupJob.defaults,
         ...(this.d.childOptions ?? {}),
@@ -210,14 +244,16 @@ export class RolloutRunner {
         ignoreDependencyOnFailure: true,
       });
     }
-    for (const g of cancel) await requestCancel(this.d.redis, { prefix: this.d.prefix, queue: this.d.queue.name, jobId: rolloutGroupJobId(p.rolloutId, Number(g)) });
+    for (const g of cancel)
+      await requestCancel(this.d.redis, { prefix: this.d.prefix, queue: this.d.queue.name, jobId: rolloutGroupJobId(p.rolloutId, Number(g)) });
   }
 
   // ---- parent: the batch ----
 
   async aggregate(job: JobLike<RolloutPayload>): Promise<RolloutReturn> {
     const parsed = rolloutJob.safeParsePayload(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid rollout payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UnrecoverableError(`invalid rollout payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const p = parsed.data;
     const t0 = Date.now();
     const req = await this.request(p.rolloutId, p.requestKey);
@@ -252,7 +288,23 @@ export class RolloutRunner {
       const pr = req.prompts[g];
       groups.push(
         Array.from({ length: req.groupSize }, (_, i) =>
-          failedRecord({ rolloutId: p.rolloutId, groupIndex: g, sampleIndex: i, promptId: pr.id ?? `p${g}`, prompt: pr.prompt, answer: pr.answer ?? null, verifier: (pr.verifier ?? req.verifier).name, promptTokenIds: [] }, 'failed', `group job failed: ${reason}`, 0, { name: req.model, version: 'unknown', seq: 0 }, {}),
+          failedRecord(
+            {
+              rolloutId: p.rolloutId,
+              groupIndex: g,
+              sampleIndex: i,
+              promptId: pr.id ?? `p${g}`,
+              prompt: pr.prompt,
+              answer: pr.answer ?? null,
+              verifier: (pr.verifier ?? req.verifier).name,
+              promptTokenIds: [],
+            },
+            'failed',
+            `group job failed: ${reason}`,
+            0,
+            { name: req.model, version: 'unknown', seq: 0 },
+            {},
+          ),
         ),
       );
     }

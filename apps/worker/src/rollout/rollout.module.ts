@@ -85,7 +85,9 @@ export class RolloutService implements OnApplicationShutdown {
         .then(() => this.syncLatest('reconnect'))
         .catch((e: Error) => this.logger.error(`after reconnecting: cannot read the latest model version: ${e.message}`));
     });
-    const subscribed = this.sub.subscribe(this.registry.channel).catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
+    const subscribed = this.sub
+      .subscribe(this.registry.channel)
+      .catch((e: Error) => this.logger.error(`cannot subscribe to model announcements: ${e.message}`));
   }
 
   /** Reads the registry's latest version of this model and swaps to it when it is newer than the served one. */
@@ -122,7 +124,9 @@ export class RolloutService implements OnApplicationShutdown {
       const t = Date.now();
       await e.swapModel(a.dir);
       this.servedSeq = a.seq;
-      this.logger.log(`hot swap (${why}): ${a.name} now serves version ${a.version} (#${a.seq}) from ${a.dir} in ${Date.now() - t} ms; in-flight sequences finish on the old version`);
+      this.logger.log(
+        `hot swap (${why}): ${a.name} now serves version ${a.version} (#${a.seq}) from ${a.dir} in ${Date.now() - t} ms; in-flight sequences finish on the old version`,
+      );
     } catch (err) {
       this.logger.error(`hot swap to ${a.name}@${a.version} (#${a.seq}) failed: ${(err as Error).message}`);
     } finally {

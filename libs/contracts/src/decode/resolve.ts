@@ -79,7 +79,12 @@ export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSe
   if (model.vocabSize !== undefined) {
     o.stopTokenIds.forEach((t, i) => {
       if (t >= model.vocabSize!) {
-        errors.push({ param: `options.stopTokenIds.${i}`, message: `token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize})`, code: 'invalid_token_id', status: 422 });
+        errors.push({
+          param: `options.stopTokenIds.${i}`,
+          message: `token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize})`,
+          code: 'invalid_token_id',
+          status: 422,
+        });
       }
     });
   }
@@ -114,7 +119,12 @@ export function resolveRequest(model: ModelFacts, req: ResolveRequestInput, rand
     ids = [...req.promptIds];
     ids.forEach((t, i) => {
       if (!Number.isInteger(t) || t < 0 || (model.vocabSize !== undefined && t >= model.vocabSize)) {
-        errors.push({ param: `promptIds.${i}`, message: `prompt token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize ?? 'unknown'})`, code: 'invalid_token_id', status: 400 });
+        errors.push({
+          param: `promptIds.${i}`,
+          message: `prompt token id ${t} is outside the vocabulary of ${model.name} (size ${model.vocabSize ?? 'unknown'})`,
+          code: 'invalid_token_id',
+          status: 400,
+        });
       }
     });
   } else if (typeof req.prompt === 'string' && model.tokenizer) {

@@ -21,7 +21,10 @@ export const distillQuestionSchema = z.strictObject({
   prompt: z.string().min(1).max(DISTILL_LIMITS.maxPromptChars),
   answer: z.string().max(10_000).optional(),
   /** Dataset file the row goes to (<family>-train.jsonl); default 'custom'. */
-  family: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/).optional(),
+  family: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/)
+    .optional(),
 });
 
 /** Questions from the task suite: the first n problems of a family's split from a seeded stream. */
@@ -62,7 +65,9 @@ export const distillRequestSchema = z
     /** Verifier for inline questions with answers (task questions use their family's verifier). */
     verifier: verifierSpecSchema.default({ name: 'exact' }),
     /** Also record per-token step map / confidence / entropy of the teacher. */
-    record: z.strictObject({ stepMap: z.boolean().default(false), confidence: z.boolean().default(false), entropy: z.boolean().default(false) }).default({ stepMap: false, confidence: false, entropy: false }),
+    record: z
+      .strictObject({ stepMap: z.boolean().default(false), confidence: z.boolean().default(false), entropy: z.boolean().default(false) })
+      .default({ stepMap: false, confidence: false, entropy: false }),
     trainer: certaintyForcingSchema.default({ maskProb: 0.5, complementary: true, entropyWeight: 1, entropyTemperature: 0.5 }),
     /** Questions decoded concurrently (batched by the engine). */
     concurrency: z.number().int().min(1).max(64).default(8),
@@ -70,16 +75,31 @@ export const distillRequestSchema = z
   .superRefine((r, ctx) => {
     const n = (r.tasks ?? []).reduce((a, t) => a + t.n, 0) + (r.questions?.length ?? 0);
     if (n === 0) ctx.addIssue({ code: 'custom', path: ['questions'], message: 'give tasks and/or questions (no question to distill)' });
-    if (n > DISTILL_LIMITS.maxQuestions) ctx.addIssue({ code: 'custom', path: ['tasks'], message: `${n} questions, more than the limit of ${DISTILL_LIMITS.maxQuestions}` });
+    if (n > DISTILL_LIMITS.maxQuestions)
+      ctx.addIssue({ code: 'custom', path: ['tasks'], message: `${n} questions, more than the limit of ${DISTILL_LIMITS.maxQuestions}` });
     const d = decodeOptionsSchema.safeParse(r.decoding);
     if (!d.success) for (const i of d.error.issues) ctx.addIssue({ code: 'custom', message: i.message, path: ['decoding', ...(i.path as PropertyKey[])] });
     else {
       const safe = d.data.policy === 'ar' || r.decoding.threshold === undefined || d.data.threshold === 1;
-      if (!safe && !r.allowFastTeacher) ctx.addIssue({ code: 'custom', path: ['decoding', 'threshold'], message: 'the teacher decodes with policy ar or threshold 1.0; set allowFastTeacher to distill from a faster configuration' });
+      if (!safe && !r.allowFastTeacher)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['decoding', 'threshold'],
+          message: 'the teacher decodes with policy ar or threshold 1.0; set allowFastTeacher to distill from a faster configuration',
+        });
     }
     try {
       const v = verifiers.bind(r.verifier);
-      if (r.onlyCorrect && v.needsAnswer) r.questions?.forEach((q, i) => q.answer === undefined && ctx.addIssue({ code: 'custom', path: ['questions', i, 'answer'], message: 'onlyCorrect needs a reference answer for every question (or set onlyCorrect: false)' }));
+      if (r.onlyCorrect && v.needsAnswer)
+        r.questions?.forEach(
+          (q, i) =>
+            q.answer === undefined &&
+            ctx.addIssue({
+              code: 'custom',
+              path: ['questions', i, 'answer'],
+              message: 'onlyCorrect needs a reference answer for every question (or set onlyCorrect: false)',
+            }),
+        );
     } catch (e) {
       if (!(e instanceof VerifierError)) throw e;
       ctx.addIssue({ code: 'custom', path: ['verifier'], message: e.message });

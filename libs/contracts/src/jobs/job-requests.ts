@@ -48,7 +48,9 @@ function promptIssues(model: ModelFacts, prompt: string, base: string): RequestI
  */
 export function resolveRolloutRequest(model: ModelFacts, req: Pick<RolloutRequest, 'decoding' | 'sampling' | 'prompts'>): RequestIssue[] {
   const opts = resolveDecodeOptions(rolloutEngineOptions(req), model, () => 0);
-  const errors = opts.ok ? [] : opts.errors.map((e) => ({ ...e, param: optionParam(e.param, (k) => (ROLLOUT_SAMPLING_KEYS.has(k) ? 'sampling' : 'decoding')) }));
+  const errors = opts.ok
+    ? []
+    : opts.errors.map((e) => ({ ...e, param: optionParam(e.param, (k) => (ROLLOUT_SAMPLING_KEYS.has(k) ? 'sampling' : 'decoding')) }));
   req.prompts.forEach((p, i) => errors.push(...promptIssues(model, p.prompt, `prompts.${i}.prompt`)));
   return errors;
 }

@@ -79,10 +79,18 @@ export const rolloutRequestSchema = z
   })
   .superRefine((r, ctx) => {
     if (r.prompts.length * r.groupSize > ROLLOUT_LIMITS.maxSamples) {
-      ctx.addIssue({ code: 'custom', path: ['groupSize'], message: `prompts x groupSize = ${r.prompts.length * r.groupSize} samples, more than the limit of ${ROLLOUT_LIMITS.maxSamples}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['groupSize'],
+        message: `prompts x groupSize = ${r.prompts.length * r.groupSize} samples, more than the limit of ${ROLLOUT_LIMITS.maxSamples}`,
+      });
     }
     if (r.targetGroups !== undefined && r.targetGroups > r.prompts.length) {
-      ctx.addIssue({ code: 'custom', path: ['targetGroups'], message: `targetGroups (${r.targetGroups}) is more than the number of prompts (${r.prompts.length})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targetGroups'],
+        message: `targetGroups (${r.targetGroups}) is more than the number of prompts (${r.prompts.length})`,
+      });
     }
     const ids = new Set<string>();
     r.prompts.forEach((p, i) => {
@@ -92,7 +100,8 @@ export const rolloutRequestSchema = z
       const spec = p.verifier ?? r.verifier;
       try {
         const v = verifiers.bind(spec);
-        if (v.needsAnswer && p.answer === undefined) ctx.addIssue({ code: 'custom', path: ['prompts', i, 'answer'], message: `missing reference answer (verifier '${spec.name}' needs one)` });
+        if (v.needsAnswer && p.answer === undefined)
+          ctx.addIssue({ code: 'custom', path: ['prompts', i, 'answer'], message: `missing reference answer (verifier '${spec.name}' needs one)` });
         // answers (and answer patterns) that could only match vacuously make every sample correct: refused here
         const problem = p.answer === undefined ? null : v.checkAnswer(p.answer);
         if (problem) ctx.addIssue({ code: 'custom', path: ['prompts', i, 'answer'], message: `${problem} (verifier '${spec.name}')` });

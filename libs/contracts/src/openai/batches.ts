@@ -13,9 +13,7 @@ export const batchInputLineSchema = z.strictObject({
 export type BatchInputLine = z.infer<typeof batchInputLineSchema>;
 
 /** completion_window: a number and a unit (s, m, h, d), e.g. "24h". */
-export const completionWindowSchema = z
-  .string()
-  .regex(/^[1-9]\d{0,6}[smhd]$/, 'completion_window must look like "24h" (a number then s, m, h or d)');
+export const completionWindowSchema = z.string().regex(/^[1-9]\d{0,6}[smhd]$/, 'completion_window must look like "24h" (a number then s, m, h or d)');
 
 export function parseWindowSeconds(window: string): number {
   const n = Number(window.slice(0, -1));
@@ -32,16 +30,7 @@ export const createBatchRequestSchema = z
   .meta({ id: 'CreateBatchRequest' });
 export type CreateBatchRequest = z.infer<typeof createBatchRequestSchema>;
 
-export const BATCH_STATUSES = [
-  'validating',
-  'failed',
-  'in_progress',
-  'finalizing',
-  'completed',
-  'expired',
-  'cancelling',
-  'cancelled',
-] as const;
+export const BATCH_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 const ts = z.number().int().nullable();

@@ -78,7 +78,10 @@ export const dllmStatsSchema = z
   .meta({ id: 'DllmStats' });
 export type DllmStats = z.infer<typeof dllmStatsSchema>;
 
-const stopSchema = z.union([z.string(), z.array(z.string()).max(8)]).nullish().describe('Up to 8 stop strings');
+const stopSchema = z
+  .union([z.string(), z.array(z.string()).max(8)])
+  .nullish()
+  .describe('Up to 8 stop strings');
 
 /** OpenAI sampling fields common to completions and chat completions. */
 export const samplingShape = {
@@ -94,7 +97,10 @@ export const samplingShape = {
   user: z.string().max(256).nullish(),
   presence_penalty: z.literal(0).nullish().describe('Not supported (must be 0 or absent)'),
   frequency_penalty: z.literal(0).nullish().describe('Not supported (must be 0 or absent)'),
-  logit_bias: z.record(z.string(), z.number()).nullish().refine((v) => !v || Object.keys(v).length === 0, 'logit_bias is not supported'),
+  logit_bias: z
+    .record(z.string(), z.number())
+    .nullish()
+    .refine((v) => !v || Object.keys(v).length === 0, 'logit_bias is not supported'),
   metadata: z.record(z.string(), z.string()).nullish(),
   ...dllmExtrasShape,
 } as const;

@@ -41,9 +41,7 @@ export const completionResponseSchema = z
     object: z.literal('text_completion'),
     created: z.number().int(),
     model: z.string(),
-    choices: z.array(
-      z.object({ index: z.number().int(), text: z.string(), finish_reason: z.enum(['stop', 'length']).nullable(), logprobs: z.null() }),
-    ),
+    choices: z.array(z.object({ index: z.number().int(), text: z.string(), finish_reason: z.enum(['stop', 'length']).nullable(), logprobs: z.null() })),
     usage: usageSchema.optional(),
     dllm: dllmStatsSchema.optional(),
   })

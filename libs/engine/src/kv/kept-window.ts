@@ -56,8 +56,8 @@ export class KeptWindow {
     const g = this.geometry;
     for (let l = 0; l < g.layers; l++) {
       for (let h = 0; h < g.kvHeads; h++) {
-        const src = ((out.row * g.kvHeads + h) * out.S) * g.headDim;
-        const dk = (((l * 2) * g.kvHeads + h) * this.capacity + slotOffset) * g.headDim;
+        const src = (out.row * g.kvHeads + h) * out.S * g.headDim;
+        const dk = ((l * 2 * g.kvHeads + h) * this.capacity + slotOffset) * g.headDim;
         const dv = (((l * 2 + 1) * g.kvHeads + h) * this.capacity + slotOffset) * g.headDim;
         this.buf.set(out.presentK![l].subarray(src, src + n * g.headDim), dk);
         this.buf.set(out.presentV![l].subarray(src, src + n * g.headDim), dv);

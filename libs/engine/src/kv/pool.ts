@@ -74,12 +74,18 @@ export class KvPool {
     readonly capacityBytes: number,
     private readonly memory: PageMemory = new CpuPageMemory(),
   ) {
-    if (!(capacityBytes > 0) || !Number.isFinite(capacityBytes)) throw new RangeError(`kv pool capacity must be a positive number of bytes, got ${capacityBytes}`);
+    if (!(capacityBytes > 0) || !Number.isFinite(capacityBytes))
+      throw new RangeError(`kv pool capacity must be a positive number of bytes, got ${capacityBytes}`);
   }
 
   static key(namespace: string, mode: string, parent: string | null, tokens: readonly number[]): string {
     const h = createHash('sha256');
-    h.update(namespace).update('\0').update(mode).update('\0').update(parent ?? 'root').update('\0');
+    h.update(namespace)
+      .update('\0')
+      .update(mode)
+      .update('\0')
+      .update(parent ?? 'root')
+      .update('\0');
     h.update(Buffer.from(Int32Array.from(tokens).buffer));
     return h.digest('base64url');
   }

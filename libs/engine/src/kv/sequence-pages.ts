@@ -159,7 +159,7 @@ export class SequencePages {
         for (let l = 0; l < g.layers; l++) {
           for (let h = 0; h < g.kvHeads; h++) {
             const src = ((out.row * g.kvHeads + h) * stride + i) * g.headDim;
-            const dk = (((l * 2) * g.kvHeads + h) * ps + off) * g.headDim;
+            const dk = ((l * 2 * g.kvHeads + h) * ps + off) * g.headDim;
             const dv = (((l * 2 + 1) * g.kvHeads + h) * ps + off) * g.headDim;
             page.data.set(out.presentK![l].subarray(src, src + g.headDim), dk);
             page.data.set(out.presentV![l].subarray(src, src + g.headDim), dv);

@@ -55,7 +55,14 @@ describe('adablock block length', () => {
 
 describe('resolveOptions', () => {
   it('defaults by model kind and validates ranges', () => {
-    expect(resolveOptions({}, { kind: 'block-diffusion', blockSize: 32 }, () => 9)).toMatchObject({ policy: 'fast-dllm-v2', blockSize: 32, subBlockSize: 8, threshold: 0.9, seed: 9, maxNewTokens: 256 });
+    expect(resolveOptions({}, { kind: 'block-diffusion', blockSize: 32 }, () => 9)).toMatchObject({
+      policy: 'fast-dllm-v2',
+      blockSize: 32,
+      subBlockSize: 8,
+      threshold: 0.9,
+      seed: 9,
+      maxNewTokens: 256,
+    });
     expect(resolveOptions({}, { kind: 'autoregressive', blockSize: 32 }, () => 9).policy).toBe('ar');
     expect(() => resolveOptions({ threshold: 1.5 }, { kind: 'block-diffusion', blockSize: 32 }, () => 1)).toThrow(/threshold/);
     expect(() => resolveOptions({ subBlockSize: 16, blockSize: 8 }, { kind: 'block-diffusion', blockSize: 32 }, () => 1)).toThrow(/subBlockSize/);

@@ -34,7 +34,8 @@ export class InlineOrtRunner implements ModelRunner {
     } catch (e) {
       throw new Error(`cannot load model ${opts.modelPath}: ${(e as Error).message}`);
     }
-    const meta = (list: readonly InferenceSession.ValueMetadata[]) => list.map((m) => ({ name: m.name, shape: m.isTensor ? (m.shape as (number | string)[]) : undefined }));
+    const meta = (list: readonly InferenceSession.ValueMetadata[]) =>
+      list.map((m) => ({ name: m.name, shape: m.isTensor ? (m.shape as (number | string)[]) : undefined }));
     try {
       return new InlineOrtRunner(ort, session, infoFromMetadata(meta(session.inputMetadata), meta(session.outputMetadata)));
     } catch (e) {

@@ -91,7 +91,10 @@ describe('OrtRunner', () => {
     const codec = charCodec('abcdefghij.');
     const a = Engine.fromRunner(manifest, ort, codec);
     const b = Engine.fromRunner(manifest, new CountingRunner(spec), codec);
-    const reqs = ['abc', 'abcdefghijab', 'abcdefghij.abcdefghij'].map((prompt, i) => ({ prompt, options: { blockSize: 8, subBlockSize: 4, maxNewTokens: 10 + i, subBlockCache: i === 1 } }));
+    const reqs = ['abc', 'abcdefghijab', 'abcdefghij.abcdefghij'].map((prompt, i) => ({
+      prompt,
+      options: { blockSize: 8, subBlockSize: 4, maxNewTokens: 10 + i, subBlockCache: i === 1 },
+    }));
     const ra = await Promise.all(reqs.map((q) => a.generate(q)));
     const rb = await Promise.all(reqs.map((q) => b.generate(q)));
     expect(ra.map((r) => r.tokenIds)).toEqual(rb.map((r) => r.tokenIds));
@@ -100,4 +103,3 @@ describe('OrtRunner', () => {
     await b.close();
   });
 });
-

@@ -104,7 +104,12 @@ export class OrtRunner implements ModelRunner {
 
   static async create(opts: OrtRunnerOptions): Promise<OrtRunner> {
     const worker = new Worker(path.join(__dirname, 'ort-worker.js'), {
-      workerData: { modelPath: opts.modelPath, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: opts.intraOpThreads ?? 0, logSeverityLevel: opts.logSeverityLevel ?? 2 },
+      workerData: {
+        modelPath: opts.modelPath,
+        executionProvider: opts.executionProvider ?? 'cpu',
+        intraOpThreads: opts.intraOpThreads ?? 0,
+        logSeverityLevel: opts.logSeverityLevel ?? 2,
+      },
     });
     type Msg = { type: string; error?: string; inputMetadata: MetaEntry[]; outputMetadata: MetaEntry[] };
     const ready = await workerReady<Msg, Msg>(

@@ -7,7 +7,11 @@ import type { Worker } from 'node:worker_threads';
  * (`{ err }`), or with `exitMessage(code)` / the worker's error if it dies first. Messages `pick`
  * returns undefined for are ignored. On rejection the worker is terminated.
  */
-export async function workerReady<M, T>(worker: Worker, pick: (m: M) => { ok: T } | { err: Error } | undefined, exitMessage: (code: number) => string): Promise<T> {
+export async function workerReady<M, T>(
+  worker: Worker,
+  pick: (m: M) => { ok: T } | { err: Error } | undefined,
+  exitMessage: (code: number) => string,
+): Promise<T> {
   try {
     return await new Promise<T>((resolve, reject) => {
       const done = (f: () => void) => {

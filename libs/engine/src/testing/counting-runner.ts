@@ -63,8 +63,8 @@ export class CountingRunner implements ModelRunner {
     for (let b = 0; b < B; b++) {
       for (let i = 0; i < S; i++) {
         let c = 0;
-        const row = ((b * S) + i) * T;
-        for (let j = 0; j < P; j++) if (mask[row + j] === 0) c += past[((b * P) + j) * 2];
+        const row = (b * S + i) * T;
+        for (let j = 0; j < P; j++) if (mask[row + j] === 0) c += past[(b * P + j) * 2];
         for (let k = 0; k < S; k++) if (mask[row + P + k] === 0) c += presentV[(b * S + k) * 2];
         const tok = this.spec.table[c % this.spec.table.length];
         const m = this.spec.margins[Number(pos[b * S + i]) % this.spec.margins.length];
@@ -115,11 +115,12 @@ export class CountingRunner implements ModelRunner {
 /** Character codec over a tiny alphabet: id = index in `chars`; ids >= chars.length decode to ''. */
 export function charCodec(chars: string) {
   return {
-    encode: (text: string) => [...text].map((ch) => {
-      const i = chars.indexOf(ch);
-      if (i < 0) throw new Error(`character ${JSON.stringify(ch)} not in the test alphabet`);
-      return i;
-    }),
+    encode: (text: string) =>
+      [...text].map((ch) => {
+        const i = chars.indexOf(ch);
+        if (i < 0) throw new Error(`character ${JSON.stringify(ch)} not in the test alphabet`);
+        return i;
+      }),
     decode: (ids: readonly number[]) => ids.map((i) => (i < chars.length ? chars[i] : '')).join(''),
   };
 }

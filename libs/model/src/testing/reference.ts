@@ -21,7 +21,14 @@ function rms(x: Float64Array, w: Float32Array, eps: number): Float64Array {
 }
 
 /** logits [S][V] for one sequence; mask(q, k) true = q may attend to k. */
-export function referenceForward(a: Architecture, vocab: number, W: Record<string, Float32Array>, ids: number[], positions: number[], mask: (q: number, k: number) => boolean): Float64Array[] {
+export function referenceForward(
+  a: Architecture,
+  vocab: number,
+  W: Record<string, Float32Array>,
+  ids: number[],
+  positions: number[],
+  mask: (q: number, k: number) => boolean,
+): Float64Array[] {
   const H = a.hidden_size;
   const Dh = a.head_dim;
   const Hq = a.num_attention_heads;

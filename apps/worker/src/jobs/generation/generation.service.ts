@@ -40,7 +40,8 @@ export class GenerationService {
 
   async run(job: GenerationJobLike, token?: string): Promise<GenerationReturn> {
     const parsed = generationJob.safeParsePayload(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid generation payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UnrecoverableError(`invalid generation payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const payload = parsed.data;
     const model = this.config.worker.model.name;
     if (payload.model !== model) throw new UnrecoverableError(`job for model '${payload.model}' reached the worker of '${model}'`);
