@@ -154,7 +154,9 @@ describe('native job API', () => {
 
   it('cancel reaches the running job: it stops at a block boundary and keeps its partial output', async () => {
     const c = new GatewayClient({ baseUrl: cluster.gatewayUrl, apiKey: cluster.apiKey });
-    const job = await c.createJob({ model: MODEL, prompt, options: { maxNewTokens: 4000, blockSize: 8 } });
+    // threshold 1: one token per forward, so the trained model's short answer still takes dozens of
+    // forwards after the first block event and the cancel lands before it stops by itself (it raced before)
+    const job = await c.createJob({ model: MODEL, prompt, options: { maxNewTokens: 4000, blockSize: 8, threshold: 1 } });
     // follow the SSE events until the first committed block, then cancel
     const res = await fetch(`${cluster.gatewayUrl}/v1/jobs/${job.id}/events`, { headers: { authorization: `Bearer ${cluster.apiKey}` } });
     expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
