@@ -52,7 +52,8 @@ const rollout = (model: string, prompts: { prompt: string; answer?: string }[], 
 beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-jobval-'));
   redis = new Redis(redisUrl);
-  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-jobval', storageDir: storage, redisUrl }));
+  // the versions this test registers are copies in the OS temp folder
+  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-jobval', storageDir: storage, redisUrl, modelRoots: [os.tmpdir()] }));
 });
 
 afterAll(async () => {

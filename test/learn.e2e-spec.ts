@@ -97,7 +97,8 @@ maybe('learner (tools/learn) against the real farm', () => {
       mode: 'src',
       models: [{ name: MODEL, dir: path.join(ROOT, 'models', MODEL) }],
       workers: 1,
-      env: { WORKER_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '100000' },
+      // the learner writes its versions under `work` (its --model-root)
+      env: { WORKER_CONCURRENCY: '4', RATE_LIMIT_REQUESTS: '100000', MODEL_ROOTS: work },
     });
   }, 240_000);
 

@@ -19,6 +19,7 @@ const DLLM = 'tiny-dllm';
 const AR = 'tiny-ar';
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const auth = { authorization: 'Bearer sk-val', 'content-type': 'application/json' };
+const ROOT = path.resolve(__dirname, '..');
 let app: NestFastifyApplication;
 let base: string;
 let storage: string;
@@ -52,7 +53,7 @@ async function queued(model: string): Promise<number> {
 beforeAll(async () => {
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-val-'));
   redis = new Redis(redisUrl);
-  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-val', storageDir: storage, redisUrl }));
+  ({ app, base } = await startTestGateway({ tag, apiKey: 'sk-val', storageDir: storage, redisUrl, readerKey: 'sk-val-reader' }));
 });
 
 afterAll(async () => {
@@ -175,5 +176,49 @@ describe('batch files: one parser, per-line errors', () => {
       'input_file_id',
       'invalid_input_file',
     );
+  });
+});
+
+describe('model versions come only from the configured model roots (MODEL_ROOTS), paths only to writers', () => {
+  const register = (dir: string) => post(`/v1/models/${DLLM}/versions`, { dir });
+
+  it('a directory outside the roots is refused the same way whether or not it exists', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-val-outside-')); // exists, outside every root
+    for (const f of fs.readdirSync(path.join(ROOT, 'models', DLLM))) fs.copyFileSync(path.join(ROOT, 'models', DLLM, f), path.join(outside, f));
+    const a = await register(outside);
+    const b = await register('/tmp/anything-dllm-farm-does-not-exist');
+    const c = await register('relative/models/tiny-dllm');
+    for (const r of [a, b, c]) expectError(r, 422, 'dir', 'dir_not_allowed');
+    expect(a.body.error.message).toBe(b.body.error.message); // says nothing about which paths exist
+    expect(a.body.error.message).not.toContain(outside);
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+
+  it('a symbolic link inside a root that points outside it is refused too', async () => {
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-val-target-'));
+    fs.mkdirSync(path.join(storage, 'models'), { recursive: true });
+    const link = path.join(storage, 'models', 'escape');
+    fs.symlinkSync(outside, link);
+    expectError(await register(link), 422, 'dir', 'dir_not_allowed');
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+
+  it('a directory under a root registers; GET shows its path to writers only', async () => {
+    const dir = path.join(storage, 'models', `${DLLM}-rv`);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of fs.readdirSync(path.join(ROOT, 'models', DLLM))) fs.copyFileSync(path.join(ROOT, 'models', DLLM, f), path.join(dir, f));
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'dllm.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'dllm.json'), JSON.stringify({ ...m, version: `rv-${tag}` }));
+    const r = await register(dir);
+    expect(r.status).toBe(201);
+    const get = async (key: string) =>
+      (await (await fetch(`${base}/v1/models/${DLLM}/versions`, { headers: { authorization: `Bearer ${key}` } })).json()) as {
+        data: Record<string, unknown>[];
+      };
+    const writer = await get('sk-val');
+    const reader = await get('sk-val-reader');
+    expect(writer.data.find((v) => v.version === `rv-${tag}`)?.dir).toBe(fs.realpathSync(dir));
+    expect(reader.data.find((v) => v.version === `rv-${tag}`)).toBeDefined();
+    expect(reader.data.every((v) => !('dir' in v))).toBe(true);
   });
 });

@@ -19,6 +19,11 @@ export interface GatewaySettings {
   fileLimitBytes: number;
   models: { name: string; dir?: string }[];
   /**
+   * Folders a model version registered by path must lie under (MODEL_ROOTS). Default when unset:
+   * STORAGE_DIR/models and the folder holding each `models` directory.
+   */
+  modelRoots?: string[];
+  /**
    * STORAGE_DIR: uploaded model versions, and (backend 'fs', or no `resultStore`) the shared volume for
    * files, batch outputs and large results. Where large objects go is `resultStore.backend` (src/storage.ts).
    */
@@ -54,6 +59,7 @@ export function settingsFromConfig(c: Config): GatewaySettings {
     bodyLimitBytes: c.gateway.bodyLimitBytes,
     fileLimitBytes: c.gateway.fileLimitBytes,
     models: c.models,
+    modelRoots: c.modelRoots,
     storageDir: c.storage.dir,
     batch: c.gateway.batch,
     requestTimeoutMs: c.gateway.requestTimeoutMs,

@@ -39,6 +39,8 @@ export interface Config {
     requestTimeoutMs: number;
   };
   models: ModelEntry[];
+  /** Absolute folders a registered model version's directory must lie under (MODEL_ROOTS or its default). */
+  modelRoots: string[];
   worker: {
     /** The model this worker serves (an entry of `models`). */
     model: ModelEntry;
@@ -147,6 +149,10 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
     },
     models,
+    modelRoots: (v.MODEL_ROOTS.length
+      ? v.MODEL_ROOTS
+      : [path.join(v.STORAGE_DIR, 'models'), ...models.flatMap((m) => (m.dir ? [path.dirname(path.resolve(m.dir))] : []))]
+    ).map((r) => path.resolve(r)),
     worker: {
       model: workerModel,
       name: v.WORKER_NAME || `${os.hostname()}-${process.pid}`,

@@ -258,6 +258,21 @@ export const ENV = {
     default: '',
     schema: modelList,
   },
+  MODEL_ROOTS: {
+    section: 'models',
+    description:
+      'Comma-separated folders under which POST /v1/models/:name/versions may name a model directory ({"dir": ...}); anything else is refused without saying whether it exists. Default: STORAGE_DIR/models (where uploads go) and the folder holding each MODELS directory.',
+    default: '',
+    schema: z
+      .string()
+      .trim()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      ),
+  },
   WORKER_MODEL: {
     section: 'worker',
     description: 'Name (from MODELS) of the model this worker loads and serves; its generation queue is dllm.generation.<name>. Default: the first model.',

@@ -30,7 +30,8 @@ export function declaredAccess(reflector: Reflector, handler: Function, cls: Fun
   };
 }
 
-export type AuthedRequest = FastifyRequest & { owner: string };
+/** A request the guard let through: `owner` is the key's name, `scopes` what that key may do. */
+export type AuthedRequest = FastifyRequest & { owner: string; scopes?: ReadonlySet<ApiScope> };
 
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -76,6 +77,7 @@ export class AuthGuard implements CanActivate {
       );
     }
     req.owner = owner;
+    req.scopes = key.scopes;
     return true;
   }
 }

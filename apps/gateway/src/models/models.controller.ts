@@ -65,9 +65,40 @@ export class ModelsController {
     }
   }
 
+  /**
+   * The model roots a version's directory must lie under (settings.modelRoots, else STORAGE_DIR/models
+   * and the folder of each served model's directory), as absolute real paths.
+   */
+  private roots(): string[] {
+    const configured = this.settings.modelRoots ?? [
+      path.join(this.settings.storageDir, 'models'),
+      ...this.settings.models.flatMap((m) => (m.dir ? [path.dirname(path.resolve(m.dir))] : [])),
+    ];
+    return configured.map((r) => realOrResolved(r));
+  }
+
+  /**
+   * 422 `dir_not_allowed` unless `dir` lies under a model root, checked on the path as written and
+   * again after symbolic links are followed. The answer is the same whether or not the path exists,
+   * so the route tells nothing about the server's file system outside the roots.
+   */
+  private confine(dir: string): void {
+    const roots = this.roots();
+    const inside = (p: string) => roots.some((r) => p === r || p.startsWith(r.endsWith(path.sep) ? r : r + path.sep));
+    if (!path.isAbsolute(dir) || !inside(path.resolve(dir)) || !inside(realOrResolved(dir))) {
+      throw new ApiError(
+        422,
+        'dir must be an absolute path of a model directory under one of the configured model roots (MODEL_ROOTS); upload the directory (multipart) otherwise.',
+        'dir_not_allowed',
+        'dir',
+      );
+    }
+  }
+
   private async registerDir(name: string, body: { dir: string; version?: string }) {
     let manifest;
     let dir: string;
+    this.confine(body.dir);
     try {
       const md = await loadModelDir(body.dir);
       manifest = md.manifest;
@@ -129,12 +160,28 @@ export class ModelsController {
     }
   }
 
+  /** Every version of a model; `dir` (a server path) only for keys that may register versions (models:write). */
   @Get(':name/versions')
   @Scopes()
-  async list(@Param('name') name: string) {
+  async list(@Param('name') name: string, @Req() req: AuthedRequest) {
     this.gen.checkModel(name);
     const all = await this.registry.list(name);
     const latest = await this.registry.latest(name);
-    return { object: 'list', model: name, latest: latest?.version ?? null, data: all.map((v) => ({ version: v.version, seq: v.seq, dir: v.dir, created_at: Math.floor(v.createdAt / 1000) })) };
+    const writer = req.scopes?.has('models:write') ?? false;
+    return {
+      object: 'list',
+      model: name,
+      latest: latest?.version ?? null,
+      data: all.map((v) => ({ version: v.version, seq: v.seq, ...(writer ? { dir: v.dir } : {}), created_at: Math.floor(v.createdAt / 1000) })),
+    };
+  }
+}
+
+/** The real path of `p` (symbolic links followed) when it exists, else `p` resolved. */
+function realOrResolved(p: string): string {
+  try {
+    return fs.realpathSync(path.resolve(p));
+  } catch {
+    return path.resolve(p);
   }
 }
