@@ -1,4 +1,4 @@
-/** @jest-environment ./libs/quant/ort-test-env.js */
+/** @jest-environment ./libs/model/src/testing/ort-environment.js */
 // The engine serves a quantized model directory like any other, under its own version (pool key).
 import * as fs from 'node:fs';
 import * as os from 'node:os';

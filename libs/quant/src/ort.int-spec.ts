@@ -1,4 +1,4 @@
-/** @jest-environment ./libs/quant/ort-test-env.js */
+/** @jest-environment ./libs/model/src/testing/ort-environment.js */
 // The quantized graph runs in onnxruntime and computes what the quantization math says it should.
 import * as ort from 'onnxruntime-node';
 import { floatTensor, parseOnnx } from './onnx';

@@ -1,4 +1,4 @@
-/** @jest-environment ./libs/quant/ort-test-env.js */
+/** @jest-environment ./libs/model/src/testing/ort-environment.js */
 // A real dllm-farm model (libs/model's Qwen2-style graph, seeded weights): quantized, it still runs
 // under the graph contract with logits close to fp32's, and the activation report finds an outlier
 // channel planted in it.

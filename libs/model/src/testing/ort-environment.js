@@ -6,24 +6,27 @@
 //   /** @jest-environment ./libs/model/src/testing/ort-environment.js */
 const { TestEnvironment } = require('jest-environment-node');
 
+const SHARED = [
+  'ArrayBuffer',
+  'SharedArrayBuffer',
+  'DataView',
+  'Float32Array',
+  'Float64Array',
+  'Int8Array',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'Int16Array',
+  'Uint16Array',
+  'Int32Array',
+  'Uint32Array',
+  'BigInt64Array',
+  'BigUint64Array',
+];
+
 class OrtEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
-    for (const name of [
-      'Float32Array',
-      'Float64Array',
-      'Int8Array',
-      'Uint8Array',
-      'Int16Array',
-      'Uint16Array',
-      'Int32Array',
-      'Uint32Array',
-      'BigInt64Array',
-      'BigUint64Array',
-      'ArrayBuffer',
-    ]) {
-      this.global[name] = globalThis[name];
-    }
+    for (const name of SHARED) if (globalThis[name]) this.global[name] = globalThis[name];
   }
 }
 
