@@ -149,10 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
     },
     models,
-    modelRoots: (v.MODEL_ROOTS.length
-      ? v.MODEL_ROOTS
-      : [path.join(v.STORAGE_DIR, 'models'), ...models.flatMap((m) => (m.dir ? [path.dirname(path.resolve(m.dir))] : []))]
-    ).map((r) => path.resolve(r)),
+    modelRoots: v.MODEL_ROOTS.length ? v.MODEL_ROOTS.map((r) => path.resolve(r)) : defaultModelRoots(v.STORAGE_DIR, models),
     worker: {
       model: workerModel,
       name: v.WORKER_NAME || `${os.hostname()}-${process.pid}`,
@@ -223,4 +220,12 @@ export function configMarkdown(): string {
     lines.push('');
   }
   return lines.join('\n');
+}
+
+/**
+ * MODEL_ROOTS when unset: STORAGE_DIR/models (where uploaded versions go) and the folder holding each
+ * served model's directory, as absolute paths. A registered version's directory must lie under one.
+ */
+export function defaultModelRoots(storageDir: string, models: readonly { dir?: string }[]): string[] {
+  return [path.join(storageDir, 'models'), ...models.flatMap((m) => (m.dir ? [path.dirname(m.dir)] : []))].map((r) => path.resolve(r));
 }

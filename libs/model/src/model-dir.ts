@@ -135,8 +135,7 @@ export async function loadModelDir(dir: string, opts: LoadOptions = {}): Promise
   const fail = (msg: string): never => {
     throw new ModelDirError(abs, msg);
   };
-  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) fail('does not exist or is not a directory');
-  const { manifest } = readManifestFile(abs);
+  const { manifest } = readManifestFile(abs); // also says when the directory does not exist
   if (manifest.format !== MODEL_FORMAT && !opts.allowOlderFormat) fail(olderFormatMessage(manifest.format, dir));
   const onnxPath = path.join(abs, ONNX_FILE);
   if (!fs.existsSync(onnxPath)) fail(`missing ${ONNX_FILE}`);

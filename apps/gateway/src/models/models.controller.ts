@@ -14,6 +14,7 @@ import { Accepts, JSON_TYPE, MULTIPART_TYPE } from '../http/body-policy';
 import { ApiBearerAuth, ApiBody, ApiTags } from '@nestjs/swagger';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { defaultModelRoots } from '@dllm/config';
 import { loadModelDir, ModelDirError } from '@dllm/model';
 import { PolicyRegistry, PolicyVersionConflict } from '@dllm/rl';
 import { ApiError } from '../http/api-error';
@@ -70,10 +71,7 @@ export class ModelsController {
    * and the folder of each served model's directory), as absolute real paths.
    */
   private roots(): string[] {
-    const configured = this.settings.modelRoots ?? [
-      path.join(this.settings.storageDir, 'models'),
-      ...this.settings.models.flatMap((m) => (m.dir ? [path.dirname(path.resolve(m.dir))] : [])),
-    ];
+    const configured = this.settings.modelRoots ?? defaultModelRoots(this.settings.storageDir, this.settings.models);
     return configured.map((r) => realOrResolved(r));
   }
 
