@@ -176,7 +176,8 @@ def rollout_request(args, problems, offset, step, required_version):
         "groupSize": args.group_size,
         "prompts": prompts,
         "sampling": {"temperature": args.temperature, "seed": (args.seed * 1_000_003 + step * 7919) % 0xFFFFFFFF},
-        "decoding": {"policy": args.policy, "threshold": args.threshold, "maxNewTokens": args.max_new},
+        "decoding": {"policy": args.policy, "threshold": args.threshold, "maxNewTokens": args.max_new}
+        | ({"subBlockSize": args.sub_block_size} if args.sub_block_size else {}),
         "targetGroups": args.groups,
     }
     pol = {"onStale": "mark"}
@@ -466,7 +467,8 @@ def cmd_distill(args):
         raise FarmError("the dataset's tokenizer.json differs from the model's: distil into the model that served as the teacher (or one with its vocabulary)")
     model, _ = train.load_model(ck, args.device)
     opt = make_optimizer(model, args.lr)
-    opt.load_state_dict(torch.load(os.path.join(ck, "optimizer.pt")))
+    if state["step"] < args.steps:  # a finished run (registering elsewhere) needs no moments, which may come from a GPU
+        opt.load_state_dict(torch.load(os.path.join(ck, "optimizer.pt"), map_location=args.device))
     rows = load_distill_rows(data, vocab)
     log(f"distill: {len(rows)} teacher rows, mask p {mask_p}, T {temp}, lambda {lam}, steps {state['step']}..{args.steps}")
     logf = open(os.path.join(out, "log.jsonl"), "a")
@@ -491,6 +493,11 @@ def cmd_distill(args):
             save_checkpoint(out, model, opt, vocab, tok, {"step": state["step"]})
             write_json_atomic(os.path.join(out, "state.json"), state)
     version = args.version or f"distill-{state['run_id']}.{state['step']}"
+    if not args.register:
+        log(f"distill: trained {state['step']} steps into {ck}; not registered (--no-register): rerun the same command "
+            "without --no-register where the gateway and the dllm-farm CLI are reachable to convert and register it")
+        print(json.dumps(dict(run=state["run_id"], steps=state["step"], version=None, out=out)))
+        return 0
     if not state.get("registered"):
         reg = convert_and_register(args, client, ck, version, state["run_id"])
         state.update(registered=True, version=version)
@@ -529,6 +536,8 @@ def main(argv=None):
             p.add_argument("--policy", default="fast-dllm-v2")
             p.add_argument("--threshold", type=float, default=0.9)
             p.add_argument("--max-new", type=int, default=64)
+            p.add_argument("--sub-block-size", type=int, default=None,
+                           help="rollout sub-block length (default: the farm's, 8; LightningRL decodes whole 32-token blocks, where TPF has room to grow)")
             p.add_argument("--families", nargs="+", default=["arith", "string"])
             p.add_argument("--problems", nargs="+", help="train-split problem JSONL files instead of `dllm-farm tasks`")
             p.add_argument("--n-problems", type=int, default=20000)
@@ -554,6 +563,8 @@ def main(argv=None):
             p.add_argument("--version", help="version to register (default distill-<run id>.<steps>)")
             p.add_argument("--log-every", type=int, default=10)
             p.add_argument("--save-every", type=int, default=100)
+            p.add_argument("--no-register", dest="register", action="store_false",
+                           help="train only (e.g. on a GPU machine that cannot reach the farm); a later run with the same --out registers")
     args = ap.parse_args(argv)
     if not args.key:
         ap.error("--key (or DLLM_API_KEY) is required")

@@ -10,7 +10,9 @@ DIR (data) holds what `dllm-farm tasks` wrote: tokenizer.json, <family>-train.js
 Model dirs are Hugging Face style: config.json + model.safetensors + tokenizer.json (+ train_log.json).
 """
 import argparse
+import itertools
 import json
+import lzma
 import math
 import os
 import random
@@ -64,8 +66,12 @@ class Vocab:
 
 
 def read_jsonl(path, limit=None):
+    """Rows of a JSONL file; reads PATH.xz (xz-compressed, as carried to a training machine) when PATH is absent."""
     out = []
-    with open(path) as f:
+    opener = open
+    if not os.path.exists(path) and os.path.exists(path + ".xz"):
+        path, opener = path + ".xz", lzma.open
+    with opener(path, "rt") as f:
         for line in f:
             if line.strip():
                 out.append(json.loads(line))
@@ -380,7 +386,31 @@ def train(args, stage):
                         torch_rng=torch.get_rng_state(), history=history, ema_loss=run, step=step_done), tmp)
         os.replace(tmp, ckpt_path)
 
-    for step in range(first, stop_at):
+    eval_data = args.eval_data or args.data
+    eval_mode = args.eval_mode or ("ar" if stage == "ar" else "dllm-ar")
+    best_dir = os.path.join(args.out, "best")
+    probe_t0 = None
+
+    def fit_budget(step_done):
+        """--time-budget: from the seconds per step measured over the probe steps, fix --steps (the lr schedule's
+        length, rounded down to 100) so training plus --eval-count evaluations ends within the budget; the
+        chosen value is logged and kept in train_log.json, so `--steps N` without a budget repeats the run."""
+        nonlocal stop_at
+        per_step = (time.time() - probe_t0) / args.budget_probe
+        remaining = args.time_budget - (time.time() - t0) - args.eval_seconds * args.eval_count
+        args.steps = max(step_done + 100, int((step_done + remaining / per_step) // 100 * 100))
+        stop_at = args.steps
+        args.eval_every = max(100, args.steps // max(1, args.eval_count) // 100 * 100)
+        history["steps_from_budget"] = dict(steps=args.steps, seconds_per_step=round(per_step, 5), budget=args.time_budget, eval_every=args.eval_every)
+        log(f"{stage}: {per_step * 1000:.1f} ms/step -> --steps {args.steps} (eval every {args.eval_every}) for a {args.time_budget:.0f}s budget")
+
+    for step in itertools.count(first):
+        if step >= stop_at:  # not range(): --time-budget moves stop_at once the step time is known
+            break
+        if args.time_budget and step == first + 5:
+            probe_t0 = time.time()  # the first steps include CUDA/allocator warm-up
+        if args.time_budget and step == first + 5 + args.budget_probe:
+            fit_budget(step)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         pairs = data.sample(rng, args.batch)
@@ -418,14 +448,22 @@ def train(args, stage):
             save_model(model, vocab, args.out, os.path.join(args.data, "tokenizer.json"), kind, history)
             checkpoint(step + 1)
         if (step + 1) % args.eval_every == 0 or step + 1 == stop_at:
-            mode = "ar" if stage == "ar" else "dllm-ar"
-            res = evaluate(model, vocab, args.data, mode, n=args.eval_n, device=device)
-            history["evals"].append(dict(step=step + 1, mode=mode, seconds=round(time.time() - t0, 1), results=res))
+            mode = eval_mode
+            res = evaluate(model, vocab, eval_data, mode, n=args.eval_n, threshold=args.eval_threshold, device=device)
+            history["evals"].append(dict(step=step + 1, mode=mode, data=eval_data, seconds=round(time.time() - t0, 1), results=res))
             log(f"{stage} step {step + 1} eval ({mode}, {args.eval_n}/family): " + json.dumps(res))
             history["train_seconds"] = round(time.time() - t0, 1)
             history["steps_done"] = step + 1
             save_model(model, vocab, args.out, os.path.join(args.data, "tokenizer.json"), kind, history)
             checkpoint(step + 1)
+            if args.keep_best:
+                # OUT/best: the weights with the highest mean accuracy over the families on the evaluation set
+                # (choose it with a validation set, --eval-data, never the held-out test split)
+                mean = sum(r["accuracy"] for r in res.values()) / len(res)
+                if mean > history.get("best", {}).get("mean_accuracy", -1):
+                    history["best"] = dict(step=step + 1, mean_accuracy=round(mean, 4), results=res)
+                    save_model(model, vocab, best_dir, os.path.join(args.data, "tokenizer.json"), kind, history)
+                    log(f"{stage}: step {step + 1} is the best so far (mean accuracy {mean:.4f}) -> {best_dir}")
         if args.snapshot_every and (step + 1) % args.snapshot_every == 0:
             # keep a copy of the weights at this step (checkpoint dirs to convert and evaluate later)
             save_model(model, vocab, os.path.join(args.out, f"step-{step + 1}"), os.path.join(args.data, "tokenizer.json"), kind, history)
@@ -455,6 +493,15 @@ def main():
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (written at every --save-every) if it exists")
         p.add_argument("--snapshot-every", type=int, default=0, help="also keep the weights every N steps in OUT/step-N")
+        p.add_argument("--eval-data", help="data dir whose <family>-test.jsonl the periodic evaluation reads (default --data); "
+                       "point it at a validation set when choosing checkpoints")
+        p.add_argument("--eval-mode", choices=["ar", "dllm-ar", "dllm-threshold"], help="decoding of the periodic evaluation (default ar / dllm-ar)")
+        p.add_argument("--eval-threshold", type=float, default=0.9, help="confidence threshold of --eval-mode dllm-threshold")
+        p.add_argument("--keep-best", action="store_true", help="keep the weights of the best periodic evaluation (mean accuracy) in OUT/best")
+        p.add_argument("--time-budget", type=float, default=0, help="seconds: choose --steps from the measured step time so the run fits (for lent GPU time)")
+        p.add_argument("--budget-probe", type=int, default=40, help="steps timed to fit --time-budget")
+        p.add_argument("--eval-count", type=int, default=5, help="with --time-budget: evaluations over the run")
+        p.add_argument("--eval-seconds", type=float, default=15, help="with --time-budget: seconds reserved per evaluation")
         if name == "ar":
             p.add_argument("--size", choices=list(SIZES), default="tiny")
             p.add_argument("--init", help="continue from this AR checkpoint dir (fresh optimizer and schedule)")
