@@ -115,13 +115,17 @@ maybe('learner (tools/learn) against the real farm', () => {
       if (r.code !== 0) throw new Error(`learn.py rl --steps ${steps} exited ${r.code}:\n${r.stderr.slice(-3000)}`);
       if (steps === '2') expect(r.stderr).toContain('resuming run');
     }
-    const lines = fs
+    const all = fs
       .readFileSync(path.join(out, 'log.jsonl'), 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    console.log(`learn.e2e step log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
-    expect(lines.map((l) => l.step)).toEqual([1, 2]);
+    console.log(`learn.e2e step log:\n${all.map((l) => JSON.stringify(l)).join('\n')}`);
+    expect(all.map((l) => l.step)).toEqual([0, 1, 2]);
+    // a new run first registers its starting weights, so step 1's rollout samples the policy the learner holds
+    expect(all[0]).toMatchObject({ step: 0, version: `${prefix}.0` });
+    const lines = all.slice(1);
+    expect(Object.keys(lines[0].versions)).toEqual([`${prefix}.0`]);
     for (const l of lines) {
       for (const k of ['accuracy', 'tpf', 'kept_groups', 'filter_reasons', 'time']) expect(l).toHaveProperty(k);
       expect(Object.keys(l.time).sort()).toEqual(['learn', 'rollout', 'weight_sync']);
@@ -160,7 +164,7 @@ maybe('learner (tools/learn) against the real farm', () => {
     // resume: asking for 2 steps again does nothing more (state.json says 2 done)
     const again = await run(['rl', ...common(out, [...tiny, '--steps', '2', '--version-prefix', prefix])]);
     expect(again.code).toBe(0);
-    expect(fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
   });
 
   it('resumes after crashes mid-read and between the checkpoint and state.json, never updating twice', async () => {
@@ -180,7 +184,7 @@ maybe('learner (tools/learn) against the real farm', () => {
     // 3: sees the step-1 checkpoint, does not learn again, registers it and waits for the swap
     const c = await run(args);
     if (c.code !== 0) throw new Error(`resume exited ${c.code}:\n${c.stderr.slice(-3000)}`);
-    expect(c.stderr).toContain(`registered ${prefix}-crash.1 after resuming`);
+    expect(c.stderr).toContain(`registered ${prefix}-crash.1: after a crash`);
     expect(c.stderr).not.toContain('"trained_samples"');
     expect(state()).toMatchObject({ step: 1, registered: true, version: `${prefix}-crash.1`, pending: null });
     const listing = await api('GET', `/v1/models/${MODEL}/versions`);
@@ -204,7 +208,7 @@ maybe('learner (tools/learn) against the real farm', () => {
     // (A version directory another run wrote is refused at registration time too: convert_and_register.)
     const r = await run(['rl', ...common(path.join(work, 'conflict'), [...tiny, '--steps', '1', '--version-prefix', prefix, '--no-sync-probe'])]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`version conflict: ${MODEL} versions with prefix '${prefix}' already exist (${prefix}.1, ${prefix}.2)`);
+    expect(r.stderr).toContain(`version conflict: ${MODEL} versions with prefix '${prefix}' already exist (${prefix}.0, ${prefix}.1, ${prefix}.2)`);
     expect(fs.existsSync(path.join(work, 'conflict', 'state.json'))).toBe(false); // refused before any step
     // the first run's version directory is untouched
     expect(JSON.parse(fs.readFileSync(path.join(work, 'models', `${prefix}.1`, 'learn-run.json'), 'utf8')).version).toBe(`${prefix}.1`);

@@ -287,7 +287,9 @@ def cmd_rl(args):
                 raise FarmError(f"version conflict: {args.model} versions with prefix '{args.version_prefix}' already exist ({', '.join(sorted(set(taken))[:3])}); "
                                 f"choose another --version-prefix (or resume that run with its --out)")
         hf = prepare_init(args, os.path.join(out, "init"))
-        state = dict(run_id=secrets.token_hex(3), step=0, registered=True, version=None, pending=None, problem_offset=0, init=os.path.abspath(hf))
+        # registered=False: before step 1 the starting weights are registered as <prefix>.0 and the workers swap to
+        # them, so step 1's rollouts come from the weights the learner holds (not from whatever version was latest)
+        state = dict(run_id=secrets.token_hex(3), step=0, registered=False, version=None, pending=None, problem_offset=0, init=os.path.abspath(hf))
         # the frozen reference policy for the KL term: the starting weights, kept for the whole run
         model, _ = train.load_model(hf, args.device)
         vocab = train.Vocab(os.path.join(hf, "tokenizer.json"))
@@ -324,15 +326,16 @@ def cmd_rl(args):
     def save_state():
         write_json_atomic(os.path.join(out, "state.json"), state)
 
-    if not state["registered"]:  # crashed between the checkpoint and the registration
+    if not state["registered"]:  # a new run's starting weights (step 0), or a crash between the checkpoint and the registration
         t0 = time.time()
         v = f"{prefix}.{state['step']}"
         convert_and_register(args, client, ck, v, state["run_id"])
         state.update(registered=True, version=v)
         save_state()
         probes = probe_version(args, client, v, problems) if args.sync_probe else 0
-        log(f"rl: registered {v} after resuming ({time.time() - t0:.1f}s)")
-        logf.write(json.dumps(dict(step=state["step"], version=v, resumed="registered after a crash", sync_probes=probes,
+        why = "the starting weights (step 1's behaviour policy)" if state["step"] == 0 else "after a crash"
+        log(f"rl: registered {v}: {why} ({time.time() - t0:.1f}s)")
+        logf.write(json.dumps(dict(step=state["step"], version=v, registered=why, sync_probes=probes,
                                    time=dict(weight_sync=round(time.time() - t0, 2)))) + "\n")
         logf.flush()
 

@@ -102,9 +102,12 @@ def scatter_plot(series, x_range, y_range, w=640, h=420, margin=40):
 # ---------------------------------------------------------------- evaluation
 
 
-def evaluate(cli, model_dir, family, n, policy, threshold, seed, batch=1):
-    """One `dllm-farm eval --json` run (greedy; batch 1 by default, the issue's tokens/s setting). -> its summary."""
+def evaluate(cli, model_dir, family, n, policy, threshold, seed, batch=1, sub_block=None):
+    """One `dllm-farm eval --json` run (greedy; batch 1 by default, the issue's tokens/s setting); sub_block: the
+    decoder's sub-block length (None: the engine default, 8). -> its summary."""
     args = ["eval", "--model", model_dir, "--task", family, "--n", str(n), "--seed", str(seed), "--json", "--policy", policy, "--batch", str(batch)]
+    if sub_block is not None and policy != "ar":
+        args += ["--sub-block-size", str(sub_block)]
     if policy == "fast-dllm-v2":
         args += ["--threshold", str(threshold)]
     elif policy == "entropy":
@@ -114,10 +117,21 @@ def evaluate(cli, model_dir, family, n, policy, threshold, seed, batch=1):
 
 
 def verdicts(rows, families):
-    """One sentence per seed finding from the measured rows (the issue's targets decide reproduced / partly / refuted)."""
-    def pick(model, policy, fam, thr=None):
-        c = [r for r in rows if r["model"] == model and r["policy"] == policy and r["family"] == fam and (thr is None or r["threshold"] == thr)]
+    """One sentence per seed finding from the measured rows (the issue's targets decide reproduced / partly / refuted).
+    Rows may carry `sub_block` (the decoder's sub-block length): Fast-dLLM v2 parity is judged at the smallest one
+    measured (the engine default, 8); dParallel and LightningRL get one sentence per sub-block length, since an
+    8-slot sub-block caps TPF (at least one forward per sub-block) and can hide a gain that whole blocks show."""
+    sbs = sorted({r.get("sub_block") for r in rows if r["policy"] != "ar"}, key=lambda x: (x is not None, x or 0))
+    default_sb = sbs[0] if sbs else None
+
+    def pick(model, policy, fam, thr=None, sb="default"):
+        sb = default_sb if sb == "default" else sb
+        c = [r for r in rows if r["model"] == model and r["policy"] == policy and r["family"] == fam and (thr is None or r["threshold"] == thr)
+             and (policy == "ar" or r.get("sub_block") == sb)]
         return c
+
+    def tag(sb):
+        return "" if len(sbs) < 2 or sb is None else f" (sub-block {sb})"
 
     out = []
     # Fast-dLLM v2: the adapted dLLM at its default decoding (fast-dllm-v2 @ 0.9) matches its AR parent within 2 points
@@ -135,10 +149,23 @@ def verdicts(rows, families):
     else:
         out.append("**Fast-dLLM v2**: not measured (needs `--model base=...` and `--ar`).")
     # dParallel: >= 2x fewer forwards per answer at equal accuracy (entropy policy), distilled vs base
+    for sb in sbs:
+        out += _dparallel(pick, families, sb, tag(sb))
+    if not any(v.startswith("**dParallel**") for v in out):
+        out.append("**dParallel**: not measured (needs `--model distilled=...` with the entropy sweep).")
+    # LightningRL: TPF >= 1.3x the starting model's at the same threshold, accuracy within 1 point
+    for sb in sbs:
+        out += _lightningrl(pick, families, sb, tag(sb))
+    if not any(v.startswith("**LightningRL**") for v in out):
+        out.append("**LightningRL**: not measured (needs `--model rl=...`).")
+    return out
+
+
+def _dparallel(pick, families, sb, tag):
     lines = []
     for fam in families:
-        base = pick("base", "entropy", fam)
-        dist = pick("distilled", "entropy", fam)
+        base = pick("base", "entropy", fam, sb=sb)
+        dist = pick("distilled", "entropy", fam, sb=sb)
         if not base or not dist:
             continue
         best_base = max(base, key=lambda r: r["accuracy"])
@@ -150,14 +177,15 @@ def verdicts(rows, families):
         ratio = min(x[1] for x in lines)
         word = "reproduced" if ratio >= 2 else "partly reproduced" if ratio > 1.2 else "refuted"
         detail = "; ".join(f"{f}: {r:.2f}x fewer forwards per token ({d['accuracy'] * 100:.1f}% at TPF {d['tpf']:.2f} vs {b['accuracy'] * 100:.1f}% at TPF {b['tpf']:.2f})" for f, r, d, b in lines)
-        out.append(f"**dParallel** (certainty forcing cuts decoding steps at equal accuracy): {word} — {detail}.")
-    else:
-        out.append("**dParallel**: not measured (needs `--model distilled=...` with the entropy sweep).")
-    # LightningRL: TPF >= 1.3x the starting model's at the same threshold, accuracy within 1 point
+        return [f"**dParallel**{tag} (certainty forcing cuts decoding steps at equal accuracy): {word} — {detail}."]
+    return []
+
+
+def _lightningrl(pick, families, sb, tag):
     lines = []
     for fam in families:
-        for r in pick("rl", "fast-dllm-v2", fam):
-            b = pick("base", "fast-dllm-v2", fam, r["threshold"])
+        for r in pick("rl", "fast-dllm-v2", fam, sb=sb):
+            b = pick("base", "fast-dllm-v2", fam, r["threshold"], sb=sb)
             if b:
                 lines.append((fam, r["threshold"], r["tpf"] / max(1e-9, b[0]["tpf"]), r["accuracy"] - b[0]["accuracy"]))
     if lines:
@@ -166,42 +194,46 @@ def verdicts(rows, families):
         word = "reproduced" if good else "partly reproduced" if some else "refuted"
         at9 = [x for x in lines if x[1] == 0.9] or lines
         detail = "; ".join(f"{f} @ {t}: TPF x{q:.2f}, accuracy {d * 100:+.1f} points" for f, t, q, d in at9)
-        out.append(f"**LightningRL** (GRPO with a TPF reward raises parallelism at equal accuracy): {word} — {detail}.")
-    else:
-        out.append("**LightningRL**: not measured (needs `--model rl=...`).")
-    return out
+        return [f"**LightningRL**{tag} (GRPO with a TPF reward raises parallelism at equal accuracy): {word} — {detail}."]
+    return []
 
 
 def write_report(rows, families, models, ar, plots_dir, out_path, meta):
     """docs/REPRODUCTION.md: setup, one table per family, the plots with their legend, the verdicts. -> plot paths."""
     os.makedirs(plots_dir, exist_ok=True)
-    series_keys = sorted({(r["model"], r["policy"]) for r in rows if r["policy"] != "ar"})
-    colour_of = {k: i % len(COLORS) for i, k in enumerate(series_keys)}
+    series_keys = sorted({(r["model"], r["policy"], r.get("sub_block") or 0) for r in rows if r["policy"] != "ar"})
     md = ["# Reproduction report", "", f"Made by `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s).", "",
           f"Held-out problems: {meta['n']} per family (`dllm-farm eval`, test split, seed {meta['seed']}), greedy decoding, "
           f"{meta['batch']} request(s) in flight.", "",
           "Models: " + ", ".join(f"`{k}` = `{v}`" for k, v in models) + (f", AR baseline `ar` = `{ar}`" if ar else "") + ".", ""]
+    md += [x for n in meta.get("notes", []) for x in (n, "")]
     md += ["## Findings", ""] + [f"- {v}" for v in verdicts(rows, families)] + [""]
     plots = []
     for fam in families:
         fr = [r for r in rows if r["family"] == fam]
-        md += [f"## {fam}", "", "| model | policy | threshold | accuracy | TPF | tokens/s |", "| --- | --- | --- | --- | --- | --- |"]
+        md += [f"## {fam}", "", "| model | policy | sub-block | threshold | accuracy | TPF | tokens/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in fr:
             thr = "-" if r["threshold"] is None else r["threshold"]
-            md.append(f"| {r['model']} | {r['policy']} | {thr} | {r['accuracy'] * 100:.1f}% | {r['tpf']:.2f} | {r['tokens_per_second']:.1f} |")
-        pts = [r for r in fr if r["policy"] != "ar"]
-        if pts:
+            sb = r.get("sub_block") or ("-" if r["policy"] == "ar" else "8")
+            md.append(f"| {r['model']} | {r['policy']} | {sb} | {thr} | {r['accuracy'] * 100:.1f}% | {r['tpf']:.2f} | {r['tokens_per_second']:.1f} |")
+        for sb in sorted({r.get("sub_block") or 0 for r in fr if r["policy"] != "ar"}):
+            # one plot per sub-block length: at most 8 series (colours) each, and like compared with like
+            pts = [r for r in fr if r["policy"] != "ar" and (r.get("sub_block") or 0) == sb]
+            keys = [k for k in series_keys if k[2] == sb]
+            colour = {k: i % len(COLORS) for i, k in enumerate(keys)}
             xr = (max(0.0, min(r["tpf"] for r in pts) - 0.5), max(r["tpf"] for r in pts) + 0.25)
             yr = (min(r["accuracy"] for r in pts) - 0.02, 1.0)
-            series = [(COLORS[colour_of[k]], [(r["tpf"], r["accuracy"]) for r in pts if (r["model"], r["policy"]) == k]) for k in series_keys]
-            name = f"{fam}-accuracy-vs-tpf.png"
+            key = lambda r: (r["model"], r["policy"], r.get("sub_block") or 0)  # noqa: E731
+            series = [(COLORS[colour[k]], [(r["tpf"], r["accuracy"]) for r in pts if key(r) == k]) for k in keys]
+            name = f"{fam}-accuracy-vs-tpf.png" if not sb else f"{fam}-sub-block-{sb}-accuracy-vs-tpf.png"
             with open(os.path.join(plots_dir, name), "wb") as f:
-                f.write(scatter_plot([s for s in series if s[1]], xr, yr))
+                f.write(scatter_plot([x for x in series if x[1]], xr, yr))
             plots.append(os.path.join(plots_dir, name))
             rel = os.path.relpath(os.path.join(plots_dir, name), os.path.dirname(os.path.abspath(out_path)))
-            legend = ", ".join(f"{COLOR_NAMES[colour_of[k]]} = {k[0]} / {k[1]}" for k in series_keys if any((r["model"], r["policy"]) == k for r in pts))
-            md += ["", f"![{fam}: accuracy against TPF]({rel})", "",
-                   f"x: TPF from {xr[0]:.1f} to {xr[1]:.2f} (5 grid steps); y: accuracy from {yr[0] * 100:.0f}% to 100%. {legend}. "
+            legend = ", ".join(f"{COLOR_NAMES[colour[k]]} = {k[0]} / {k[1]}" for k in keys)
+            what = f"{fam}, sub-block {sb}" if sb else fam
+            md += ["", f"![{what}: accuracy against TPF]({rel})", "",
+                   f"{what}. x: TPF from {xr[0]:.1f} to {xr[1]:.2f} (5 grid steps); y: accuracy from {yr[0] * 100:.0f}% to 100%. {legend}. "
                    "Each point is one threshold of the sweep.", ""]
         md.append("")
     with open(out_path, "w") as f:
@@ -222,6 +254,9 @@ def main(argv=None):
     ap.add_argument("--out", default="docs/REPRODUCTION.md")
     ap.add_argument("--plots", default="docs/reproduction")
     ap.add_argument("--batch", type=int, default=1, help="requests in flight per eval (1: the issue's batch-1 tokens/s)")
+    ap.add_argument("--sub-block-sizes", type=int, nargs="+", default=[8],
+                    help="decoder sub-block lengths to sweep for every dLLM policy (8: the engine default; 32: whole blocks, as LightningRL decodes)")
+    ap.add_argument("--note", action="append", default=[], help="a paragraph for the report's head (what the models are, how they were made)")
     ap.add_argument("--cli", default=os.environ.get("DLLM_CLI"))
     args = ap.parse_args(argv)
     models = []
@@ -240,16 +275,18 @@ def main(argv=None):
                 r = evaluate(args.cli, args.ar, fam, args.n, "ar", None, args.seed, args.batch)
                 rows.append(dict(model="ar", policy="ar", threshold=None, family=fam, **{k: r[k] for k in ("accuracy", "tpf", "tokens_per_second")}))
             for label, d in models:
-                for pol in args.policies:
-                    for thr in (args.thresholds if pol == "fast-dllm-v2" else args.entropy_thresholds):
-                        r = evaluate(args.cli, d, fam, args.n, pol, thr, args.seed, args.batch)
-                        rows.append(dict(model=label, policy=pol, threshold=thr, family=fam, **{k: r[k] for k in ("accuracy", "tpf", "tokens_per_second")}))
-                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                for sb in args.sub_block_sizes:
+                    for pol in args.policies:
+                        for thr in (args.thresholds if pol == "fast-dllm-v2" else args.entropy_thresholds):
+                            r = evaluate(args.cli, d, fam, args.n, pol, thr, args.seed, args.batch, sb)
+                            rows.append(dict(model=label, policy=pol, sub_block=sb, threshold=thr, family=fam,
+                                             **{k: r[k] for k in ("accuracy", "tpf", "tokens_per_second")}))
+                            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     except FarmError as e:
         print(f"report.py: error: {e}", file=sys.stderr)
         return 2
     meta = dict(command="tools/learn/report.py " + " ".join(argv if argv is not None else sys.argv[1:]), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                seconds=time.time() - t0, n=args.n, seed=args.seed, batch=args.batch)
+                seconds=time.time() - t0, n=args.n, seed=args.seed, batch=args.batch, notes=args.note)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1)
     plots = write_report(rows, args.families, models, args.ar, args.plots, args.out, meta)

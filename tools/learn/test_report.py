@@ -59,5 +59,31 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("not measured", report.verdicts(rows[:2], ["arith"])[1])
 
 
+    def test_sub_blocks(self):
+        # at sub-block 8 the RL model gains nothing (TPF capped), at 32 it gains 1.4x: one sentence per length,
+        # and parity is judged at the smallest (the default)
+        rows = [self.row("ar", "ar", None, 0.99, 1.0, 100.0)]
+        for sb, rl_tpf in ((8, 4.0), (32, 8.4)):
+            rows += [dict(self.row("base", "fast-dllm-v2", 0.9, 0.98, 4.0 if sb == 8 else 6.0, 250.0), sub_block=sb),
+                     dict(self.row("rl", "fast-dllm-v2", 0.9, 0.98, rl_tpf), sub_block=sb)]
+        v = report.verdicts(rows, ["arith"])
+        self.assertIn("**Fast-dLLM v2** (adapted dLLM at parity with its AR parent): reproduced — arith: 98.0% vs AR 99.0% at 2.50x", v[0])
+        rl = [x for x in v if x.startswith("**LightningRL**")]
+        self.assertEqual(len(rl), 2)
+        self.assertIn("(sub-block 8) (GRPO with a TPF reward raises parallelism at equal accuracy): refuted — arith @ 0.9: TPF x1.00", rl[0])
+        self.assertIn("(sub-block 32) (GRPO with a TPF reward raises parallelism at equal accuracy): reproduced — arith @ 0.9: TPF x1.40", rl[1])
+
+    def test_report_writes_one_plot_per_sub_block(self):
+        import tempfile
+        rows = [dict(self.row(m, "fast-dllm-v2", t, 0.9, 4.0 + t), sub_block=sb) for m in ("base", "rl") for t in (0.5, 0.9) for sb in (8, 32)]
+        with tempfile.TemporaryDirectory() as d:
+            meta = dict(command="report.py", date="today", seconds=1.0, n=2, seed=0, batch=1, notes=["A note."])
+            plots = report.write_report(rows, ["arith"], [("base", "b"), ("rl", "r")], None, os.path.join(d, "p"), os.path.join(d, "R.md"), meta)
+            self.assertEqual(sorted(os.path.basename(p) for p in plots), ["arith-sub-block-32-accuracy-vs-tpf.png", "arith-sub-block-8-accuracy-vs-tpf.png"])
+            md = open(os.path.join(d, "R.md")).read()
+            self.assertIn("A note.", md)
+            self.assertIn("| rl | fast-dllm-v2 | 32 | 0.9 | 90.0% | 4.90 |", md)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -17,7 +17,8 @@
 # e.g. models/tiny-dllm: export it and run only the continuation from it). Every training stage runs
 # with --resume: rerunning the script after an interruption continues from the last checkpoint.
 # The defaults reproduce the bundled models/tiny-ar and models/tiny-dllm (see their TRAINING.md);
-# `AR_FROM=models/tiny-ar tools/train/train.sh` reproduces tiny-dllm alone (~80 min on one core).
+# `AR_FROM=models/tiny-ar tools/train/train.sh` reproduces tiny-dllm 1.2.0 alone (~80 min on one core); 1.3.0, the
+# bundled version, continues 1.2.0 on a GPU: tools/train/gpu-prepare.sh, then tools/train/gpu-session.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-train-out}
