@@ -170,13 +170,16 @@ def _dparallel(pick, families, sb, tag):
             continue
         best_base = max(base, key=lambda r: r["accuracy"])
         eq = [r for r in dist if r["accuracy"] >= best_base["accuracy"] - 0.01]
-        if eq:
-            d = max(eq, key=lambda r: r["tpf"])
-            lines.append((fam, d["tpf"] / max(1e-9, best_base["tpf"]), d, best_base))
+        # no distilled point within 1 point of the base's best accuracy: measured, and no gain at equal accuracy
+        d = max(eq, key=lambda r: r["tpf"]) if eq else max(dist, key=lambda r: r["accuracy"])
+        lines.append((fam, d["tpf"] / max(1e-9, best_base["tpf"]) if eq else 0.0, d, best_base))
     if lines:
         ratio = min(x[1] for x in lines)
         word = "reproduced" if ratio >= 2 else "partly reproduced" if ratio > 1.2 else "refuted"
-        detail = "; ".join(f"{f}: {r:.2f}x fewer forwards per token ({d['accuracy'] * 100:.1f}% at TPF {d['tpf']:.2f} vs {b['accuracy'] * 100:.1f}% at TPF {b['tpf']:.2f})" for f, r, d, b in lines)
+        detail = "; ".join(
+            (f"{f}: {r:.2f}x fewer forwards per token ({d['accuracy'] * 100:.1f}% at TPF {d['tpf']:.2f} vs {b['accuracy'] * 100:.1f}% at TPF {b['tpf']:.2f})" if r
+             else f"{f}: no distilled point within 1 point of the base's best {b['accuracy'] * 100:.1f}% (at most {d['accuracy'] * 100:.1f}%, TPF {d['tpf']:.2f})")
+            for f, r, d, b in lines)
         return [f"**dParallel**{tag} (certainty forcing cuts decoding steps at equal accuracy): {word} — {detail}."]
     return []
 
@@ -194,6 +197,17 @@ def _lightningrl(pick, families, sb, tag):
         word = "reproduced" if good else "partly reproduced" if some else "refuted"
         at9 = [x for x in lines if x[1] == 0.9] or lines
         detail = "; ".join(f"{f} @ {t}: TPF x{q:.2f}, accuracy {d * 100:+.1f} points" for f, t, q, d in at9)
+        # the same question at equal accuracy: the RL model's fastest threshold that is within 1 point of the base at 0.9
+        eq = []
+        for fam in families:
+            b = pick("base", "fast-dllm-v2", fam, 0.9, sb=sb)
+            ok = [r for r in pick("rl", "fast-dllm-v2", fam, sb=sb) if b and r["accuracy"] >= b[0]["accuracy"] - 0.01]
+            if b:
+                best = max(ok, key=lambda r: r["tpf"]) if ok else None
+                eq.append(f"{fam}: TPF x{best['tpf'] / max(1e-9, b[0]['tpf']):.2f} at threshold {best['threshold']} ({best['accuracy'] * 100:.1f}%)" if best
+                          else f"{fam}: no threshold within 1 point of the base's {b[0]['accuracy'] * 100:.1f}%")
+        if eq:
+            detail += "; at equal accuracy (vs the base at 0.9): " + "; ".join(eq)
         return [f"**LightningRL**{tag} (GRPO with a TPF reward raises parallelism at equal accuracy): {word} — {detail}."]
     return []
 

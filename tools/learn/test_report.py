@@ -59,6 +59,21 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("not measured", report.verdicts(rows[:2], ["arith"])[1])
 
 
+    def test_equal_accuracy_clauses(self):
+        rows = [
+            self.row("base", "fast-dllm-v2", 0.9, 0.90, 4.0),
+            self.row("rl", "fast-dllm-v2", 0.9, 0.85, 5.0),  # faster but 5 points worse at the same threshold
+            self.row("rl", "fast-dllm-v2", 0.95, 0.895, 4.6),  # within 1 point at a higher threshold: x1.15 at equal accuracy
+            self.row("base", "entropy", 0.5, 0.9, 3.0),
+            self.row("distilled", "entropy", 0.5, 0.80, 6.0),  # never within 1 point: measured, refuted
+        ]
+        v = report.verdicts(rows, ["arith"])
+        dp = [x for x in v if x.startswith("**dParallel**")][0]
+        self.assertIn("refuted — arith: no distilled point within 1 point of the base's best 90.0% (at most 80.0%, TPF 6.00)", dp)
+        rl = [x for x in v if x.startswith("**LightningRL**")][0]
+        self.assertIn("refuted — arith @ 0.9: TPF x1.25, accuracy -5.0 points", rl)
+        self.assertIn("at equal accuracy (vs the base at 0.9): arith: TPF x1.15 at threshold 0.95 (89.5%)", rl)
+
     def test_sub_blocks(self):
         # at sub-block 8 the RL model gains nothing (TPF capped), at 32 it gains 1.4x: one sentence per length,
         # and parity is judged at the smallest (the default)
