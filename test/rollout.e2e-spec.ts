@@ -267,7 +267,11 @@ describe('rollouts', () => {
           const fromIds = await engine.generate({ promptIds: r.promptTokenIds, options: { ...(r.decoding as object), seed: r.seed, trajectory: true } });
           expect(fromIds.tokenIds).toEqual(r.responseTokenIds);
           expect(fromIds.trajectory!.stepMap).toEqual(r.stepMap);
-          expect(fromIds.trajectory!.logprobs).toEqual(r.logprobs);
+          // log-probs agree to float rounding, not bit for bit: the worker ran this sample inside a batch, and a
+          // different batch shape takes other matmul kernels (seen: 2e-8 apart with tiny-dllm 1.3.0)
+          const lp = fromIds.trajectory!.logprobs!;
+          expect(lp).toHaveLength(r.logprobs!.length);
+          lp.forEach((x, j) => expect(Math.abs(x - r.logprobs![j])).toBeLessThan(1e-5));
         }
       } finally {
         await engine.close();
