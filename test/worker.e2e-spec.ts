@@ -172,7 +172,7 @@ describe('worker process', () => {
     await started;
     const code = await worker!.kill('SIGTERM');
     expect(worker!.output()).toMatch(/handing the remaining jobs back/);
-    expect([0, 'SIGTERM', 143]).toContain(code);
+    expect(code).toBe(0); // drained: a clean exit, not the re-raised signal
     const job = (await Job.fromId(queue, 'hb'))!;
     expect(await job.getState()).toBe('waiting');
     expect(job.attemptsMade).toBe(0);

@@ -23,6 +23,7 @@ export interface TestGateway {
  * @param o.storageDir STORAGE_DIR
  * @param o.modelRoots MODEL_ROOTS (default: STORAGE_DIR/models and the bundled models' folder)
  * @param o.readerKey a second key with every scope but models:write (named after its text)
+ * @param o.models the served models (default: the bundled tiny-dllm and tiny-ar)
  */
 export async function startTestGateway(o: {
   tag: string;
@@ -31,6 +32,7 @@ export async function startTestGateway(o: {
   redisUrl: string;
   modelRoots?: string[];
   readerKey?: string;
+  models?: { name: string; dir: string }[];
 }): Promise<TestGateway> {
   const root = path.resolve(__dirname, '../..');
   const app = await startGateway(
@@ -49,7 +51,7 @@ export async function startTestGateway(o: {
       rateLimit: { requests: 0, windowMs: 1000 },
       bodyLimitBytes: 1 << 20,
       fileLimitBytes: 1 << 20,
-      models: Object.values(BUNDLED_MODELS).map((name) => ({ name, dir: path.join(root, 'models', name) })),
+      models: o.models ?? Object.values(BUNDLED_MODELS).map((name) => ({ name, dir: path.join(root, 'models', name) })),
       storageDir: o.storageDir,
       modelRoots: o.modelRoots,
       batch: { maxLines: 100, sweepMs: 0, allowShortWindows: false },

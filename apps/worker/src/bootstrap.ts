@@ -19,13 +19,16 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** Starts the worker (Nest context, health server); the queues start once the model is loaded (`started`). */
 export async function startWorker(config: Config, opts: { logLevels?: LogLevel[]; shutdownHooks?: boolean } = {}): Promise<RunningWorker> {
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
     logger: opts.logLevels ?? ['log', 'warn', 'error'],
     abortOnError: false,
   });
-  // SIGTERM/SIGINT -> drain (beforeApplicationShutdown) -> close workers, engine, Redis.
-  if (opts.shutdownHooks) app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // SIGTERM/SIGINT -> drain (beforeApplicationShutdown: every job finished or handed back) -> close
+  // the engine (after its last forward), Redis -> exit 0. Without useProcessExit Nest re-raises the
+  // signal once done, and a drained worker would look killed (143) to its supervisor.
+  if (opts.shutdownHooks) app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   const lifecycle = app.get(WorkerLifecycle);
   const health = await startHealthServer(
     { engine: app.get(EngineHolder), lifecycle, redis: app.get<Redis>(REDIS), metrics: app.get(WorkerMetrics) },

@@ -199,6 +199,8 @@ export class EngineCore implements EngineApi {
   private readonly arena = new StagingArena();
   private readonly maxBatch: number;
   private running = false;
+  /** The scheduler loop now running (resolved when none): close() waits for it, so no forward is in flight when the runners close. */
+  private loopDone: Promise<void> = Promise.resolve();
   private closed = false;
   private forwards = 0;
   private rows = 0;
@@ -305,9 +307,9 @@ export class EngineCore implements EngineApi {
     }
     if (this.running) return;
     this.running = true;
-    void this.loop().finally(() => {
+    this.loopDone = this.loop().finally(() => {
       this.running = false;
-      if (this.queue.length > 0 || this.active.size > 0) this.kick();
+      if (!this.closed && (this.queue.length > 0 || this.active.size > 0)) this.kick();
     });
   }
 
@@ -466,6 +468,9 @@ export class EngineCore implements EngineApi {
     }
     this.active.clear();
     if (this.wake) this.wake();
+    // The loop ends after the forward it may be awaiting: releasing an onnxruntime session while
+    // its run() is in flight aborts the process in the native addon ('terminate called ...').
+    await this.loopDone.catch(() => undefined);
     await this.handle.runner.close();
     for (const h of this.retired) await h.runner.close();
     this.retired.clear();

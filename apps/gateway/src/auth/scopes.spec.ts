@@ -59,6 +59,7 @@ describe('route scopes', () => {
       'POST /v1/distill': 'distill',
       'GET /v1/distill/:id': 'distill',
       'GET /v1/distill/:id/files/:name': 'distill',
+      'POST /v1/distill/:id/cancel': 'distill',
     });
   });
 });

@@ -30,6 +30,17 @@ export class DistillController {
     return this.distill.view(req.owner, id);
   }
 
+  /**
+   * Cancels a distillation: a queued one is removed without running; a running one stops at its
+   * next chunk (no dataset is written). Returns the distillation (status `cancelled`, or `cancelling`
+   * until the running job stopped); idempotent; a finished one is returned unchanged.
+   */
+  @Post(':id/cancel')
+  @HttpCode(200)
+  async cancel(@Param('id') id: string, @Req() req: AuthedRequest) {
+    return this.distill.cancel(req.owner, id);
+  }
+
   /** A dataset file: <family>-train.jsonl, tokenizer.json or distill.json. */
   @Get(':id/files/:name')
   async file(@Param('id') id: string, @Param('name') name: string, @Req() req: AuthedRequest, @Res() reply: FastifyReply) {

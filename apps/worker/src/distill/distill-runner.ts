@@ -1,12 +1,19 @@
 // The distill job kind, without Nest: the teacher decodes every question (safe configuration), the
 // verifier judges it, and accepted rows stream into <family>-train.jsonl files in the store while
 // the job runs (one chunk of `concurrency` questions at a time; progress after each chunk).
+// Stopping, checked before and after every chunk (a chunk cut short writes none of its rows):
+//  - a cancel fails the job for good with DISTILL_CANCELLED (the gateway shows it as `cancelled`);
+//  - the worker's shutdown throws HandBackError (the job goes back to the queue). Rows already
+//    streamed are not kept: a file is only stored when its stream ends (the stores write to a
+//    temporary object and drop it on error), so the next attempt writes every file from the start,
+//    each row once.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UnrecoverableError, type Job } from 'bullmq';
 import {
   describeIssues,
+  DISTILL_CANCELLED,
   distillBlobKey,
   distillEngineOptions,
   distillJob,
@@ -21,13 +28,15 @@ import { verifiers, type BoundVerifier } from '@dllm/rl';
 import { iterateProblems } from '@dllm/tasks';
 import type { BlobStore } from '@dllm/storage';
 import { engineFacts } from '../jobs/generation/generation.service';
+import { HandBackError, type RegisterJob } from '../jobs/job-stop';
 
 export interface DistillRunnerDeps {
   store: BlobStore;
   engine: () => Engine;
   /** Directory of the served model (its tokenizer.json goes with the dataset). */
   modelDir: string;
-  registerCancel?: (queue: string, jobId: string) => Promise<{ signal: AbortSignal; done: () => void }>;
+  /** Stop signals of a running job (cancel, shutdown hand-back); none: the job runs to its end. */
+  registerJob?: RegisterJob;
   ttlSeconds?: number;
 }
 
@@ -65,6 +74,11 @@ type JobLike = Pick<Job<DistillPayload>, 'id' | 'data' | 'queueName'> & Partial<
 export class DistillRunner {
   constructor(private readonly d: DistillRunnerDeps) {}
 
+  /**
+   * Runs one distill job: decodes every question, streams the accepted rows into the store, then
+   * writes tokenizer.json and distill.json. Throws UnrecoverableError (bad payload or request, or
+   * cancelled: DISTILL_CANCELLED) or HandBackError (stopped by the worker's shutdown).
+   */
   async process(job: JobLike): Promise<DistillReturn> {
     const parsed = distillJob.safeParsePayload(job.data);
     if (!parsed.success)
@@ -98,7 +112,12 @@ export class DistillRunner {
       }
       return f;
     };
-    const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
+    const stop = this.d.registerJob ? await this.d.registerJob(job.queueName, String(job.id)) : null;
+    const checkStop = () => {
+      if (!stop?.signal.aborted) return;
+      if (stop.handedBack()) throw new HandBackError(`distill ${p.distillId}`);
+      throw new UnrecoverableError(DISTILL_CANCELLED);
+    };
     let done = 0;
     let kept = 0;
     let tokens = 0;
@@ -107,7 +126,7 @@ export class DistillRunner {
     try {
       const it = questionsOf(req);
       for (;;) {
-        if (cancel?.signal.aborted) throw new Error('distill job cancelled');
+        checkStop();
         const chunk: Question[] = [];
         while (chunk.length < req.concurrency) {
           const r = it.next();
@@ -115,7 +134,9 @@ export class DistillRunner {
           chunk.push(r.value);
         }
         if (!chunk.length) break;
-        const results = await Promise.allSettled(chunk.map((q) => engine.generate({ prompt: q.prompt, options }, { signal: cancel?.signal })));
+        const results = await Promise.allSettled(chunk.map((q) => engine.generate({ prompt: q.prompt, options }, { signal: stop?.signal })));
+        // stopped during the chunk: its answers are cut short, none of them is a row
+        checkStop();
         results.forEach((res, i) => {
           const q = chunk[i];
           if (res.status === 'rejected') {
@@ -164,10 +185,12 @@ export class DistillRunner {
         await job.updateProgress?.(prog).catch(() => undefined);
       }
     } catch (e) {
+      // the stores drop a stream that fails: nothing of this attempt's files is left behind
       for (const f of files.values()) f.stream.destroy(e as Error);
+      await Promise.allSettled([...files.values()].map((f) => f.done));
       throw e;
     } finally {
-      cancel?.done();
+      stop?.done();
     }
     for (const f of files.values()) f.stream.end();
     const names: Record<string, string> = {};

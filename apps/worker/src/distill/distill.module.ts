@@ -1,15 +1,16 @@
 // The distill job kind in the worker: one processor on the model's distill queue.
-import { BullModule, Processor, WorkerHost } from '@nestjs/bullmq';
+import { BullModule, Processor } from '@nestjs/bullmq';
 import { DynamicModule, Inject, Injectable, Logger, Module } from '@nestjs/common';
 import type { Job } from 'bullmq';
 import { queueName } from '@dllm/contracts';
 import type { Config } from '@dllm/config';
-import { CancelRegistry } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, RESULT_STORE } from '../core/tokens';
 import { WorkerMetrics } from '../core/worker-metrics';
 import { JobHandler } from '../jobs/job-handler';
+import { isHandBack, JobHost } from '../jobs/job-stop';
+import { WorkerLifecycle } from '../jobs/lifecycle';
 import { workerOptions } from '../jobs/worker-options';
 import { DistillRunner } from './distill-runner';
 
@@ -20,7 +21,7 @@ export class DistillService {
 
   constructor(
     engine: EngineHolder,
-    cancels: CancelRegistry,
+    lifecycle: WorkerLifecycle,
     private readonly metrics: WorkerMetrics,
     @Inject(RESULT_STORE) store: BlobStore,
     @Inject(CONFIG) private readonly config: Config,
@@ -29,11 +30,12 @@ export class DistillService {
       store,
       engine: () => engine.engine,
       modelDir: config.worker.model.dir,
-      registerCancel: (q, id) => cancels.register(q, id),
+      registerJob: (q, id) => lifecycle.register(q, id),
       ttlSeconds: config.storage.resultTtlSeconds || undefined,
     });
   }
 
+  /** Runs one distill job with metrics and logs (a hand-back is counted as such, not as an error). */
   async process(job: Job): Promise<unknown> {
     const model = this.config.worker.model.name;
     const t = Date.now();
@@ -45,8 +47,13 @@ export class DistillService {
       this.logger.log(`distill ${job.id}: kept ${r.kept}/${r.total} in ${r.wallMs} ms`);
       return r;
     } catch (e) {
-      this.metrics.jobs.inc({ kind: 'distill', model, outcome: 'error' });
-      this.logger.warn(`distill job ${job.id} failed: ${(e as Error).message}`);
+      if (isHandBack(e)) {
+        this.metrics.jobs.inc({ kind: 'distill', model, outcome: 'handed_back' });
+        this.logger.log(e.message);
+      } else {
+        this.metrics.jobs.inc({ kind: 'distill', model, outcome: 'error' });
+        this.logger.warn(`distill job ${job.id} failed: ${(e as Error).message}`);
+      }
       throw e;
     } finally {
       this.metrics.active.dec({ kind: 'distill' });
@@ -55,12 +62,13 @@ export class DistillService {
 }
 
 @Injectable()
-export class DistillProcessor extends WorkerHost {
+export class DistillProcessor extends JobHost {
   constructor(private readonly service: DistillService) {
     super();
   }
 
-  process(job: Job): Promise<unknown> {
+  /** One distill job. */
+  protected handle(job: Job): Promise<unknown> {
     return this.service.process(job);
   }
 }

@@ -22,6 +22,7 @@ import {
 import type { Engine } from '@dllm/engine';
 import { requestCancel } from '@dllm/queue';
 import { engineFacts } from '../jobs/generation/generation.service';
+import { HandBackError, type RegisterJob } from '../jobs/job-stop';
 import {
   applyStaleness,
   failedRecord,
@@ -46,8 +47,12 @@ export interface RolloutRunnerDeps {
   /** The model's rollout queue (children are added to it). */
   queue: Queue;
   engine: () => Engine;
-  /** Cancellation of a running child (remote cancel when the batch is full). */
-  registerCancel?: (queue: string, jobId: string) => Promise<{ signal: AbortSignal; done: () => void }>;
+  /**
+   * Stop signals of a running child: a remote cancel (the batch is full, or the rollout was
+   * cancelled: partial samples are kept as `aborted`) or the worker's shutdown (the group is handed
+   * back to the queue and runs again from the start elsewhere; nothing of it was stored).
+   */
+  registerJob?: RegisterJob;
   /** Extra job options of children (retention). */
   childOptions?: Record<string, unknown>;
   ttlSeconds?: number;
@@ -61,6 +66,7 @@ export class RolloutRunner {
 
   constructor(private readonly d: RolloutRunnerDeps) {}
 
+  /** Runs a rollout job: a group child or the aggregating parent, by job name. */
   process(job: JobLike<unknown>): Promise<RolloutGroupReturn | RolloutReturn> {
     if (job.name === rolloutGroupJob.name) return this.group(job as JobLike<RolloutGroupPayload>);
     if (job.name === rolloutJob.name) return this.aggregate(job as JobLike<RolloutPayload>);
@@ -79,6 +85,11 @@ export class RolloutRunner {
 
   // ---- child: one group ----
 
+  /**
+   * One group: G samples of one prompt, stored as one blob, then the dynamic-sampling bookkeeping.
+   * Throws HandBackError when the worker's shutdown cut the group short: it stores nothing then,
+   * so the retry (same seeds) writes the group once.
+   */
   async group(job: JobLike<RolloutGroupPayload>): Promise<RolloutGroupReturn> {
     const parsed = rolloutGroupJob.safeParsePayload(job.data);
     if (!parsed.success)
@@ -111,7 +122,7 @@ export class RolloutRunner {
     const issues = resolveRolloutRequest(engineFacts(engine), { decoding: req.decoding, sampling: req.sampling, prompts: [prompt] });
     if (issues.length) throw new UnrecoverableError(`rollout ${p.rolloutId} group ${p.groupIndex}: invalid request: ${describeIssues(issues)}`);
     const baseSeed = (rolloutBaseSeed(p.rolloutId, req.sampling.seed) + p.groupIndex * req.groupSize) >>> 0;
-    const cancel = this.d.registerCancel ? await this.d.registerCancel(job.queueName, String(job.id)) : null;
+    const stop = this.d.registerJob ? await this.d.registerJob(job.queueName, String(job.id)) : null;
     let run;
     try {
       run = await runGroup(
@@ -127,11 +138,13 @@ export class RolloutRunner {
           options: rolloutEngineOptions(req),
           baseSeed,
         },
-        cancel?.signal,
+        stop?.signal,
       );
     } finally {
-      cancel?.done();
+      stop?.done();
     }
+    // shutdown, not a cancel: a group cut short goes back to the queue whole (a finished one is kept)
+    if (stop?.handedBack() && run.records.some((r) => r.status === 'aborted')) throw new HandBackError(`rollout ${p.rolloutId} group ${p.groupIndex}`);
     await this.fillPolicySeq(run.records);
     const recordsKey = await this.d.store.putGroup(p.rolloutId, p.groupIndex, run.records);
     const verdict = scoreRecords(

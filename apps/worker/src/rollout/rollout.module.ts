@@ -10,19 +10,21 @@
 // several pending targets only the highest is loaded.
 // The rollout queue (children launched by dynamic sampling are added to it) is the one BullModule
 // registers for the processor: one Queue object per queue in the process.
-import { BullModule, getQueueToken, Processor, WorkerHost } from '@nestjs/bullmq';
+import { BullModule, getQueueToken, Processor } from '@nestjs/bullmq';
 import { DynamicModule, Inject, Injectable, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { queueName, rolloutGroupJob, rolloutGroupReturnSchema } from '@dllm/contracts';
 import type { Config } from '@dllm/config';
-import { CancelRegistry, createRedis, retentionOptions } from '@dllm/queue';
+import { createRedis, retentionOptions } from '@dllm/queue';
 import { parseAnnouncement, PolicyRegistry, TrajectoryStore, type SwapAnnouncement } from '@dllm/rl';
 import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, REDIS, RESULT_STORE } from '../core/tokens';
 import { WorkerMetrics } from '../core/worker-metrics';
 import { JobHandler } from '../jobs/job-handler';
+import { isHandBack, JobHost } from '../jobs/job-stop';
+import { WorkerLifecycle } from '../jobs/lifecycle';
 import { workerOptions } from '../jobs/worker-options';
 import { RolloutRunner } from './rollout-runner';
 
@@ -43,7 +45,7 @@ export class RolloutService implements OnApplicationShutdown {
 
   constructor(
     private readonly engine: EngineHolder,
-    cancels: CancelRegistry,
+    lifecycle: WorkerLifecycle,
     private readonly metrics: WorkerMetrics,
     @Inject(REDIS) redis: Redis,
     @Inject(RESULT_STORE) store: BlobStore,
@@ -59,7 +61,7 @@ export class RolloutService implements OnApplicationShutdown {
       store: new TrajectoryStore(redis, store, prefix, { ttlSeconds: config.storage.resultTtlSeconds }),
       registry: this.registry,
       engine: () => engine.engine,
-      registerCancel: (q, id) => cancels.register(q, id),
+      registerJob: (q, id) => lifecycle.register(q, id),
       childOptions: retentionOptions(config.retention),
       ttlSeconds: config.storage.resultTtlSeconds || undefined,
     });
@@ -134,6 +136,7 @@ export class RolloutService implements OnApplicationShutdown {
     }
   }
 
+  /** Runs one rollout job (group or aggregate) with metrics and logs (a hand-back is counted as such, not as an error). */
   async process(job: Job): Promise<unknown> {
     const model = this.config.worker.model.name;
     const t = Date.now();
@@ -151,8 +154,13 @@ export class RolloutService implements OnApplicationShutdown {
       this.metrics.latency.observe({ kind: 'rollout', model }, (Date.now() - t) / 1000);
       return r;
     } catch (e) {
-      this.metrics.jobs.inc({ kind: 'rollout', model, outcome: 'error' });
-      this.logger.warn(`rollout job ${job.id} (${job.name}) failed: ${(e as Error).message}`);
+      if (isHandBack(e)) {
+        this.metrics.jobs.inc({ kind: 'rollout', model, outcome: 'handed_back' });
+        this.logger.log(e.message);
+      } else {
+        this.metrics.jobs.inc({ kind: 'rollout', model, outcome: 'error' });
+        this.logger.warn(`rollout job ${job.id} (${job.name}) failed: ${(e as Error).message}`);
+      }
       throw e;
     } finally {
       this.metrics.active.dec({ kind: 'rollout' });
@@ -166,12 +174,13 @@ export class RolloutService implements OnApplicationShutdown {
 }
 
 @Injectable()
-export class RolloutProcessor extends WorkerHost {
+export class RolloutProcessor extends JobHost {
   constructor(private readonly service: RolloutService) {
     super();
   }
 
-  process(job: Job): Promise<unknown> {
+  /** One rollout job (group child or aggregating parent). */
+  protected handle(job: Job): Promise<unknown> {
     return this.service.process(job);
   }
 }

@@ -135,6 +135,12 @@ export const distillReturnSchema = z.object({
 });
 export type DistillReturn = z.output<typeof distillReturnSchema>;
 
+/**
+ * The failed reason of a distill job stopped by POST /v1/distill/:id/cancel (the worker fails it
+ * with this, without retries; the gateway reports it as status `cancelled`).
+ */
+export const DISTILL_CANCELLED = 'distillation cancelled';
+
 export const distillBlobKey = (id: string, file: string) => `distill/${id}/${file}`;
 
 export const distillJob = defineJob({

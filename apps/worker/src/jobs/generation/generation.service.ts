@@ -2,7 +2,7 @@
 // committed block, honours remote cancel (partial output, finishReason 'cancelled') and shutdown
 // hand-back, stores the result once and returns a small reference.
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import {
   describeIssues,
   generationJob,
@@ -15,15 +15,16 @@ import {
 } from '@dllm/contracts';
 import type { Engine } from '@dllm/engine';
 import type { Config } from '@dllm/config';
-import { CancelRegistry, storeGenerationResult } from '@dllm/queue';
+import { storeGenerationResult } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../../core/engine-holder';
 import { CONFIG, RESULT_STORE } from '../../core/tokens';
 import { WorkerMetrics } from '../../core/worker-metrics';
+import { HandBackError, isHandBack } from '../job-stop';
 import { WorkerLifecycle } from '../lifecycle';
 
 /** What the service needs from a BullMQ job (a real Job in production). */
-export type GenerationJobLike = Pick<Job<GenerationPayload>, 'id' | 'data' | 'queueName' | 'timestamp' | 'updateProgress' | 'moveToWait'>;
+export type GenerationJobLike = Pick<Job<GenerationPayload>, 'id' | 'data' | 'queueName' | 'timestamp' | 'updateProgress'>;
 
 @Injectable()
 export class GenerationService {
@@ -31,14 +32,17 @@ export class GenerationService {
 
   constructor(
     private readonly engine: EngineHolder,
-    private readonly cancels: CancelRegistry,
     private readonly metrics: WorkerMetrics,
     private readonly lifecycle: WorkerLifecycle,
     @Inject(RESULT_STORE) private readonly store: BlobStore,
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
-  async run(job: GenerationJobLike, token?: string): Promise<GenerationReturn> {
+  /**
+   * Runs the job; throws UnrecoverableError for a payload or request this worker can never serve,
+   * HandBackError when the worker's shutdown stopped it (JobHost returns it to the queue).
+   */
+  async run(job: GenerationJobLike): Promise<GenerationReturn> {
     const parsed = generationJob.safeParsePayload(job.data);
     if (!parsed.success)
       throw new UnrecoverableError(`invalid generation payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -53,8 +57,7 @@ export class GenerationService {
     const started = Date.now();
     this.metrics.queueWait.observe({ kind: 'generation', model }, Math.max(0, started - job.timestamp) / 1000);
     this.metrics.active.inc({ kind: 'generation' });
-    const { signal: cancelSignal, done } = await this.cancels.register(job.queueName, jobId);
-    const signal = AbortSignal.any([cancelSignal, this.lifecycle.handBackSignal]);
+    const stop = await this.lifecycle.register(job.queueName, jobId);
     let progress: Promise<unknown> = Promise.resolve();
     try {
       let r;
@@ -62,7 +65,7 @@ export class GenerationService {
         r = await this.engine.engine.generate(
           { prompt: payload.prompt, options: payload.options },
           {
-            signal,
+            signal: stop.signal,
             onBlock: (e) => {
               const p: GenerationProgress = { blocks: e.index + 1, completionTokens: e.completionTokens, forwards: e.forwards, text: e.text };
               // In order, never blocking the engine; a lost progress event is not worth failing the job.
@@ -76,12 +79,8 @@ export class GenerationService {
         throw e;
       }
       await progress;
-      if (r.finishReason === 'cancelled' && !cancelSignal.aborted && this.lifecycle.handBackSignal.aborted) {
-        // Shutdown, not the client: give the job back so another worker runs it.
-        await job.moveToWait(token);
-        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'handed_back' });
-        throw new WaitingError();
-      }
+      // Shutdown, not the client: give the job back so another worker runs it.
+      if (r.finishReason === 'cancelled' && stop.handedBack()) throw new HandBackError(`job ${jobId}`);
       const result: GenerationResult = {
         text: r.text,
         tokenIds: r.tokenIds,
@@ -100,13 +99,16 @@ export class GenerationService {
       this.metrics.latency.observe({ kind: 'generation', model }, (Date.now() - started) / 1000);
       return ref;
     } catch (e) {
-      if (!(e instanceof WaitingError)) {
+      if (isHandBack(e)) {
+        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'handed_back' });
+        this.logger.log(e.message);
+      } else {
         this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'error' });
         this.logger.warn(`job ${jobId} failed: ${(e as Error).message}`);
       }
       throw e;
     } finally {
-      done();
+      stop.done();
       this.metrics.active.dec({ kind: 'generation' });
     }
   }
