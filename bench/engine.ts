@@ -402,6 +402,20 @@ async function main() {
         : null,
     batch8VsBatch1: batchScaling,
     prefixSharing: { ratio: sharingRatio, target: '>= 1.3x' },
+    // issue 11's targets, by this run's medians (the peer runs at batch 1 only)
+    targets: {
+      arVsPeerBatch1: peerOut
+        ? {
+            alone: peerOut.rows.find((x) => x.label === 'ar (baseline)' && x.batch === 1)?.ratioToPeerPerRound,
+            paired: peerOut.paired?.ratio,
+            target: '>= 1.0x',
+          }
+        : null,
+      vsPeerBatch1: peerOut ? Object.fromEntries(peerOut.rows.filter((x) => x.batch === 1).map((x) => [x.label, x.ratioToPeer])) : null,
+      vsPeerTarget: 'fast-dllm-v2 >= 2.5x',
+      vsArBatch8: Object.fromEntries(rows.filter((r) => r.batch === 8).map((r) => [r.label, r.ratioToAr])),
+      vsArBatch8Target: 'fast-dllm-v2 >= 1.2x',
+    },
     subBlockCache: batches.map((b) => ({
       batch: b,
       on: by('fast-dllm-v2 t=0.9 +sub-block cache', b)?.tokensPerSecond,
