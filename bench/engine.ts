@@ -15,8 +15,9 @@
 //      with the sub-block cache, the same with sub-block 32, entropy (dParallel rule, tau 0.5) with
 //      sub-block 8 and 32, adablock. Each row also reports the achieved GFLOP/s of its forwards
 //      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
-//      inside session.run) and its percentage of the machine's GEMM rate, measured first (1024^3 fp32
-//      MatMul on onnxruntime-node, same intra-op threads; the model's widest linear at S = 1, 8, 32 too).
+//      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
+//      same intra-op threads, the model's widest linear at S = 1, 8, 32, 256 and 1024^3; the fastest
+//      shape), measured before the rounds and after each one, median per shape over those measurements.
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
@@ -33,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
-import { forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRates, modelGemmShapes, referenceRate } from './gemm-rate';
+import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRates, modelGemmShapes, referenceRate } from './gemm-rate';
 import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
@@ -109,8 +110,6 @@ for (const d of [values.dllm!, values.ar!]) {
 const allItems: Problem[] = fams.flatMap((f) => problems(f, { split: 'test', seed: 0, n }));
 const items = allItems;
 
-/** The reference GEMM rate (GFLOP/s), measured in main() before any row runs. */
-let gemmRate = NaN;
 const flopModels = new Map<Engine, { arch: ReturnType<typeof readManifest>['architecture']; vocab: number }>();
 
 async function evalRun(
@@ -167,7 +166,7 @@ async function evalRun(
     flopsPerForward: engineForwards ? flops / engineForwards : 0,
     runSeconds: runMs / 1000,
     gflops,
-    fractionOfGemm: gflops / gemmRate,
+    fractionOfGemm: NaN, // set once the GEMM rate over all rounds is known
   };
 }
 
@@ -184,10 +183,11 @@ function table(head: string[], rows: (string | number)[][]): string {
 async function main() {
   const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) =>
     Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
-  // The machine's GEMM rate first, before any engine thread exists (nothing else runs meanwhile).
+  // The machine's GEMM rate: measured now and after every round (engines idle meanwhile), so its
+  // median sees the same load drift as the rows' medians.
   const dllmManifest = readManifest(values.dllm!);
-  const gemm = await measureGemmRates(modelGemmShapes(dllmManifest.architecture), { threads });
-  gemmRate = referenceRate(gemm);
+  const gemmShapes = modelGemmShapes(dllmManifest.architecture);
+  const gemmRuns = [await measureGemmRates(gemmShapes, { threads })];
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
   const arManifest = readManifest(values.ar!);
@@ -202,7 +202,6 @@ async function main() {
   console.log(
     `bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}, ${repeat} rounds (rows: the median round)\n`,
   );
-  console.log(formatGemmRates(gemm, threads) + '\n');
 
   const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
     { engine: ar, model: ar.model.name, label: 'ar (baseline)', options: { policy: 'ar' } },
@@ -268,7 +267,12 @@ async function main() {
         }
       }
     }
+    gemmRuns.push(await measureGemmRates(gemmShapes, { threads }));
+    process.stderr.write(`  round ${round + 1}/${repeat}: GEMM rate ${referenceRate(gemmRuns[gemmRuns.length - 1]).toFixed(1)} GFLOP/s\n`);
   }
+  const gemm = combineGemmRates(gemmRuns);
+  const gemmRate = referenceRate(gemm);
+  console.log(formatGemmRates(gemm, threads, gemmRuns.length) + '\n');
   // The median round of each row (the lower middle one for an even count).
   const medianRun = (key: string) => {
     const rs = [...runs.get(key)!].sort((a, b) => a.tokensPerSecond - b.tokensPerSecond);
@@ -278,7 +282,8 @@ async function main() {
   for (const batch of batches) {
     const base = medianRun(`ar (baseline)|${batch}`).tokensPerSecond;
     for (const c of configs) {
-      const r = medianRun(`${c.label}|${batch}`);
+      const r = { ...medianRun(`${c.label}|${batch}`) };
+      r.fractionOfGemm = r.gflops / gemmRate;
       rows.push({ model: c.model, policy: c.options.policy!, label: c.label, batch, ...r, ratioToAr: r.tokensPerSecond / base });
     }
   }
@@ -432,7 +437,7 @@ async function main() {
     models: { dllm: `${dllm.model.name}@${dllm.model.version}`, ar: `${ar.model.name}@${ar.model.version}` },
     problems: { families: fams, perFamily: n, split: 'test', seed: 0 },
     maxNewTokens: maxNew,
-    gemm: { referenceGflops: gemmRate, rates: gemm },
+    gemm: { referenceGflops: gemmRate, rates: gemm, measurements: gemmRuns },
     rows,
     prefixSharing: { off, on, ratio: sharingRatio },
     runner: { ...rs, overheadMsPerCall: overheadMs },

@@ -1,4 +1,14 @@
-import { forwardFlops, gflopsPerSecond, median, modelGemmShapes, parseGemmShapes, referenceRate, SQUARE_GEMM, type FlopArch } from './gemm-rate';
+import {
+  combineGemmRates,
+  forwardFlops,
+  gflopsPerSecond,
+  median,
+  modelGemmShapes,
+  parseGemmShapes,
+  referenceRate,
+  SQUARE_GEMM,
+  type FlopArch,
+} from './gemm-rate';
 
 // tiny-dllm's shape (models/tiny-dllm/dllm.json)
 const tiny: FlopArch = { hidden_size: 192, intermediate_size: 512, num_layers: 4, num_attention_heads: 6, num_key_value_heads: 2, head_dim: 32 };
@@ -54,5 +64,12 @@ describe('GEMM-rate helpers', () => {
     const rates = modelGemmShapes(tiny).map((s, i) => ({ ...s, ms: 1, gflops: [5, 15, 40, 90, 70][i] }));
     expect(referenceRate(rates)).toBe(90);
     expect(() => referenceRate([])).toThrow(/no GEMM/);
+  });
+
+  it('combineGemmRates takes the median ms per shape and recomputes GFLOP/s; refuses mismatched shapes', () => {
+    const at = (ms: number) => [{ M: 1000, K: 1000, N: 1000, ms, gflops: 0 }];
+    expect(combineGemmRates([at(100), at(20), at(40)])).toEqual([{ M: 1000, K: 1000, N: 1000, ms: 40, gflops: 50 }]);
+    expect(() => combineGemmRates([at(1), [{ M: 1, K: 1, N: 1, ms: 1, gflops: 0 }]])).toThrow(/different shapes/);
+    expect(() => combineGemmRates([])).toThrow(/no GEMM/);
   });
 });

@@ -172,6 +172,21 @@ export async function measureGemmRates(shapes: readonly GemmShape[], opts: { thr
 }
 
 /**
+ * Several measurements of the same shapes (e.g. one per bench round) combined: per shape the median
+ * of the measured ms, GFLOP/s recomputed from it. Throws when the measurements' shapes differ.
+ */
+export function combineGemmRates(measurements: readonly (readonly GemmRate[])[]): GemmRate[] {
+  if (!measurements.length) throw new Error('no GEMM measurements to combine');
+  const key = (r: GemmShape) => `${r.M}x${r.K}x${r.N}`;
+  const shapes = measurements[0].map(key).join(',');
+  for (const m of measurements) if (m.map(key).join(',') !== shapes) throw new Error(`GEMM measurements of different shapes: ${m.map(key)} vs ${shapes}`);
+  return measurements[0].map((r, i) => {
+    const ms = median(measurements.map((m) => m[i].ms));
+    return { M: r.M, K: r.K, N: r.N, ms, gflops: gflopsPerSecond(2 * r.M * r.K * r.N, ms) };
+  });
+}
+
+/**
  * The machine's GEMM rate (GFLOP/s): the fastest median among the measured shapes (a bench's "% GEMM"
  * is of this). Throws on an empty list.
  */
@@ -180,12 +195,16 @@ export function referenceRate(rates: readonly GemmRate[]): number {
   return Math.max(...rates.map((r) => r.gflops));
 }
 
-/** One line per shape, for the top of a bench's output. */
-export function formatGemmRates(rates: readonly GemmRate[], threads: number): string {
+/**
+ * One line per shape, for a bench's output; `measurements` > 1 says the figures are medians over that
+ * many measureGemmRates calls (combineGemmRates).
+ */
+export function formatGemmRates(rates: readonly GemmRate[], threads: number, measurements = 1): string {
   const ref = referenceRate(rates);
   const lines = rates.map((r) => `  [${r.M} x ${r.K}] x [${r.K} x ${r.N}]: ${r.ms.toFixed(3)} ms, ${r.gflops.toFixed(1)} GFLOP/s`);
+  const over = measurements > 1 ? `, then the median of ${measurements} such measurements` : '';
   return [
-    `GEMM rate (onnxruntime-node fp32 MatMul, ${threads} intra-op thread(s), median of ${GEMM_SAMPLES} samples of >= ${GEMM_MIN_MS} ms; the machine's GEMM rate = the fastest: ${ref.toFixed(1)} GFLOP/s):`,
+    `GEMM rate (onnxruntime-node fp32 MatMul, ${threads} intra-op thread(s), median of ${GEMM_SAMPLES} samples of >= ${GEMM_MIN_MS} ms${over}; the machine's GEMM rate = the fastest shape: ${ref.toFixed(1)} GFLOP/s):`,
     ...lines,
   ].join('\n');
 }
