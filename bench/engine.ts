@@ -17,7 +17,8 @@
 //      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
 //      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
 //      same intra-op threads, the model's widest linear at S = 1, 8, 32, 256 and 1024^3; the fastest
-//      shape), measured before the rounds and after each one, median per shape over those measurements.
+//      shape), measured in a fresh child process before the rounds and after each one, median per shape
+//      over those measurements.
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
@@ -34,7 +35,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
-import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRates, modelGemmShapes, referenceRate } from './gemm-rate';
+import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, modelGemmShapes, referenceRate } from './gemm-rate';
 import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
@@ -184,10 +185,10 @@ async function main() {
   const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) =>
     Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   // The machine's GEMM rate: measured now and after every round (engines idle meanwhile), so its
-  // median sees the same load drift as the rows' medians.
+  // median sees the same load drift as the rows' medians; in a child process, away from this one's threads.
   const dllmManifest = readManifest(values.dllm!);
   const gemmShapes = modelGemmShapes(dllmManifest.architecture);
-  const gemmRuns = [await measureGemmRates(gemmShapes, { threads })];
+  const gemmRuns = [measureGemmRatesInChild(gemmShapes, threads)];
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
   const arManifest = readManifest(values.ar!);
@@ -267,7 +268,7 @@ async function main() {
         }
       }
     }
-    gemmRuns.push(await measureGemmRates(gemmShapes, { threads }));
+    gemmRuns.push(measureGemmRatesInChild(gemmShapes, threads));
     process.stderr.write(`  round ${round + 1}/${repeat}: GEMM rate ${referenceRate(gemmRuns[gemmRuns.length - 1]).toFixed(1)} GFLOP/s\n`);
   }
   const gemm = combineGemmRates(gemmRuns);

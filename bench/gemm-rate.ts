@@ -1,5 +1,7 @@
 // The machine's GEMM rate, measured with onnxruntime-node itself, and the FLOP count of one forward of
 // the served graph: what bench:engine and bench:geometry compare their achieved GFLOP/s with.
+import { execFileSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import type * as Ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
 import { encodeModel, GraphProtoSchema, modelProto, nodeProto, TensorType, valueInfoProto } from '@dllm/onnx';
@@ -207,4 +209,36 @@ export function formatGemmRates(rates: readonly GemmRate[], threads: number, mea
     `GEMM rate (onnxruntime-node fp32 MatMul, ${threads} intra-op thread(s), median of ${GEMM_SAMPLES} samples of >= ${GEMM_MIN_MS} ms${over}; the machine's GEMM rate = the fastest shape: ${ref.toFixed(1)} GFLOP/s):`,
     ...lines,
   ].join('\n');
+}
+
+/**
+ * measureGemmRates in a fresh child process (this file run as a script), so that the bench's own
+ * threads (engine workers, other sessions) do not share its time: inside the bench:engine process the
+ * same measurement read 20-39 GFLOP/s while a fresh process a minute later read 57-87 at the same load.
+ */
+export function measureGemmRatesInChild(shapes: readonly GemmShape[], threads: number): GemmRate[] {
+  const arg = shapes.map((s) => `${s.M}x${s.K}x${s.N}`).join(',');
+  const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--shapes', arg, '--threads', String(threads)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out) as GemmRate[];
+}
+
+// As a script: node -r ./test/gateway.register.js bench/gemm-rate.ts --shapes 1x192x512,1024x1024x1024 [--threads 1]
+// prints the measured rates as JSON (and the table on stderr).
+if (require.main === module) {
+  const { values } = parseArgs({ options: { shapes: { type: 'string', default: '1024x1024x1024' }, threads: { type: 'string', default: '1' } } });
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error('--threads must be a positive integer');
+  measureGemmRates(parseGemmShapes(values.shapes!), { threads }).then(
+    (r) => {
+      process.stderr.write(formatGemmRates(r, threads) + '\n');
+      process.stdout.write(JSON.stringify(r) + '\n');
+    },
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }
