@@ -11,8 +11,14 @@
 //   1. per policy and batch size (1 = one request at a time, 8 = eight in flight, batched by the
 //      scheduler): accuracy, TPF, forwards, committed tokens/s, and the ratio of tokens/s to the
 //      baseline `ar` on tiny-ar at the same batch size, measured in this run. Rows: ar on tiny-ar
-//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9), the same with the sub-block cache,
-//      entropy (dParallel rule), adablock.
+//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9; sub-block 8, the default), the same
+//      with the sub-block cache, the same with sub-block 32, entropy (dParallel rule, tau 0.5) with
+//      sub-block 8 and 32, adablock. Each row also reports the achieved GFLOP/s of its forwards
+//      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
+//      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
+//      same intra-op threads, the model's widest linear at S = 1, 8, 32, 256 and 1024^3; the fastest
+//      shape), measured in a fresh child process before the rounds and after each one, median per shape
+//      over those measurements.
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
@@ -20,6 +26,7 @@
 //      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, then once
 //      more alternating with `ar` problem by problem (paired: load drift hits both alike); every row's
 //      median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
+// Every row is the round with the median tokens/s of its --repeat rounds (at least 3 for medians).
 // Prints tables, then one JSON object (also written to --json FILE when given). Numbers are for this
 // machine's CPU with --threads intra-op threads; the problems are never tuned on.
 import * as fs from 'node:fs';
@@ -28,6 +35,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
+import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, modelGemmShapes, referenceRate } from './gemm-rate';
 import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
@@ -48,6 +56,14 @@ interface Row {
   tokensPerCpuSecond: number;
   ratioToAr: number | null;
   meanBatchRows: number;
+  /** forwardFlops over the run's forwards (padding included), / forwards. */
+  flopsPerForward: number;
+  /** Seconds inside session.run during the run. */
+  runSeconds: number;
+  /** Achieved GFLOP/s of the forwards: FLOPs / runSeconds. */
+  gflops: number;
+  /** gflops / the machine's GEMM rate (1024^3 fp32 MatMul) measured at the start of this run. */
+  fractionOfGemm: number;
 }
 
 const { values } = parseArgs({
@@ -95,6 +111,8 @@ for (const d of [values.dllm!, values.ar!]) {
 const allItems: Problem[] = fams.flatMap((f) => problems(f, { split: 'test', seed: 0, n }));
 const items = allItems;
 
+const flopModels = new Map<Engine, { arch: ReturnType<typeof readManifest>['architecture']; vocab: number }>();
+
 async function evalRun(
   engine: Engine,
   options: Partial<DecodeOptions>,
@@ -103,6 +121,7 @@ async function evalRun(
   collect?: { tokenIds: number[] }[],
 ): Promise<Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>> {
   const before = engine.stats();
+  const fm = flopModels.get(engine)!;
   const cpu0 = process.cpuUsage();
   let next = 0;
   let correct = 0;
@@ -126,6 +145,14 @@ async function evalRun(
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const after = engine.stats();
   const engineForwards = after.forwards - before.forwards;
+  const work = {
+    positions: after.work.positions - before.work.positions,
+    logitRows: after.work.logitRows - before.work.logitRows,
+    keys: after.work.keys - before.work.keys,
+  };
+  const flops = forwardFlops(fm.arch, fm.vocab, work);
+  const runMs = after.runner.runMs - before.runner.runMs;
+  const gflops = runMs > 0 ? gflopsPerSecond(flops, runMs) : 0;
   return {
     n: items.length,
     accuracy: correct / items.length,
@@ -137,6 +164,10 @@ async function evalRun(
     cpuSeconds,
     tokensPerCpuSecond: tokens / cpuSeconds,
     meanBatchRows: engineForwards ? (after.rows - before.rows) / engineForwards : 0,
+    flopsPerForward: engineForwards ? flops / engineForwards : 0,
+    runSeconds: runMs / 1000,
+    gflops,
+    fractionOfGemm: NaN, // set once the GEMM rate over all rounds is known
   };
 }
 
@@ -153,8 +184,16 @@ function table(head: string[], rows: (string | number)[][]): string {
 async function main() {
   const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) =>
     Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
+  // The machine's GEMM rate: measured now and after every round (engines idle meanwhile), so its
+  // median sees the same load drift as the rows' medians; in a child process, away from this one's threads.
+  const dllmManifest = readManifest(values.dllm!);
+  const gemmShapes = modelGemmShapes(dllmManifest.architecture);
+  const gemmRuns = [measureGemmRatesInChild(gemmShapes, threads)];
   const dllm = await mk(values.dllm!);
   const ar = await mk(values.ar!);
+  const arManifest = readManifest(values.ar!);
+  flopModels.set(dllm, { arch: dllmManifest.architecture, vocab: dllmManifest.vocab_size });
+  flopModels.set(ar, { arch: arManifest.architecture, vocab: arManifest.vocab_size });
   if (values.peer !== 'none' && values.peer !== 'transformers.js') throw new Error(`--peer must be transformers.js or none, got ${values.peer}`);
   const peer = values.peer === 'none' ? null : await TransformersJsPeer.create(values.ar!, threads);
   const peerRounds: PeerRun[] = [];
@@ -162,7 +201,7 @@ async function main() {
   const allRounds = new Map<string, number[]>();
   const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(
-    `bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}\n`,
+    `bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}, ${repeat} rounds (rows: the median round)\n`,
   );
 
   const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
@@ -175,11 +214,26 @@ async function main() {
       label: 'fast-dllm-v2 t=0.9 +sub-block cache',
       options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: true },
     },
+    {
+      engine: dllm,
+      model: dllm.model.name,
+      label: 'fast-dllm-v2 t=0.9 sb=32',
+      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockSize: 32 },
+    },
     { engine: dllm, model: dllm.model.name, label: 'entropy tau=0.5', options: { policy: 'entropy', entropyThreshold: 0.5 } },
+    {
+      engine: dllm,
+      model: dllm.model.name,
+      label: 'entropy tau=0.5 sb=32',
+      options: { policy: 'entropy', entropyThreshold: 0.5, subBlockSize: 32 },
+    },
     { engine: dllm, model: dllm.model.name, label: 'adablock t=0.9 d=0.3', options: { policy: 'adablock', threshold: 0.9, delimiterThreshold: 0.3 } },
   ];
   const hop = values['compare-hop'] ? await mk(values.ar!, { thread: 'hop' }) : null;
-  if (hop) allConfigs.splice(1, 0, { engine: hop, model: ar.model.name, label: 'ar (hop)', options: { policy: 'ar' } });
+  if (hop) {
+    flopModels.set(hop, flopModels.get(ar)!);
+    allConfigs.splice(1, 0, { engine: hop, model: ar.model.name, label: 'ar (hop)', options: { policy: 'ar' } });
+  }
   const configs = allConfigs.filter((c) => !values.only || c.label === 'ar (baseline)' || c.label === 'ar (hop)' || values.only.split(',').includes(c.label));
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
@@ -188,19 +242,18 @@ async function main() {
   const sharingSection = !values['no-sharing'];
 
   // Round robin: every configuration runs once per round, `repeat` rounds, and each row keeps its
-  // fastest round. V8's JIT and onnxruntime's arena keep warming up over the first runs and the CPU is
-  // shared, so rounds (not back-to-back repeats) give every configuration the same conditions.
-  const best = new Map<string, Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>>();
+  // median round (by tokens/s). V8's JIT and onnxruntime's arena keep warming up over the first runs and
+  // the CPU is shared, so rounds (not back-to-back repeats) give every configuration the same conditions.
+  const runs = new Map<string, Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>[]>();
   for (let round = 0; round < repeat; round++) {
     for (const batch of batches) {
       for (const c of configs) {
         const r = await evalRun(c.engine, c.options, batch, allItems, c.label === 'ar (baseline)' && batch === 1 ? baselineOutputs : undefined);
         const key = `${c.label}|${batch}`;
         allRounds.set(key, [...(allRounds.get(key) ?? []), r.tokensPerSecond]);
-        const prev = best.get(key);
-        if (!prev || r.wallSeconds < prev.wallSeconds) best.set(key, r);
+        runs.set(key, [...(runs.get(key) ?? []), r]);
         process.stderr.write(
-          `  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s\n`,
+          `  round ${round + 1}/${repeat}: ${c.label} batch ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s, ${r.tokensPerCpuSecond.toFixed(0)} tokens/CPU-s, ${r.gflops.toFixed(1)} GFLOP/s\n`,
         );
         // The peer runs right after the baseline it is compared with (a shared CPU's load drifts).
         if (peer && c.label === 'ar (baseline)' && batch === batches[0]) {
@@ -215,19 +268,40 @@ async function main() {
         }
       }
     }
+    gemmRuns.push(measureGemmRatesInChild(gemmShapes, threads));
+    process.stderr.write(`  round ${round + 1}/${repeat}: GEMM rate ${referenceRate(gemmRuns[gemmRuns.length - 1]).toFixed(1)} GFLOP/s\n`);
   }
+  const gemm = combineGemmRates(gemmRuns);
+  const gemmRate = referenceRate(gemm);
+  console.log(formatGemmRates(gemm, threads, gemmRuns.length) + '\n');
+  // The median round of each row (the lower middle one for an even count).
+  const medianRun = (key: string) => {
+    const rs = [...runs.get(key)!].sort((a, b) => a.tokensPerSecond - b.tokensPerSecond);
+    return rs[(rs.length - 1) >> 1];
+  };
   const rows: Row[] = [];
   for (const batch of batches) {
-    const base = best.get(`ar (baseline)|${batch}`)!.tokensPerSecond;
+    const base = medianRun(`ar (baseline)|${batch}`).tokensPerSecond;
     for (const c of configs) {
-      const r = best.get(`${c.label}|${batch}`)!;
+      const r = { ...medianRun(`${c.label}|${batch}`) };
+      r.fractionOfGemm = r.gflops / gemmRate;
       rows.push({ model: c.model, policy: c.options.policy!, label: c.label, batch, ...r, ratioToAr: r.tokensPerSecond / base });
     }
   }
-  console.log('Policies (tokens/s = committed tokens / wall seconds; ratio = tokens/s / ar-on-tiny-ar at the same batch):');
+  const engineRounds = batches.flatMap((batch) =>
+    configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })),
+  );
+  const peerRuns = peer ? { version: peer.version, rounds: peerRounds, paired: peerPaired } : null;
+  const peerOut = peerRuns ? peerReport(peerRuns, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
+  const xTjs = (r: Row) => {
+    const p = peerOut?.rows.find((x) => x.label === r.label && x.batch === r.batch);
+    return p ? f2(r.tokensPerSecond / peerOut!.peerTokensPerSecond) : '-';
+  };
+  console.log('Policies (median round; tokens/s = committed tokens / wall seconds; x ar = tokens/s / ar-on-tiny-ar at the same batch; x tjs = tokens/s /');
+  console.log(`the transformers.js peer at batch 1, median; GFLOP/s = forwardFlops / seconds inside session.run; % GEMM = of ${gemmRate.toFixed(1)} GFLOP/s):`);
   console.log(
     table(
-      ['model', 'policy', 'batch', 'accuracy', 'TPF', 'forwards', 'tokens/s', 'x ar', 'tokens/CPU-s', 'rows/fwd'],
+      ['model', 'policy', 'batch', 'accuracy', 'TPF', 'forwards', 'tokens/s', 'x ar', 'x tjs', 'tokens/CPU-s', 'rows/fwd', 'MFLOP/fwd', 'GFLOP/s', '% GEMM'],
       rows.map((r) => [
         r.model,
         r.label,
@@ -237,16 +311,15 @@ async function main() {
         r.forwards,
         r.tokensPerSecond.toFixed(1),
         r.ratioToAr === null ? '-' : f2(r.ratioToAr),
+        xTjs(r),
         r.tokensPerCpuSecond.toFixed(1),
         f2(r.meanBatchRows),
+        (r.flopsPerForward / 1e6).toFixed(2),
+        r.gflops.toFixed(2),
+        pct(r.fractionOfGemm),
       ]),
     ),
   );
-  const engineRounds = batches.flatMap((batch) =>
-    configs.map((c) => ({ label: c.label, model: c.model, batch, tokensPerSecond: allRounds.get(`${c.label}|${batch}`)! })),
-  );
-  const peerRuns = peer ? { version: peer.version, rounds: peerRounds, paired: peerPaired } : null;
-  const peerOut = peerRuns ? peerReport(peerRuns, engineRounds, 'ar (baseline)', batches.includes(1) ? baselineOutputs : undefined) : null;
   if (peerOut) printPeerReport(peerOut);
   const by = (label: string, batch: number) => rows.find((r) => r.label === label && r.batch === batch);
   const batchScaling: Record<string, number> = {};
@@ -335,6 +408,20 @@ async function main() {
         : null,
     batch8VsBatch1: batchScaling,
     prefixSharing: { ratio: sharingRatio, target: '>= 1.3x' },
+    // issue 11's targets, by this run's medians (the peer runs at batch 1 only)
+    targets: {
+      arVsPeerBatch1: peerOut
+        ? {
+            alone: peerOut.rows.find((x) => x.label === 'ar (baseline)' && x.batch === 1)?.ratioToPeerPerRound,
+            paired: peerOut.paired?.ratio,
+            target: '>= 1.0x',
+          }
+        : null,
+      vsPeerBatch1: peerOut ? Object.fromEntries(peerOut.rows.filter((x) => x.batch === 1).map((x) => [x.label, x.ratioToPeer])) : null,
+      vsPeerTarget: 'fast-dllm-v2 >= 2.5x',
+      vsArBatch8: Object.fromEntries(rows.filter((r) => r.batch === 8).map((r) => [r.label, r.ratioToAr])),
+      vsArBatch8Target: 'fast-dllm-v2 >= 1.2x',
+    },
     subBlockCache: batches.map((b) => ({
       batch: b,
       on: by('fast-dllm-v2 t=0.9 +sub-block cache', b)?.tokensPerSecond,
@@ -351,6 +438,7 @@ async function main() {
     models: { dllm: `${dllm.model.name}@${dllm.model.version}`, ar: `${ar.model.name}@${ar.model.version}` },
     problems: { families: fams, perFamily: n, split: 'test', seed: 0 },
     maxNewTokens: maxNew,
+    gemm: { referenceGflops: gemmRate, rates: gemm, measurements: gemmRuns },
     rows,
     prefixSharing: { off, on, ratio: sharingRatio },
     runner: { ...rs, overheadMsPerCall: overheadMs },

@@ -10,7 +10,11 @@
 //    bytes, peak RSS.
 // 3. In a child process (its own peak RSS), times one forward of the served graph on onnxruntime-node
 //    for S = 1 (AR step), 8 (a sub-block step), 32 (a block window) new positions at batch 1, 4, 8
-//    against --past cached positions: median ms of --rounds after one warm-up, and achieved GFLOP/s.
+//    against --past cached positions: median ms of --rounds after one warm-up, achieved GFLOP/s
+//    (bench/gemm-rate.ts `forwardFlops`) and its percentage of the machine's GEMM rate, measured in
+//    the same child before and after the forwards (fp32 MatMul on onnxruntime-node, same threads:
+//    [S x hidden] x [hidden x intermediate] at S = 1, 8, 32, 256 and 1024^3; median per shape of the
+//    two; the fastest shape is the GEMM rate).
 // 4. The speed-up over AR those costs give per 32-token block at TPF 2.5, 4 and 6:
 //      AR                     32 x c(1)
 //      fast-dllm-v2 (window)  (32/TPF) x c(32) + c(32)               (steps, then the commit forward)
@@ -24,6 +28,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Ort from 'onnxruntime-node';
 import { charTokenizerJson, convertCheckpoint, expectedWeights, writeSafetensors, type Architecture, type TensorToWrite } from '@dllm/model';
+import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRates, modelGemmShapes, referenceRate, type GemmRate } from './gemm-rate';
 
 /** Shapes of public checkpoints (their config.json), for random-weight stand-ins. */
 export const GEOMETRIES: Record<string, { arch: Omit<Architecture, 'type'>; vocabSize: number }> = {
@@ -166,15 +171,9 @@ function writeCheckpoint(dir: string): { bytes: number; params: number } {
   return { bytes: total, params };
 }
 
-/** FLOPs of one forward: linears + LM head (2 per MAC) + attention scores and values over P+S keys. */
-function forwardFlops(B: number, S: number, P: number): number {
-  const g = geo.arch;
-  const H = g.hidden_size;
-  const qd = g.num_attention_heads * g.head_dim;
-  const kvd = g.num_key_value_heads * g.head_dim;
-  const perLayer = H * qd + 2 * H * kvd + qd * H + 3 * H * g.intermediate_size;
-  const macs = B * S * (g.num_layers * perLayer + H * geo.vocabSize) + g.num_layers * B * S * (P + S) * qd * 2;
-  return 2 * macs;
+/** FLOPs of one forward of B rows, S new positions (all drawn: LM head on every one), P cached. */
+function flopsOf(B: number, S: number, P: number): number {
+  return forwardFlops(geo.arch, geo.vocabSize, { positions: B * S, logitRows: B * S, keys: B * S * (P + S) });
 }
 
 interface Cost {
@@ -182,11 +181,14 @@ interface Cost {
   batch: number;
   ms: number;
   gflops: number;
+  /** gflops / the GEMM rate measured in the same process. */
+  fractionOfGemm: number;
 }
 
-async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssMb: number; loadSeconds: number }> {
+async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssMb: number; loadSeconds: number; gemm: GemmRate[]; gemmRate: number }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ort = require('onnxruntime-node') as typeof Ort;
+  const gemmBefore = await measureGemmRates(modelGemmShapes(geo.arch), { threads });
   const t0 = performance.now();
   const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const };
   const session = await ort.InferenceSession.create(path.join(modelDir, 'model.onnx'), sessionOptions);
@@ -233,12 +235,15 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
       }
       ms.sort((a, b) => a - b);
       const med = ms.length % 2 ? ms[ms.length >> 1] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
-      costs.push({ S, batch: B, ms: med, gflops: forwardFlops(B, S, past) / (med / 1000) / 1e9 });
+      costs.push({ S, batch: B, ms: med, gflops: gflopsPerSecond(flopsOf(B, S, past), med), fractionOfGemm: NaN });
       process.stderr.write(`  batch ${B} S ${S}: ${med.toFixed(1)} ms\n`);
     }
   }
   await session.release();
-  return { costs, peakRssMb: peakRssMb(), loadSeconds };
+  const gemm = combineGemmRates([gemmBefore, await measureGemmRates(modelGemmShapes(geo.arch), { threads })]);
+  const gemmRate = referenceRate(gemm);
+  for (const c of costs) c.fractionOfGemm = c.gflops / gemmRate;
+  return { costs, peakRssMb: peakRssMb(), loadSeconds, gemm, gemmRate };
 }
 
 function speedups(costs: Cost[]): { batch: number; tpf: number; window: number; subBlock: number }[] {
@@ -284,15 +289,16 @@ async function main() {
       maxBuffer: 64 * 1024 * 1024,
     });
     const fw = JSON.parse(child) as Awaited<ReturnType<typeof timeForwards>>;
+    console.log('\n' + formatGemmRates(fw.gemm, threads, 2));
     console.log(`\nPer-forward cost (ms, median), S new positions against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s,`);
-    console.log(`peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB:`);
-    console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(20)).join(''));
+    console.log(`peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB; (achieved GFLOP/s, % of the ${fw.gemmRate.toFixed(1)} GFLOP/s GEMM rate):`);
+    console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(28)).join(''));
     for (const B of BATCHES) {
       const row = SIZES.map((S) => {
         const c = fw.costs.find((x) => x.batch === B && x.S === S)!;
-        return `${c.ms.toFixed(1)} (${c.gflops.toFixed(1)} GF/s)`;
+        return `${c.ms.toFixed(1)} (${c.gflops.toFixed(1)} GF/s, ${(c.fractionOfGemm * 100).toFixed(0)}%)`;
       });
-      console.log([String(B), ...row].map((x) => x.padStart(20)).join(''));
+      console.log([String(B), ...row].map((x) => x.padStart(28)).join(''));
     }
     const sp = speedups(fw.costs);
     console.log('\nSpeed-up over AR from these costs (per 32-token block, same batch; formulas in the file header):');

@@ -49,6 +49,22 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
+  it('stats().work sums the forwards shapes (positions B x S, LM-head rows B x R, keys B x S x (P + S))', async () => {
+    const { e, runner } = engine();
+    await Promise.all([
+      e.generate({ prompt: prompt5, options: { ...base, maxNewTokens: 6 } }),
+      e.generate({ prompt: 'abc', options: { ...base, maxNewTokens: 9 } }),
+    ]);
+    const w = e.stats().work;
+    expect(runner.shapes.length).toBe(e.stats().forwards);
+    expect(w.positions).toBe(runner.shapes.reduce((n, [B, S]) => n + B * S, 0));
+    expect(w.keys).toBe(runner.shapes.reduce((n, [B, S, P]) => n + B * S * (P + S), 0));
+    expect(w.logitRows).toBe(runner.drawn.reduce((n, rows) => n + rows.reduce((m, r) => m + r.length, 0), 0));
+    expect(w.logitRows).toBeGreaterThan(0);
+    expect(w.positions).toBeGreaterThan(w.logitRows - 1);
+    await e.close();
+  });
+
   it('ar gives the same text as threshold 1 on this model (AR order), one token per forward', async () => {
     const { e } = engine({ kind: 'autoregressive' });
     const r = await e.generate({ prompt: prompt5, options: { maxNewTokens: 6, trajectory: true } });

@@ -63,6 +63,13 @@ export interface EngineStats {
   rows: number;
   /** Runner time: inside session.run (runMs) and call round trips through the worker (roundTripMs). */
   runner: { calls: number; runMs: number; roundTripMs: number };
+  /**
+   * Shape work summed over all forwards, padding included (what onnxruntime computes), for FLOP counts:
+   * positions = sum of B x S (`input_ids` elements), logitRows = sum of B x R (`logit_index` elements of
+   * forwards that fetch draw statistics; 0 otherwise, the LM head is skipped), keys = sum of B x S x (P + S)
+   * (`attention_mask` elements: query-key pairs per layer and head).
+   */
+  work: { positions: number; logitRows: number; keys: number };
 }
 
 interface Pending {
@@ -204,6 +211,7 @@ export class EngineCore implements EngineApi {
   private closed = false;
   private forwards = 0;
   private rows = 0;
+  private readonly work = { positions: 0, logitRows: 0, keys: 0 };
   private wake: (() => void) | null = null;
 
   private constructor(handle: ModelHandle, pool: KvPool, maxBatch: number) {
@@ -385,6 +393,9 @@ export class EngineCore implements EngineApi {
     }
     this.forwards++;
     this.rows += specs.length;
+    this.work.positions += batch.B * batch.S;
+    this.work.logitRows += batch.B * batch.R;
+    this.work.keys += batch.B * batch.S * (batch.P + batch.S);
     const OUT = GRAPH_IO.outputs;
     const draws: DrawOutputs | null = out[OUT.argmax]
       ? {
@@ -441,6 +452,7 @@ export class EngineCore implements EngineApi {
       forwards: this.forwards,
       rows: this.rows,
       runner: this.runnerStats(),
+      work: { ...this.work },
     };
   }
 
