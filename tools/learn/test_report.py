@@ -74,6 +74,17 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("refuted — arith @ 0.9: TPF x1.25, accuracy -5.0 points", rl)
         self.assertIn("at equal accuracy (vs the base at 0.9): arith: TPF x1.15 at threshold 0.95 (89.5%)", rl)
 
+    def test_parity_is_one_sided(self):
+        # 10 points above the AR parent is parity (not a refutation); 3 points below is only partly
+        rows = [self.row("ar", "ar", None, 0.64, 1.0), self.row("base", "fast-dllm-v2", 0.9, 0.74, 3.3)]
+        self.assertIn("**Fast-dLLM v2** (adapted dLLM at parity with its AR parent): reproduced", report.verdicts(rows, ["arith"])[0])
+        rows[1]["accuracy"] = 0.61
+        self.assertIn("partly reproduced", report.verdicts(rows, ["arith"])[0])
+
+    def test_command_line_hides_note_text(self):
+        self.assertEqual(report.command_line(["--model", "base=m", "--note", "a long note", "--n", "5"]),
+                         "tools/learn/report.py --model base=m --note ... --n 5")
+
     def test_sub_blocks(self):
         # at sub-block 8 the RL model gains nothing (TPF capped), at 32 it gains 1.4x: one sentence per length,
         # and parity is judged at the smallest (the default)
