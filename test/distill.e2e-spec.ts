@@ -144,3 +144,55 @@ it('rejects bad distillation requests with 4xx', async () => {
   expect(await bad({ model: MODEL, questions: [{ prompt: 'Q' }] })).toMatch(/onlyCorrect needs a reference answer/);
   expect(await bad({ model: MODEL, questions: [{ prompt: 'Q', answer: '1' }], decoding: { threshold: 0.7 } })).toMatch(/allowFastTeacher/);
 });
+
+it('a hot swap mid-job: every row names the version that decoded it, and the result counts rows per version', async () => {
+  // (was: rows after the swap were labelled with the version served when the job started)
+  const v2Dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dllm-distill-v2-'));
+  try {
+    buildTinyModel(v2Dir, {
+      seed: 6,
+      config: { vocab_size: VOCAB_SIZE },
+      tokenizer: JSON.parse(buildTokenizerJson()),
+      manifest: { name: MODEL, version: '2', block_size: 8, tokens: { pad: PAD_ID, eos: EOS_ID, mask: MASK_ID, bos: BOS_ID } },
+    });
+    expect((await api('POST', `/v1/models/${MODEL}/versions`, { dir: modelDir })).status).toBe(201);
+    const created = await api('POST', '/v1/distill', {
+      model: MODEL,
+      // long enough that the swap lands mid-job; stop strings end the untrained models' responses (a
+      // truncated response is no row, and a model that never stops would leave no row to check)
+      tasks: [{ family: 'arith', n: 3000, seed: 11 }],
+      decoding: { maxNewTokens: 16, blockSize: 8, stop: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', 'e', 'a', 'o', '=', '#'] },
+      onlyCorrect: false,
+      concurrency: 2,
+    });
+    expect(created.status).toBe(202);
+    const id = created.json.id;
+    await waitFor(async () => ((await api('GET', `/v1/distill/${id}`)).json.progress?.done ?? 0) >= 4, 60_000, 10, 'first chunks');
+    expect((await api('POST', `/v1/models/${MODEL}/versions`, { dir: v2Dir, version: '2' })).status).toBe(201);
+    const view = await waitFor(
+      async () => {
+        const v = (await api('GET', `/v1/distill/${id}`)).json;
+        if (v.status === 'failed') throw new Error(v.failed_reason);
+        return v.status === 'completed' ? v : null;
+      },
+      170_000,
+      50,
+      'distillation',
+    );
+    const rows = (await api('GET', `/v1/distill/${id}/files/arith-train.jsonl`)).text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    const seen: Record<string, number> = {};
+    for (const r of rows) seen[r.teacher.version] = (seen[r.teacher.version] ?? 0) + 1;
+    console.log(`distill swap: rows per version ${JSON.stringify(seen)}, dropped ${JSON.stringify(view.result.dropped)}`);
+    expect(Object.keys(seen).sort()).toEqual(['1', '2']); // the swap really landed mid-job
+    expect(view.result.teacher).toEqual({ name: MODEL, version: '1' });
+    expect(view.result.teacherVersions).toEqual(seen);
+    const meta = JSON.parse((await api('GET', `/v1/distill/${id}/files/distill.json`)).text);
+    expect(meta.teacherVersions).toEqual(seen);
+  } finally {
+    fs.rmSync(v2Dir, { recursive: true, force: true });
+  }
+});

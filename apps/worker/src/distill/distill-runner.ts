@@ -123,6 +123,7 @@ export class DistillRunner {
     let tokens = 0;
     let forwards = 0;
     const dropped = { incorrect: 0, truncated: 0, failed: 0 };
+    const teacherVersions = new Map<string, number>();
     try {
       const it = questionsOf(req);
       for (;;) {
@@ -164,8 +165,10 @@ export class DistillRunner {
             prompt: q.prompt,
             solution: g.text,
             answer: q.answer,
+            // the version that decoded this row: a hot swap mid-job changes the teacher, never silently
             teacher: {
-              ...teacher,
+              name: t.model.name,
+              version: t.model.version,
               extracted: verdict?.extracted ?? null,
               correct: verdict?.correct ?? null,
               tokenIds: t.tokenIds,
@@ -179,6 +182,7 @@ export class DistillRunner {
           if (req.record.entropy) row.entropy = t.entropy;
           out(q.family).stream.write(JSON.stringify(row) + '\n');
           kept++;
+          teacherVersions.set(t.model.version, (teacherVersions.get(t.model.version) ?? 0) + 1);
         });
         done += chunk.length;
         const prog: DistillProgress = { done, total: p.total, kept };
@@ -208,6 +212,7 @@ export class DistillRunner {
       format: 'dllm-farm/distill-v1',
       distillId: p.distillId,
       teacher,
+      teacherVersions: Object.fromEntries(teacherVersions),
       decoding: options,
       counts: { total: p.total, kept, dropped },
       blockSize: req.trainer.blockSize ?? engine.model.manifest.block_size,
@@ -218,6 +223,16 @@ export class DistillRunner {
     const metaKey = distillBlobKey(p.distillId, 'distill.json');
     await this.d.store.put(metaKey, JSON.stringify(meta, null, 2), putOpts);
     names['distill.json'] = metaKey;
-    return { files: names, total: p.total, kept, dropped, teacher, tokens, meanTpf: forwards ? tokens / forwards : 0, wallMs: Date.now() - t0 };
+    return {
+      files: names,
+      total: p.total,
+      kept,
+      dropped,
+      teacher,
+      teacherVersions: Object.fromEntries(teacherVersions),
+      tokens,
+      meanTpf: forwards ? tokens / forwards : 0,
+      wallMs: Date.now() - t0,
+    };
   }
 }

@@ -128,7 +128,14 @@ export const distillReturnSchema = z.object({
   total: z.number().int(),
   kept: z.number().int(),
   dropped: z.object({ incorrect: z.number().int(), truncated: z.number().int(), failed: z.number().int() }),
+  /** The version served when the job started. */
   teacher: z.object({ name: z.string(), version: z.string() }),
+  /**
+   * Kept rows per teacher version that decoded them. More than one key means the served model was
+   * hot-swapped mid-job (e.g. an RL learner registered a version of the same model): each row's
+   * `teacher.version` says which one made it.
+   */
+  teacherVersions: z.record(z.string(), z.number().int()),
   tokens: z.number().int(),
   meanTpf: z.number(),
   wallMs: z.number(),
