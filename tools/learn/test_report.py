@@ -74,6 +74,12 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("refuted — arith @ 0.9: TPF x1.25, accuracy -5.0 points", rl)
         self.assertIn("at equal accuracy (vs the base at 0.9): arith: TPF x1.15 at threshold 0.95 (89.5%)", rl)
 
+    def test_dparallel_partly_when_one_family_gains(self):
+        rows = [self.row("base", "entropy", 0.5, 0.88, 4.18), self.row("distilled", "entropy", 0.5, 0.874, 4.90),
+                self.row("base", "entropy", 0.5, 0.60, 2.58, fam="string"), self.row("distilled", "entropy", 0.5, 0.594, 4.33, fam="string")]
+        dp = [x for x in report.verdicts(rows, ["arith", "string"]) if x.startswith("**dParallel**")][0]
+        self.assertIn("partly reproduced — arith: 1.17x", dp)
+
     def test_parity_is_one_sided(self):
         # 10 points above the AR parent is parity (not a refutation); 3 points below is only partly
         rows = [self.row("ar", "ar", None, 0.64, 1.0), self.row("base", "fast-dllm-v2", 0.9, 0.74, 3.3)]
