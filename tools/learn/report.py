@@ -157,6 +157,8 @@ def verdicts(rows, families):
     # LightningRL: TPF >= 1.3x the starting model's at the same threshold, accuracy within 1 point
     for sb in sbs:
         out += _lightningrl(pick, families, sb, tag(sb))
+        # RL after distillation, judged against its own starting point (the distilled model)
+        out += _lightningrl(pick, families, sb, tag(sb), rl="rl-after-distill", start="distilled", title="LightningRL after distillation")
     if not any(v.startswith("**LightningRL**") for v in out):
         out.append("**LightningRL**: not measured (needs `--model rl=...`).")
     return out
@@ -185,11 +187,11 @@ def _dparallel(pick, families, sb, tag):
     return []
 
 
-def _lightningrl(pick, families, sb, tag):
+def _lightningrl(pick, families, sb, tag, rl="rl", start="base", title="LightningRL"):
     lines = []
     for fam in families:
-        for r in pick("rl", "fast-dllm-v2", fam, sb=sb):
-            b = pick("base", "fast-dllm-v2", fam, r["threshold"], sb=sb)
+        for r in pick(rl, "fast-dllm-v2", fam, sb=sb):
+            b = pick(start, "fast-dllm-v2", fam, r["threshold"], sb=sb)
             if b:
                 lines.append((fam, r["threshold"], r["tpf"] / max(1e-9, b[0]["tpf"]), r["accuracy"] - b[0]["accuracy"]))
     if lines:
@@ -201,15 +203,15 @@ def _lightningrl(pick, families, sb, tag):
         # the same question at equal accuracy: the RL model's fastest threshold that is within 1 point of the base at 0.9
         eq = []
         for fam in families:
-            b = pick("base", "fast-dllm-v2", fam, 0.9, sb=sb)
-            ok = [r for r in pick("rl", "fast-dllm-v2", fam, sb=sb) if b and r["accuracy"] >= b[0]["accuracy"] - 0.01]
+            b = pick(start, "fast-dllm-v2", fam, 0.9, sb=sb)
+            ok = [r for r in pick(rl, "fast-dllm-v2", fam, sb=sb) if b and r["accuracy"] >= b[0]["accuracy"] - 0.01]
             if b:
                 best = max(ok, key=lambda r: r["tpf"]) if ok else None
                 eq.append(f"{fam}: TPF x{best['tpf'] / max(1e-9, b[0]['tpf']):.2f} at threshold {best['threshold']} ({best['accuracy'] * 100:.1f}%)" if best
                           else f"{fam}: no threshold within 1 point of the base's {b[0]['accuracy'] * 100:.1f}%")
         if eq:
-            detail += "; at equal accuracy (vs the base at 0.9): " + "; ".join(eq)
-        return [f"**LightningRL**{tag} (GRPO with a TPF reward raises parallelism at equal accuracy): {word} — {detail}."]
+            detail += f"; at equal accuracy (vs the {start} model at 0.9): " + "; ".join(eq)
+        return [f"**{title}**{tag} (GRPO with a TPF reward raises parallelism at equal accuracy): {word} — {detail}."]
     return []
 
 
@@ -273,6 +275,7 @@ def main(argv=None):
                     help="decoder sub-block lengths to sweep for every dLLM policy (8: the engine default; 32: whole blocks, as LightningRL decodes)")
     ap.add_argument("--note", action="append", default=[], help="a paragraph for the report's head (what the models are, how they were made)")
     ap.add_argument("--cli", default=os.environ.get("DLLM_CLI"))
+    ap.add_argument("--merge-into", help="a JSON this script wrote: keep its rows (except those of the --model labels evaluated now) and write the union")
     ap.add_argument("--from-json", help="rewrite the report and plots from a JSON this script wrote (no evaluation)")
     argv = sys.argv[1:] if argv is None else argv
     if "--from-json" in argv:  # --model is only needed to evaluate
@@ -309,9 +312,18 @@ def main(argv=None):
         return 2
     meta = dict(command=command_line(argv), models=models, ar=args.ar, families=args.families, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 seconds=time.time() - t0, n=args.n, seed=args.seed, batch=args.batch, notes=args.note)
+    if args.merge_into:
+        # e.g. a model trained after the first run: evaluate only it, keep the rest (their command is kept too)
+        old = json.load(open(args.merge_into))
+        labels = {label for label, _ in models}
+        rows = [r for r in old["rows"] if r["model"] not in labels and not (r["model"] == "ar" and args.ar)] + rows
+        om = old["meta"]
+        models = [tuple(m) for m in om.get("models", []) if m[0] not in labels] + models
+        meta.update(command=om["command"] + "`, then `" + meta["command"], seconds=om["seconds"] + meta["seconds"], notes=om.get("notes", []) + meta["notes"],
+                    models=models, ar=args.ar or om.get("ar"), families=om.get("families", args.families))
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1)
-    plots = write_report(rows, args.families, models, args.ar, args.plots, args.out, meta)
+    plots = write_report(rows, meta.get("families", args.families), models, meta.get("ar", args.ar), args.plots, args.out, meta)
     print(json.dumps(dict(out=args.out, plots=plots, rows=len(rows))))
     return 0
 

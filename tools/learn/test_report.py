@@ -72,13 +72,19 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("refuted — arith: no distilled point within 1 point of the base's best 90.0% (at most 80.0%, TPF 6.00)", dp)
         rl = [x for x in v if x.startswith("**LightningRL**")][0]
         self.assertIn("refuted — arith @ 0.9: TPF x1.25, accuracy -5.0 points", rl)
-        self.assertIn("at equal accuracy (vs the base at 0.9): arith: TPF x1.15 at threshold 0.95 (89.5%)", rl)
+        self.assertIn("at equal accuracy (vs the base model at 0.9): arith: TPF x1.15 at threshold 0.95 (89.5%)", rl)
 
     def test_dparallel_partly_when_one_family_gains(self):
         rows = [self.row("base", "entropy", 0.5, 0.88, 4.18), self.row("distilled", "entropy", 0.5, 0.874, 4.90),
                 self.row("base", "entropy", 0.5, 0.60, 2.58, fam="string"), self.row("distilled", "entropy", 0.5, 0.594, 4.33, fam="string")]
         dp = [x for x in report.verdicts(rows, ["arith", "string"]) if x.startswith("**dParallel**")][0]
         self.assertIn("partly reproduced — arith: 1.17x", dp)
+
+    def test_rl_after_distillation_is_judged_against_the_distilled_model(self):
+        rows = [self.row("distilled", "fast-dllm-v2", 0.9, 0.90, 4.0), self.row("rl-after-distill", "fast-dllm-v2", 0.9, 0.895, 5.4)]
+        v = [x for x in report.verdicts(rows, ["arith"]) if x.startswith("**LightningRL after distillation**")]
+        self.assertEqual(len(v), 1)
+        self.assertIn("reproduced — arith @ 0.9: TPF x1.35, accuracy -0.5 points; at equal accuracy (vs the distilled model at 0.9)", v[0])
 
     def test_parity_is_one_sided(self):
         # 10 points above the AR parent is parity (not a refutation); 3 points below is only partly
