@@ -418,7 +418,11 @@ export class BatchService implements OnModuleInit, OnModuleDestroy {
       const after = await this.redis.hgetall(this.k(id));
       if (Number(await this.redis.hlen(this.done(id))) >= Number(after.total)) await this.finalize(id);
     }
-    return this.get(owner, id);
+    // The cancel's own answer says the batch is being cancelled: when its last line finished on a worker
+    // at the same moment, that line's event may be assembling the files (status 'finalizing', target
+    // cancelled) while this call returns; GET shows the assembly as it runs.
+    const b = await this.get(owner, id);
+    return b.status === 'finalizing' ? { ...b, status: 'cancelling' } : b;
   }
 
   private async expire(id: string, h: Hash): Promise<void> {
