@@ -28,7 +28,17 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Ort from 'onnxruntime-node';
 import { charTokenizerJson, convertCheckpoint, expectedWeights, writeSafetensors, type Architecture, type TensorToWrite } from '@dllm/model';
-import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRates, modelGemmShapes, referenceRate, type GemmRate } from './gemm-rate';
+import {
+  combineGemmRates,
+  forwardFlops,
+  formatGemmRates,
+  gflopsPerSecond,
+  measureGemmRates,
+  median,
+  modelGemmShapes,
+  referenceRate,
+  type GemmRate,
+} from './gemm-rate';
 
 /** Shapes of public checkpoints (their config.json), for random-weight stand-ins. */
 export const GEOMETRIES: Record<string, { arch: Omit<Architecture, 'type'>; vocabSize: number }> = {
@@ -233,8 +243,7 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
         await session.run(feeds);
         ms.push(performance.now() - t);
       }
-      ms.sort((a, b) => a - b);
-      const med = ms.length % 2 ? ms[ms.length >> 1] : (ms[ms.length / 2 - 1] + ms[ms.length / 2]) / 2;
+      const med = median(ms);
       costs.push({ S, batch: B, ms: med, gflops: gflopsPerSecond(flopsOf(B, S, past), med), fractionOfGemm: NaN });
       process.stderr.write(`  batch ${B} S ${S}: ${med.toFixed(1)} ms\n`);
     }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { exportTransformersJs } from '@dllm/quant';
+import { median } from './gemm-rate';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- transformers.js ships loose types for generate() */
 
@@ -124,12 +125,6 @@ export class TransformersJsPeer {
     fs.rmSync(this.tmp, { recursive: true, force: true });
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** One engine configuration's rounds, as bench/engine.ts measured them. */
 export interface EngineRounds {

@@ -2,6 +2,7 @@
 // picks it up later still sees it) and publishes on the channel; each worker process keeps an
 // AbortController per running job and aborts the one named. The engine stops at the next block
 // boundary and keeps the partial output.
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { cancelChannel, cancelKey } from './keys';
 
@@ -17,6 +18,35 @@ export async function requestCancel(redis: Redis, t: CancelTarget, ttlSeconds = 
     .set(cancelKey(t.prefix, t.queue, t.jobId), '1', 'EX', ttlSeconds)
     .publish(cancelChannel(t.prefix), JSON.stringify({ queue: t.queue, jobId: t.jobId }))
     .exec();
+}
+
+/**
+ * Cancels a job from the producer's side, the same way for every job kind:
+ * - finished (completed or failed): left as it is -> 'finished';
+ * - waiting or delayed: `record` is written at `recordKey` (EX `ttlSeconds`) first, so a reader that
+ *   finds the job gone finds why, then the job is removed -> 'removed';
+ * - active, or turned active between the state read and the removal (the remove then fails on the
+ *   worker's lock and the record is deleted again): the running worker is signalled through
+ *   requestCancel -> 'signalled'.
+ */
+export async function cancelJob(
+  redis: Redis,
+  job: Job,
+  opts: { target: CancelTarget; recordKey: string; record: object; ttlSeconds: number },
+): Promise<'removed' | 'signalled' | 'finished'> {
+  const state = await job.getState();
+  if (state === 'completed' || state === 'failed') return 'finished';
+  if (state !== 'active') {
+    await redis.set(opts.recordKey, JSON.stringify(opts.record), 'EX', Math.max(1, opts.ttlSeconds));
+    try {
+      await job.remove();
+      return 'removed';
+    } catch {
+      await redis.del(opts.recordKey);
+    }
+  }
+  await requestCancel(redis, opts.target);
+  return 'signalled';
 }
 
 export async function isCancelRequested(redis: Redis, t: CancelTarget): Promise<boolean> {

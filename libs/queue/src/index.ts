@@ -2,7 +2,7 @@ export { cancelChannel, cancelKey, resultBlobKey, resultStorePrefix } from './ke
 export { createRedis, isRedisUnavailable, pingRedis, redactRedisUrl, redisOptionsFromUrl, reportRedisState } from './connection';
 export { definitionOptions, jobOptions, retentionOptions } from './options';
 export type { Retention } from './options';
-export { CancelRegistry, isCancelRequested, requestCancel } from './cancel';
+export { cancelJob, CancelRegistry, isCancelRequested, requestCancel } from './cancel';
 export type { CancelTarget } from './cancel';
 export { createResultStore, readGenerationResult, storeGenerationResult, ResultUnavailableError } from './results';
 export type { ResultStoreConfig } from './results';

@@ -20,7 +20,7 @@ import {
   type DistillRequest,
   type DistillReturn,
 } from '@dllm/contracts';
-import { isCancelRequested, requestCancel, settledSnapshot, type QueueRegistry } from '@dllm/queue';
+import { cancelJob, isCancelRequested, settledSnapshot, type QueueRegistry } from '@dllm/queue';
 import type { BlobStore } from '@dllm/storage';
 import { ApiError, fromZodError } from '../http/api-error';
 import { GenerationService, requestError } from '../jobs/generation.service';
@@ -158,22 +158,14 @@ export class DistillService {
     const cancelled = st === 'failed' && job.failedReason === DISTILL_CANCELLED;
     const cancelling =
       st === 'active' && (await isCancelRequested(this.redis, { prefix: this.settings.queuePrefix, queue: queueName('distill', payload.model), jobId: id }));
+    let status: DistillView['status'] = st === 'completed' ? 'completed' : st === 'failed' ? 'failed' : st === 'active' ? 'running' : 'queued';
+    if (cancelled) status = 'cancelled';
+    else if (cancelling) status = 'cancelling';
     return {
       id,
       object: 'distillation',
       model: payload.model,
-      status:
-        st === 'completed'
-          ? 'completed'
-          : cancelled
-            ? 'cancelled'
-            : st === 'failed'
-              ? 'failed'
-              : cancelling
-                ? 'cancelling'
-                : st === 'active'
-                  ? 'running'
-                  : 'queued',
+      status,
       created_at: Math.floor(payload.createdAt / 1000),
       progress: prog.success ? prog.data : { done: 0, total: payload.total, kept: 0 },
       failed_reason: cancelled ? null : (job.failedReason ?? null),
@@ -191,23 +183,14 @@ export class DistillService {
   async cancel(owner: string, id: string): Promise<DistillView> {
     const found = await this.find(owner, id);
     if (found.cancelled) return this.view(owner, id);
-    const job = found.job;
-    const payload = job.data as DistillPayload;
-    const state = await job.getState();
-    if (state === 'completed' || state === 'failed') return this.view(owner, id);
-    if (state !== 'active') {
-      // the record first: a reader that finds the job gone must find why
-      const record: CancelledDistill = { owner, model: payload.model, total: payload.total, createdAt: payload.createdAt, cancelledMs: Date.now() };
-      await this.redis.set(this.cancelledKey(id), JSON.stringify(record), 'EX', this.retentionSeconds());
-      try {
-        await job.remove();
-        return this.view(owner, id);
-      } catch {
-        // became active (locked) between the two calls: signal it instead
-        await this.redis.del(this.cancelledKey(id));
-      }
-    }
-    await requestCancel(this.redis, { prefix: this.settings.queuePrefix, queue: queueName('distill', payload.model), jobId: id });
+    const payload = found.job.data as DistillPayload;
+    const record: CancelledDistill = { owner, model: payload.model, total: payload.total, createdAt: payload.createdAt, cancelledMs: Date.now() };
+    await cancelJob(this.redis, found.job, {
+      target: { prefix: this.settings.queuePrefix, queue: queueName('distill', payload.model), jobId: id },
+      recordKey: this.cancelledKey(id),
+      record,
+      ttlSeconds: this.retentionSeconds(),
+    });
     return this.view(owner, id);
   }
 

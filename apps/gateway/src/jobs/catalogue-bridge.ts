@@ -4,6 +4,6 @@ import { generationJob, parseProgress, queueName, validateGenerationPayload } fr
 export type { GenerationPayload, GenerationResult, ProgressEvent } from '@dllm/contracts';
 
 export { generationJob, parseProgress, validateGenerationPayload };
-export { createResultStore, readGenerationResult, requestCancel, jobOptions, settledSnapshot, ResultUnavailableError } from '@dllm/queue';
+export { cancelJob, createResultStore, readGenerationResult, requestCancel, jobOptions, settledSnapshot, ResultUnavailableError } from '@dllm/queue';
 
 export const generationQueueName = (model: string) => queueName('generation', model);

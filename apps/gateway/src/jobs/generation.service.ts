@@ -22,6 +22,7 @@ import {
   generationQueueName,
   readGenerationResult,
   requestCancel,
+  cancelJob,
   settledSnapshot,
   parseProgress,
   validateGenerationPayload,
@@ -368,23 +369,13 @@ export class GenerationService implements OnModuleDestroy {
     const q = this.queue(model);
     const job = (await Job.fromId(q, jobId)) as Job<GenerationPayload> | undefined;
     if (!job) return (await this.cancelledRecord(jobId)) ? 'finished' : 'missing';
-    const state = await job.getState();
-    if (state === 'completed' || state === 'failed') return 'finished';
-    if (state !== 'active') {
-      try {
-        // The record first: a watcher that sees the job gone must find why.
-        const record: CancelledJob = { owner: job.data?.owner ?? '', model, enqueuedMs: job.timestamp, cancelledMs: Date.now() };
-        const ttl = this.settings.jobRetention?.completed.ageSeconds ?? 3600;
-        await this.redis.set(this.cancelledKey(jobId), JSON.stringify(record), 'EX', Math.max(1, ttl));
-        await job.remove();
-        return 'removed';
-      } catch {
-        // became active (locked) between the two calls: fall through to the signal
-        await this.redis.del(this.cancelledKey(jobId));
-      }
-    }
-    await this.signalCancel(generationQueueName(model), jobId);
-    return 'signalled';
+    const record: CancelledJob = { owner: job.data?.owner ?? '', model, enqueuedMs: job.timestamp, cancelledMs: Date.now() };
+    return cancelJob(this.redis, job, {
+      target: { prefix: this.settings.queuePrefix, queue: generationQueueName(model), jobId },
+      recordKey: this.cancelledKey(jobId),
+      record,
+      ttlSeconds: this.settings.jobRetention?.completed.ageSeconds ?? 3600,
+    });
   }
 
   /** Asks the worker running the job to stop at its next block boundary. */

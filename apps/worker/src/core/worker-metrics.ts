@@ -1,7 +1,8 @@
 // Worker Prometheus metrics: jobs by outcome, tokens, forwards, TPF, job latency, and the engine's
 // live state (batch, KV pool, prefix-cache hits) read at scrape time.
-import { Injectable } from '@nestjs/common';
+import { Injectable, type Logger } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isHandBack } from '../jobs/job-stop';
 import { EngineHolder } from './engine-holder';
 
 @Injectable()
@@ -52,6 +53,17 @@ export class WorkerMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+
+  /**
+   * Counts and logs a job that threw: a hand-back (the worker's shutdown stopped it) is outcome `handed_back` and an info line, anything else outcome `error` and a warning
+   * `<what> failed: <message>`.
+   */
+  jobThrew(e: unknown, labels: { kind: string; model: string }, logger: Logger, what: string): void {
+    const handedBack = isHandBack(e);
+    this.jobs.inc({ ...labels, outcome: handedBack ? 'handed_back' : 'error' });
+    if (handedBack) logger.log((e as Error).message);
+    else logger.warn(`${what} failed: ${(e as Error).message}`);
+  }
 
   constructor(engine: EngineHolder) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dllm_worker_' });

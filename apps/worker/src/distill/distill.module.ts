@@ -9,7 +9,7 @@ import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, RESULT_STORE } from '../core/tokens';
 import { WorkerMetrics } from '../core/worker-metrics';
 import { JobHandler } from '../jobs/job-handler';
-import { isHandBack, JobHost } from '../jobs/job-stop';
+import { JobHost } from '../jobs/job-stop';
 import { WorkerLifecycle } from '../jobs/lifecycle';
 import { workerOptions } from '../jobs/worker-options';
 import { DistillRunner } from './distill-runner';
@@ -47,13 +47,7 @@ export class DistillService {
       this.logger.log(`distill ${job.id}: kept ${r.kept}/${r.total} in ${r.wallMs} ms`);
       return r;
     } catch (e) {
-      if (isHandBack(e)) {
-        this.metrics.jobs.inc({ kind: 'distill', model, outcome: 'handed_back' });
-        this.logger.log(e.message);
-      } else {
-        this.metrics.jobs.inc({ kind: 'distill', model, outcome: 'error' });
-        this.logger.warn(`distill job ${job.id} failed: ${(e as Error).message}`);
-      }
+      this.metrics.jobThrew(e, { kind: 'distill', model }, this.logger, `distill job ${job.id}`);
       throw e;
     } finally {
       this.metrics.active.dec({ kind: 'distill' });

@@ -10,8 +10,6 @@ import { WaitingError, type Job } from 'bullmq';
 export interface JobStop {
   /** Aborted on a cancel or at the drain timeout: what the engine and the runner's loops listen to. */
   signal: AbortSignal;
-  /** Aborted only by a cancel of this job. */
-  cancelled: AbortSignal;
   /** True when the job was stopped by the worker's shutdown and not by a cancel: it must go back to the queue. */
   handedBack(): boolean;
   /** Call when the job ends (unregisters its cancel). */

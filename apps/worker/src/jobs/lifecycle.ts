@@ -33,11 +33,6 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
-  /** Aborted when the drain timeout passed: running jobs stop and go back to the queue. */
-  get handBackSignal(): AbortSignal {
-    return this.handBack.signal;
-  }
-
   /**
    * Registers a job that starts running: its signal aborts on a cancel of this job or at the drain
    * timeout; `handedBack()` tells the two apart (a runner that stopped for the hand-back throws
@@ -48,7 +43,6 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const handBack = this.handBack.signal;
     return {
       signal: AbortSignal.any([cancelled, handBack]),
-      cancelled,
       handedBack: () => handBack.aborted && !cancelled.aborted,
       done,
     };

@@ -23,7 +23,7 @@ import { EngineHolder } from '../core/engine-holder';
 import { CONFIG, REDIS, RESULT_STORE } from '../core/tokens';
 import { WorkerMetrics } from '../core/worker-metrics';
 import { JobHandler } from '../jobs/job-handler';
-import { isHandBack, JobHost } from '../jobs/job-stop';
+import { JobHost } from '../jobs/job-stop';
 import { WorkerLifecycle } from '../jobs/lifecycle';
 import { workerOptions } from '../jobs/worker-options';
 import { RolloutRunner } from './rollout-runner';
@@ -154,13 +154,7 @@ export class RolloutService implements OnApplicationShutdown {
       this.metrics.latency.observe({ kind: 'rollout', model }, (Date.now() - t) / 1000);
       return r;
     } catch (e) {
-      if (isHandBack(e)) {
-        this.metrics.jobs.inc({ kind: 'rollout', model, outcome: 'handed_back' });
-        this.logger.log(e.message);
-      } else {
-        this.metrics.jobs.inc({ kind: 'rollout', model, outcome: 'error' });
-        this.logger.warn(`rollout job ${job.id} (${job.name}) failed: ${(e as Error).message}`);
-      }
+      this.metrics.jobThrew(e, { kind: 'rollout', model }, this.logger, `rollout job ${job.id} (${job.name})`);
       throw e;
     } finally {
       this.metrics.active.dec({ kind: 'rollout' });

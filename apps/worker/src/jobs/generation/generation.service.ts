@@ -20,7 +20,7 @@ import type { BlobStore } from '@dllm/storage';
 import { EngineHolder } from '../../core/engine-holder';
 import { CONFIG, RESULT_STORE } from '../../core/tokens';
 import { WorkerMetrics } from '../../core/worker-metrics';
-import { HandBackError, isHandBack } from '../job-stop';
+import { HandBackError } from '../job-stop';
 import { WorkerLifecycle } from '../lifecycle';
 
 /** What the service needs from a BullMQ job (a real Job in production). */
@@ -99,13 +99,7 @@ export class GenerationService {
       this.metrics.latency.observe({ kind: 'generation', model }, (Date.now() - started) / 1000);
       return ref;
     } catch (e) {
-      if (isHandBack(e)) {
-        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'handed_back' });
-        this.logger.log(e.message);
-      } else {
-        this.metrics.jobs.inc({ kind: 'generation', model, outcome: 'error' });
-        this.logger.warn(`job ${jobId} failed: ${(e as Error).message}`);
-      }
+      this.metrics.jobThrew(e, { kind: 'generation', model }, this.logger, `job ${jobId}`);
       throw e;
     } finally {
       stop.done();
