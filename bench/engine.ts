@@ -2,7 +2,11 @@
 //
 //   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
-//       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop]
+//       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop] [--compare-tick-plan]
+//   --compare-tick-plan adds, for the fast-dllm-v2 rows (sub-block 8, with and without the sub-block
+//   cache), the same row on a tiny-dllm engine whose tick planner neither holds nor pads across size
+//   classes ('... tick plan off': every size class runs as its own forward every tick, the scheduler
+//   before 2026-12-01), in the same round robin (engine.ts tickPlan; tick-plan.ts).
 //   --compare-hop adds a row 'ar (hop)': the same tiny-ar engine with the scheduler loop on this
 //   thread and session.run on a worker (one message round trip per forward: the arrangement before
 //   the engine moved into its own thread), measured in the same round robin as the baseline.
@@ -32,7 +36,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine, type DecodeOptions } from '@dllm/engine';
+import { Engine, type DecodeOptions, type TickPlanConfig } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
 import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, modelGemmShapes, referenceRate } from './gemm-rate';
@@ -56,6 +60,10 @@ interface Row {
   tokensPerCpuSecond: number;
   ratioToAr: number | null;
   meanBatchRows: number;
+  /** Row-ticks spent waiting for a fuller forward (phase alignment), per forward. */
+  heldPerForward: number;
+  /** Fraction of the positions computed that were padding (EngineStats.work). */
+  paddingFraction: number;
   /** forwardFlops over the run's forwards (padding included), / forwards. */
   flopsPerForward: number;
   /** Seconds inside session.run during the run. */
@@ -85,6 +93,7 @@ const { values } = parseArgs({
     /** skip the prefix-sharing section */
     'no-sharing': { type: 'boolean' },
     'compare-hop': { type: 'boolean' },
+    'compare-tick-plan': { type: 'boolean' },
   },
 });
 const repeat = Number(values.repeat);
@@ -164,6 +173,8 @@ async function evalRun(
     cpuSeconds,
     tokensPerCpuSecond: tokens / cpuSeconds,
     meanBatchRows: engineForwards ? (after.rows - before.rows) / engineForwards : 0,
+    heldPerForward: engineForwards ? (after.heldRows - before.heldRows) / engineForwards : 0,
+    paddingFraction: work.positions ? 1 - (after.work.rowPositions - before.work.rowPositions) / work.positions : 0,
     flopsPerForward: engineForwards ? flops / engineForwards : 0,
     runSeconds: runMs / 1000,
     gflops,
@@ -182,7 +193,7 @@ function table(head: string[], rows: (string | number)[][]): string {
 }
 
 async function main() {
-  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop' } = {}) =>
+  const mk = (modelDir: string, extra: { maxBatchSize?: number; prefixSharing?: boolean; thread?: 'worker' | 'hop'; tickPlan?: TickPlanConfig } = {}) =>
     Engine.create({ modelDir, intraOpThreads: threads, maxBatchSize: 8, ...extra });
   // The machine's GEMM rate: measured now and after every round (engines idle meanwhile), so its
   // median sees the same load drift as the rows' medians; in a child process, away from this one's threads.
@@ -234,7 +245,17 @@ async function main() {
     flopModels.set(hop, flopModels.get(ar)!);
     allConfigs.splice(1, 0, { engine: hop, model: ar.model.name, label: 'ar (hop)', options: { policy: 'ar' } });
   }
-  const configs = allConfigs.filter((c) => !values.only || c.label === 'ar (baseline)' || c.label === 'ar (hop)' || values.only.split(',').includes(c.label));
+  const untimed = values['compare-tick-plan'] ? await mk(values.dllm!, { tickPlan: { maxHoldTicks: 0, padding: 'never' } }) : null;
+  if (untimed) {
+    flopModels.set(untimed, flopModels.get(dllm)!);
+    for (const label of ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 +sub-block cache']) {
+      const at = allConfigs.findIndex((c) => c.label === label);
+      allConfigs.splice(at + 1, 0, { ...allConfigs[at], engine: untimed, label: `${label} tick plan off` });
+    }
+  }
+  const configs = allConfigs.filter(
+    (c) => !values.only || c.label === 'ar (baseline)' || c.label === 'ar (hop)' || values.only.split(',').includes(c.label.replace(/ tick plan off$/, '')),
+  );
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
   for (const batch of batches) for (const c of configs) await evalRun(c.engine, c.options, batch, allItems.slice(0, Math.min(allItems.length, batch * 2)));
@@ -301,7 +322,24 @@ async function main() {
   console.log(`the transformers.js peer at batch 1, median; GFLOP/s = forwardFlops / seconds inside session.run; % GEMM = of ${gemmRate.toFixed(1)} GFLOP/s):`);
   console.log(
     table(
-      ['model', 'policy', 'batch', 'accuracy', 'TPF', 'forwards', 'tokens/s', 'x ar', 'x tjs', 'tokens/CPU-s', 'rows/fwd', 'MFLOP/fwd', 'GFLOP/s', '% GEMM'],
+      [
+        'model',
+        'policy',
+        'batch',
+        'accuracy',
+        'TPF',
+        'forwards',
+        'tokens/s',
+        'x ar',
+        'x tjs',
+        'tokens/CPU-s',
+        'rows/fwd',
+        'held/fwd',
+        'pad',
+        'MFLOP/fwd',
+        'GFLOP/s',
+        '% GEMM',
+      ],
       rows.map((r) => [
         r.model,
         r.label,
@@ -314,6 +352,8 @@ async function main() {
         xTjs(r),
         r.tokensPerCpuSecond.toFixed(1),
         f2(r.meanBatchRows),
+        f2(r.heldPerForward),
+        pct(r.paddingFraction),
         (r.flopsPerForward / 1e6).toFixed(2),
         r.gflops.toFixed(2),
         pct(r.fractionOfGemm),

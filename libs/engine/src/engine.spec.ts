@@ -1,7 +1,7 @@
 // Engine loop, policies and cache plumbing on a tiny deterministic model (testing/counting-runner.ts):
 // the model predicts table[c % table.length] where c counts the non-MASK tokens its attention mask lets
 // it see, with a confidence set per absolute position. So every expected token below is derived by hand.
-import { Engine } from './engine';
+import { Engine, type TickPlanConfig } from './engine';
 import type { EngineManifest } from './model-dir';
 import { charCodec, CountingRunner } from './testing/counting-runner';
 
@@ -20,11 +20,22 @@ function manifest(kind = 'block-diffusion', version = '1', maxPositions?: number
   return m;
 }
 
-function engine(opts: { table?: number[]; margins?: number[]; kind?: string; kvPoolBytes?: number; maxBatchSize?: number; maxPositions?: number } = {}) {
+function engine(
+  opts: {
+    table?: number[];
+    margins?: number[];
+    kind?: string;
+    kvPoolBytes?: number;
+    maxBatchSize?: number;
+    maxPositions?: number;
+    tickPlan?: TickPlanConfig;
+  } = {},
+) {
   const runner = new CountingRunner({ vocabSize: V, table: opts.table ?? letters, margins: opts.margins ?? [LO], maskId: MASK });
   const e = Engine.fromRunner(manifest(opts.kind, '1', opts.maxPositions), runner, charCodec(CHARS), {
     kvPoolBytes: opts.kvPoolBytes,
     maxBatchSize: opts.maxBatchSize,
+    tickPlan: opts.tickPlan,
   });
   return { e, runner };
 }
@@ -225,6 +236,58 @@ describe('Engine on a counting model', () => {
     // 5-slot sub-block steps and 16-slot windows ran in the same forwards
     expect(runner.shapes.filter(([B, S]) => B === 2 && S === 16).length).toBeGreaterThan(5);
     await e.close();
+  });
+
+  it('phase alignment: small forwards wait (bounded) so sequences meet in fuller forwards, with the same tokens', async () => {
+    // eight sub-block-cache decoders at different phases: 32-slot windows/commits and 5-slot steps
+    const reqs = Array.from({ length: 8 }, (_, i) => ({
+      prompt: 'abcdefghij.abcdefghij'.slice(0, 2 + ((i * 5) % 19)),
+      options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 40, subBlockCache: true },
+    }));
+    const run = async (tickPlan: TickPlanConfig) => {
+      const { e, runner } = engine({ margins: [HI, LO, LO, HI, LO], tickPlan });
+      const out = await Promise.all(reqs.map((q) => e.generate(q)));
+      const st = e.stats();
+      await e.close();
+      return { ids: out.map((r) => r.tokenIds), rowsPerForward: st.rows / st.forwards, held: st.heldRows, forwards: runner.calls };
+    };
+    const off = await run({ maxHoldTicks: 0, padding: 'never' });
+    const on = await run({ maxHoldTicks: 3, holdBelow: 0.5, padding: 'never' });
+    expect(on.ids).toEqual(off.ids);
+    expect(off.held).toBe(0);
+    expect(on.held).toBeGreaterThan(0);
+    expect(on.forwards).toBeLessThan(off.forwards);
+    expect(on.rowsPerForward).toBeGreaterThan(off.rowsPerForward);
+  });
+
+  it('packs mixed shapes into one padded forward when the cost model says forwards cost mostly their fixed part', async () => {
+    const reqs = [
+      { prompt: 'abc', options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 20, subBlockCache: true } }, // 5-slot steps
+      { prompt: 'abcdefg', options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 20 } }, // 32-slot windows
+    ];
+    const alone: number[][] = [];
+    for (const r of reqs) {
+      const { e } = engine({ margins: [HI, LO, LO] });
+      alone.push((await e.generate(r)).tokenIds);
+      await e.close();
+    }
+    const apart = engine({ margins: [HI, LO, LO], tickPlan: { maxHoldTicks: 0, padding: 'never' } });
+    const a = await Promise.all(reqs.map((r) => apart.e.generate(r)));
+    const packed = engine({ margins: [HI, LO, LO], tickPlan: { maxHoldTicks: 0, costModel: { fixedMs: 10, perPositionMs: 0.001 } } });
+    const p = await Promise.all(reqs.map((r) => packed.e.generate(r)));
+    expect(a.map((r) => r.tokenIds)).toEqual(alone);
+    expect(p.map((r) => r.tokenIds)).toEqual(alone);
+    // apart: the 5-slot steps ran as their own forwards; packed: padded into the 32-slot ones
+    expect(apart.runner.shapes.some(([B, S]) => B === 1 && S === 5)).toBe(true);
+    expect(packed.runner.shapes.some(([, S]) => S === 5)).toBe(false);
+    expect(packed.runner.calls).toBeLessThan(apart.runner.calls);
+    const w = packed.e.stats().work;
+    expect(w.rowPositions).toBeLessThan(w.positions); // the padding computed
+    expect(packed.e.stats().cost).toEqual({ fixedMs: 10, perPositionMs: 0.001 });
+    expect(() => engine({ tickPlan: { holdBelow: 3 } })).toThrow(/holdBelow/);
+    expect(() => engine({ tickPlan: { costModel: { fixedMs: -1, perPositionMs: 0 } } })).toThrow(/costModel/);
+    await apart.e.close();
+    await packed.e.close();
   });
 
   it('batch invariance: concurrent requests of different lengths give what each gives alone', async () => {

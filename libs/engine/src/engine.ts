@@ -10,6 +10,7 @@
 // `EngineCore` is the loop itself; `Engine` is the facade over either arrangement.
 import { GRAPH_IO, layerIoNames } from '@dllm/model';
 import { buildBatch } from './batch';
+import { DEFAULT_TICK_PLAN, ForwardCostModel, planTick, type PlanRow, type TickPlanOptions } from './tick-plan';
 import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
 import { resolveOptions, type DecodeOptions } from './options';
@@ -41,6 +42,16 @@ export interface EngineCreateOptions {
    *   the arrangement before the engine moved into its own thread, kept for A/B measurements).
    */
   thread?: 'worker' | 'inline' | 'hop';
+  /**
+   * How a tick packs rows of different shapes (tick-plan.ts): forwards with at most `holdBelow` of the
+   * largest forward's rows wait up to `maxHoldTicks` ticks so sequences meet in fuller forwards
+   * (phase alignment; `maxHoldTicks: 0` turns it off). Default DEFAULT_TICK_PLAN (2 ticks, 0.5).
+   * `padding: 'cost'` (default) pads smaller size classes into a larger forward when the cost model
+   * says one padded forward is cheaper than two; the model is fitted online from this engine's own
+   * session.run times, or fixed by `costModel` (ms = fixedMs + perPositionMs x B x S) for a device
+   * whose costs are known.
+   */
+  tickPlan?: TickPlanConfig;
 }
 
 export interface GenerateRequest {
@@ -67,9 +78,22 @@ export interface EngineStats {
    * Shape work summed over all forwards, padding included (what onnxruntime computes), for FLOP counts:
    * positions = sum of B x S (`input_ids` elements), logitRows = sum of B x R (`logit_index` elements of
    * forwards that fetch draw statistics; 0 otherwise, the LM head is skipped), keys = sum of B x S x (P + S)
-   * (`attention_mask` elements: query-key pairs per layer and head).
+   * (`attention_mask` elements: query-key pairs per layer and head); rowPositions = the rows' own new
+   * positions, without padding (positions - rowPositions = padding computed).
    */
-  work: { positions: number; logitRows: number; keys: number };
+  work: { positions: number; rowPositions: number; logitRows: number; keys: number };
+  /** Row-ticks spent waiting for a fuller forward (tick-plan.ts phase alignment), summed over ticks. */
+  heldRows: number;
+  /** The fitted forward cost model of the current model (null until fitted): ms = fixedMs + perPositionMs x B x S. */
+  cost: { fixedMs: number; perPositionMs: number } | null;
+}
+
+/** Engine option: the tick planner's policy (tick-plan.ts) and, optionally, a fixed forward cost model. */
+export type TickPlanConfig = Partial<Omit<TickPlanOptions, 'cost'>> & { costModel?: { fixedMs: number; perPositionMs: number } };
+
+/** A row of one tick: its forward spec and the planner's view of it. */
+interface PlannedRow extends PlanRow {
+  spec: ForwardSpec;
 }
 
 interface Pending {
@@ -80,17 +104,7 @@ interface Pending {
 
 let nextHandleId = 1;
 
-/**
- * Rows whose new-token counts share a class run in one forward, padded to the longest (batch.ts):
- * 1 (AR steps), 2..16 (sub-block steps: the active sub-block plus the slots before it whose K/V
- * changed), then powers of two (windows, prefills). Padding costs < 2x compute within a class
- * and keeps batches full instead of splitting them by exact length.
- */
-export function sizeClass(S: number): number {
-  if (S <= 1) return 1;
-  if (S <= 16) return 16;
-  return 2 ** Math.ceil(Math.log2(S));
-}
+export { sizeClass } from './tick-plan';
 
 async function loadHandle(opts: EngineCreateOptions): Promise<ModelHandle> {
   const dir = await loadEngineModelDir(opts.modelDir);
@@ -159,7 +173,7 @@ export class Engine implements EngineApi {
     manifest: EngineManifest,
     runner: ModelRunner,
     codec: ModelHandle['codec'],
-    opts: { kvPoolBytes?: number; maxBatchSize?: number } = {},
+    opts: { kvPoolBytes?: number; maxBatchSize?: number; tickPlan?: TickPlanConfig } = {},
   ): Engine {
     return new Engine(EngineCore.fromRunner(manifest, runner, codec, opts));
   }
@@ -211,13 +225,32 @@ export class EngineCore implements EngineApi {
   private closed = false;
   private forwards = 0;
   private rows = 0;
-  private readonly work = { positions: 0, logitRows: 0, keys: 0 };
+  private readonly work = { positions: 0, rowPositions: 0, logitRows: 0, keys: 0 };
   private wake: (() => void) | null = null;
+  /** Rows waiting for a later tick (phase alignment), with their unchanged specs. */
+  private readonly held = new Map<Sequence, PlannedRow>();
+  private heldRows = 0;
+  private costModel = new ForwardCostModel();
+  private readonly tickPlan: Omit<TickPlanOptions, 'cost'>;
+  private readonly fixedCost: { fixedMs: number; perPositionMs: number } | null;
 
-  private constructor(handle: ModelHandle, pool: KvPool, maxBatch: number) {
+  private constructor(handle: ModelHandle, pool: KvPool, maxBatch: number, tickPlan: TickPlanConfig = {}) {
     this.handle = handle;
     this.pool = pool;
     this.maxBatch = maxBatch;
+    const { costModel, ...plan } = tickPlan;
+    this.tickPlan = { ...DEFAULT_TICK_PLAN, ...plan };
+    if (costModel && !(costModel.fixedMs >= 0 && costModel.perPositionMs >= 0))
+      throw new RangeError(`tickPlan.costModel needs fixedMs >= 0 and perPositionMs >= 0, got ${JSON.stringify(costModel)}`);
+    this.fixedCost = costModel ?? null;
+    // Fail on bad options at construction, not on the first tick.
+    planTick([], { ...this.tickPlan, cost: null });
+  }
+
+  /** The forward cost estimate the planner uses now: the fixed model, the fitted one, or none yet. */
+  private costEstimate(): ((positions: number) => number) | null {
+    const c = this.fixedCost ?? this.costModel.coefficients();
+    return c ? (x) => c.fixedMs + c.perPositionMs * x : null;
   }
 
   static async create(opts: EngineCreateOptions): Promise<EngineCore> {
@@ -226,7 +259,7 @@ export class EngineCore implements EngineApi {
     const pool = new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024);
     pool.sharing = opts.prefixSharing ?? true;
     const handle = await loadHandle(opts);
-    const e = new EngineCore(handle, pool, maxBatch);
+    const e = new EngineCore(handle, pool, maxBatch, opts.tickPlan);
     e.createOpts = opts;
     return e;
   }
@@ -236,9 +269,9 @@ export class EngineCore implements EngineApi {
     manifest: EngineManifest,
     runner: ModelRunner,
     codec: ModelHandle['codec'],
-    opts: { kvPoolBytes?: number; maxBatchSize?: number } = {},
+    opts: { kvPoolBytes?: number; maxBatchSize?: number; tickPlan?: TickPlanConfig } = {},
   ): EngineCore {
-    return new EngineCore(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16);
+    return new EngineCore(handleFrom(manifest, runner, codec), new KvPool(opts.kvPoolBytes ?? 256 * 1024 * 1024), opts.maxBatchSize ?? 16, opts.tickPlan);
   }
 
   private createOpts: EngineCreateOptions | null = null;
@@ -340,8 +373,13 @@ export class EngineCore implements EngineApi {
   private async loop(): Promise<void> {
     while (!this.closed && (this.queue.length > 0 || this.active.size > 0)) {
       this.admit();
-      const groups = new Map<string, ForwardSpec[]>();
+      const rows: PlannedRow[] = [];
       for (const seq of [...this.active.keys()]) {
+        const waiting = this.held.get(seq);
+        if (waiting) {
+          rows.push(waiting);
+          continue;
+        }
         let spec: ForwardSpec | null;
         try {
           spec = seq.nextForward();
@@ -350,12 +388,16 @@ export class EngineCore implements EngineApi {
           continue;
         }
         if (!spec) continue;
-        const key = `${seq.handle.id}:${sizeClass(spec.ids.length)}`;
-        let g = groups.get(key);
-        if (!g) groups.set(key, (g = []));
-        g.push(spec);
+        rows.push({ spec, handle: seq.handle.id, S: spec.ids.length, held: 0 });
       }
-      if (groups.size === 0) {
+      const plan = planTick(rows, { ...this.tickPlan, cost: this.costEstimate() });
+      this.held.clear();
+      for (const r of plan.held) {
+        r.held++;
+        this.held.set(r.spec.seq, r);
+      }
+      this.heldRows += plan.held.length;
+      if (plan.forwards.length === 0 && plan.held.length === 0) {
         if (this.active.size === 0 && this.queue.length > 0) {
           // Nothing holds memory, yet the head request could not be admitted: never spin; fail it loudly.
           const p = this.queue.shift()!;
@@ -373,7 +415,7 @@ export class EngineCore implements EngineApi {
         }
         continue;
       }
-      for (const specs of groups.values()) await this.runGroup(specs);
+      for (const f of plan.forwards) await this.runGroup(f.map((r) => r.spec));
       // Let timers and I/O run between ticks (BullMQ lock renewals, HTTP).
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -384,7 +426,9 @@ export class EngineCore implements EngineApi {
     const batch = buildBatch(h, specs, this.arena);
     let out;
     try {
+      const t0 = performance.now();
       const res = await h.runner.run(batch.feeds, batch.fetches);
+      if (h === this.handle) this.costModel.observe(batch.B * batch.S, performance.now() - t0);
       this.arena.adopt(res.inputs);
       out = res.outputs;
     } catch (e) {
@@ -394,6 +438,7 @@ export class EngineCore implements EngineApi {
     this.forwards++;
     this.rows += specs.length;
     this.work.positions += batch.B * batch.S;
+    for (const sp of specs) this.work.rowPositions += sp.ids.length;
     this.work.logitRows += batch.B * batch.R;
     this.work.keys += batch.B * batch.S * (batch.P + batch.S);
     const OUT = GRAPH_IO.outputs;
@@ -439,6 +484,7 @@ export class EngineCore implements EngineApi {
       throw new Error(`swapModel: ${modelDir} has the same name and version (${old.namespace}) as the serving model; bump the manifest version`);
     }
     this.handle = next;
+    this.costModel = new ForwardCostModel();
     old.retired = true;
     if (old.active === 0) await old.runner.close();
     else this.retired.add(old);
@@ -453,6 +499,8 @@ export class EngineCore implements EngineApi {
       rows: this.rows,
       runner: this.runnerStats(),
       work: { ...this.work },
+      heldRows: this.heldRows,
+      cost: this.fixedCost ?? this.costModel.coefficients(),
     };
   }
 
