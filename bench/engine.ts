@@ -3,8 +3,8 @@
 //   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
 //       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop] [--compare-tick-plan]
-//   --compare-tick-plan adds, for the fast-dllm-v2 rows (sub-block 8, with and without the sub-block
-//   cache), the same row on a tiny-dllm engine whose tick planner neither holds nor pads across size
+//   --compare-tick-plan adds, for the fast-dllm-v2 rows (sub-block 8, with the sub-block cache and with
+//   full windows), the same row on a tiny-dllm engine whose tick planner neither holds nor pads across size
 //   classes ('... tick plan off': every size class runs as its own forward every tick, the scheduler
 //   before 2026-12-01), in the same round robin (engine.ts tickPlan; tick-plan.ts).
 //   --compare-hop adds a row 'ar (hop)': the same tiny-ar engine with the scheduler loop on this
@@ -15,8 +15,9 @@
 //   1. per policy and batch size (1 = one request at a time, 8 = eight in flight, batched by the
 //      scheduler): accuracy, TPF, forwards, committed tokens/s, and the ratio of tokens/s to the
 //      baseline `ar` on tiny-ar at the same batch size, measured in this run. Rows: ar on tiny-ar
-//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9; sub-block 8, the default), the same
-//      with the sub-block cache, the same with sub-block 32, entropy (dParallel rule, tau 0.5) with
+//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9; sub-block 8 with the sub-block cache,
+//      the defaults), the same with full windows at every step (no sub-block cache), the same with
+//      sub-block 32 (the whole block: nothing for the cache to reuse), entropy (dParallel rule, tau 0.5) with
 //      sub-block 8 and 32, adablock. Each row also reports the achieved GFLOP/s of its forwards
 //      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
 //      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
@@ -222,8 +223,8 @@ async function main() {
     {
       engine: dllm,
       model: dllm.model.name,
-      label: 'fast-dllm-v2 t=0.9 +sub-block cache',
-      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: true },
+      label: 'fast-dllm-v2 t=0.9 full windows',
+      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: false },
     },
     {
       engine: dllm,
@@ -248,7 +249,7 @@ async function main() {
   const untimed = values['compare-tick-plan'] ? await mk(values.dllm!, { tickPlan: { maxHoldTicks: 0, padding: 'never' } }) : null;
   if (untimed) {
     flopModels.set(untimed, flopModels.get(dllm)!);
-    for (const label of ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 +sub-block cache']) {
+    for (const label of ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 full windows']) {
       const at = allConfigs.findIndex((c) => c.label === label);
       allConfigs.splice(at + 1, 0, { ...allConfigs[at], engine: untimed, label: `${label} tick plan off` });
     }
@@ -464,8 +465,8 @@ async function main() {
     },
     subBlockCache: batches.map((b) => ({
       batch: b,
-      on: by('fast-dllm-v2 t=0.9 +sub-block cache', b)?.tokensPerSecond,
-      off: by('fast-dllm-v2 t=0.9', b)?.tokensPerSecond,
+      on: by('fast-dllm-v2 t=0.9', b)?.tokensPerSecond,
+      off: by('fast-dllm-v2 t=0.9 full windows', b)?.tokensPerSecond,
     })),
   };
   console.log('\nSummary:', JSON.stringify(summary));

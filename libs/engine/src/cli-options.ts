@@ -11,6 +11,7 @@ export const decodeFlagSpec = {
   'entropy-threshold': { type: 'string' },
   'delimiter-threshold': { type: 'string' },
   'sub-block-cache': { type: 'boolean' },
+  'no-sub-block-cache': { type: 'boolean' },
   'max-new-tokens': { type: 'string' },
   temperature: { type: 'string' },
   'top-k': { type: 'string' },
@@ -27,7 +28,8 @@ export const decodeFlagHelp = `Decoding options (each validated; defaults in par
   --threshold X             commit slots with probability > X, (0, 1] (0.9)
   --entropy-threshold X     entropy policy: commit slots with entropy <= X nats, [0, 20] (0.5)
   --delimiter-threshold X   adablock: delimiter confidence that ends a block, [0, 1] (0.3)
-  --sub-block-cache         keep the window K/V and run only the active sub-block (off)
+  --sub-block-cache         keep the window K/V and run only the active sub-block (on)
+  --no-sub-block-cache      every step recomputes the whole block window
   --max-new-tokens N        1..8192 (256)
   --temperature X           0 = greedy, [0, 10] (0)
   --top-k N                 0 = off (0)
@@ -64,7 +66,9 @@ export function decodeOptionsFromFlags(values: Values): Partial<DecodeOptions> {
     const v = values[flag];
     if (typeof v === 'string') o[key] = num(flag, v);
   }
+  if (values['sub-block-cache'] && values['no-sub-block-cache']) throw new RangeError('--sub-block-cache and --no-sub-block-cache contradict each other');
   if (values['sub-block-cache']) o.subBlockCache = true;
+  if (values['no-sub-block-cache']) o.subBlockCache = false;
   if (Array.isArray(values.stop)) o.stop = values.stop;
   if (Array.isArray(values['stop-token-id'])) o.stopTokenIds = values['stop-token-id'].map((v) => num('stop-token-id', v));
   const parsed = decodeOptionsSchema.partial().safeParse(o);

@@ -114,7 +114,8 @@ describe('Engine on a builder-made Qwen2-style model (onnxruntime)', () => {
       for (const threshold of [0.9, 0.03]) {
         for (const p of prompts) {
           const o = { blockSize: 8, subBlockSize: 4, threshold, maxNewTokens: 20 };
-          const got = await engine.generate({ promptIds: p, options: o });
+          // the page KV cache is exact; the sub-block cache (default) approximates later sub-blocks' K/V, so full windows here
+          const got = await engine.generate({ promptIds: p, options: { ...o, subBlockCache: false } });
           const want = await noCacheDecode(runner, p, { ...o, mask: 2, eos: 1 });
           expect(got.tokenIds).toEqual(want);
         }
@@ -126,7 +127,7 @@ describe('Engine on a builder-made Qwen2-style model (onnxruntime)', () => {
 
   it('batch invariance: each sequence decodes the same alone and batched with others', async () => {
     const reqs = [
-      ...prompts.map((p) => ({ promptIds: p, options: { maxNewTokens: 24, threshold: 0.03 } })),
+      ...prompts.map((p) => ({ promptIds: p, options: { maxNewTokens: 24, threshold: 0.03, subBlockCache: false } })),
       { promptIds: prompts[1], options: { maxNewTokens: 16, policy: 'ar' as const } },
       { promptIds: prompts[2], options: { maxNewTokens: 16, subBlockCache: true, threshold: 0.03 } },
       { promptIds: prompts[0], options: { maxNewTokens: 16, policy: 'adablock' as const, threshold: 0.03 } },

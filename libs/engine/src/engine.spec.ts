@@ -41,7 +41,8 @@ function engine(
 }
 
 const prompt5 = 'abcde';
-const base = { blockSize: 8, subBlockSize: 4, trajectory: true } as const;
+// Full block windows at every step (the sub-block cache, on by default, is tested against them below).
+const base = { blockSize: 8, subBlockSize: 4, trajectory: true, subBlockCache: false } as const;
 
 describe('Engine on a counting model', () => {
   it('fast-dllm-v2 at low confidence commits exactly one token per step, left to right, plus one commit forward per block', async () => {
@@ -192,6 +193,11 @@ describe('Engine on a counting model', () => {
     const off = await a.e.generate({ prompt: prompt5, options: { ...base, maxNewTokens: 14 } });
     const b = engine();
     const on = await b.e.generate({ prompt: prompt5, options: { ...base, maxNewTokens: 14, subBlockCache: true } });
+    const c = engine();
+    const byDefault = await c.e.generate({ prompt: prompt5, options: { blockSize: 8, subBlockSize: 4, maxNewTokens: 14 } });
+    expect(c.runner.shapes).toEqual(b.runner.shapes); // on by default
+    expect(byDefault.tokenIds).toEqual(on.tokenIds);
+    await c.e.close();
     expect(on.text).toBe(off.text);
     expect(b.runner.shapes.some(([, S]) => S === 4)).toBe(true);
     expect(a.runner.shapes.some(([, S]) => S === 4)).toBe(false);
@@ -200,7 +206,7 @@ describe('Engine on a counting model', () => {
   });
 
   it("sub-block cache: every step after a block's first runs only the active sub-block and the slots before it whose K/V changed", async () => {
-    const opts = { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, trajectory: true } as const;
+    const opts = { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, trajectory: true, subBlockCache: false } as const;
     const a = engine();
     const off = await a.e.generate({ prompt: prompt5, options: opts });
     const b = engine();
@@ -222,7 +228,7 @@ describe('Engine on a counting model', () => {
   it('rows of different lengths share one forward (padded), and each gets what it gets alone', async () => {
     const reqs = [
       { prompt: 'abc', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, subBlockCache: true } },
-      { prompt: 'abcdefg', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12 } },
+      { prompt: 'abcdefg', options: { blockSize: 16, subBlockSize: 4, maxNewTokens: 12, subBlockCache: false } },
     ];
     const alone: string[] = [];
     for (const r of reqs) {
@@ -263,7 +269,7 @@ describe('Engine on a counting model', () => {
   it('packs mixed shapes into one padded forward when the cost model says forwards cost mostly their fixed part', async () => {
     const reqs = [
       { prompt: 'abc', options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 20, subBlockCache: true } }, // 5-slot steps
-      { prompt: 'abcdefg', options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 20 } }, // 32-slot windows
+      { prompt: 'abcdefg', options: { blockSize: 32, subBlockSize: 4, maxNewTokens: 20, subBlockCache: false } }, // 32-slot windows
     ];
     const alone: number[][] = [];
     for (const r of reqs) {
@@ -399,12 +405,20 @@ describe('Engine on a counting model', () => {
     }
   });
 
-  it.each(['fast-dllm-v2', 'adablock', 'ar'] as const)('%s never runs a position past max_position_embeddings: generation ends with length', async (policy) => {
+  it.each([
+    ['fast-dllm-v2', false],
+    ['fast-dllm-v2', true],
+    ['adablock', false],
+    ['adablock', true],
+    ['ar', false],
+  ] as const)('%s (sub-block cache %s) never runs a position past max_position_embeddings: generation ends with length', async (policy, subBlockCache) => {
     const { e, runner } = engine({ maxPositions: 21, kind: policy === 'ar' ? 'autoregressive' : 'block-diffusion' });
-    const r = await e.generate({ prompt: prompt5, options: { ...(policy === 'ar' ? {} : { ...base, policy }), maxNewTokens: 100 } });
+    const r = await e.generate({ prompt: prompt5, options: { ...(policy === 'ar' ? {} : { ...base, policy, subBlockCache }), maxNewTokens: 100 } });
     expect(r.finishReason).toBe('length');
     expect(r.tokenIds).toHaveLength(16);
-    expect(Math.max(...runner.shapes.map(([, S, P]) => S + P))).toBeLessThanOrEqual(21);
+    expect(Math.max(...runner.maxPositions)).toBeLessThanOrEqual(20);
+    // keys = pages + (with the sub-block cache) the kept window, which repeats positions of the new ones
+    if (!subBlockCache) expect(Math.max(...runner.shapes.map(([, S, P]) => S + P))).toBeLessThanOrEqual(21);
     await expect(e.generate({ prompt: 'abcdefghij.abcdefghij' })).rejects.toThrow(/at most 21 positions/);
     await e.close();
   });
@@ -414,7 +428,10 @@ describe('Engine on a counting model', () => {
     const a = engine({ margins: [HI] });
     const r = await a.e.generate({ prompt: prompt5, options: { policy: 'ar', blockSize: 8, maxNewTokens: 10, trajectory: true } });
     const b = engine({ margins: [HI] });
-    const ref = await b.e.generate({ prompt: prompt5, options: { policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 1, threshold: 1, maxNewTokens: 10 } });
+    const ref = await b.e.generate({
+      prompt: prompt5,
+      options: { policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 1, threshold: 1, maxNewTokens: 10, subBlockCache: false },
+    });
     expect(r.tokenIds).toEqual(ref.tokenIds);
     expect(r.text).toBe(ref.text);
     expect(r.stats.tpf).toBe(1);

@@ -300,6 +300,8 @@ export class EngineCore implements EngineApi {
         opts = { ...opts, subBlockSize: 1, subBlockCache: false };
         policy = arBlockOrderPolicy;
       }
+      // A sub-block as long as the block leaves the sub-block cache nothing to reuse: every step is the whole window.
+      if (opts.subBlockCache && opts.subBlockSize >= opts.blockSize) opts = { ...opts, subBlockCache: false };
       const ids = req.promptIds ?? h.codec.encode(req.prompt!);
       seq = new Sequence(h, opts, policy, ids, this.pool, hooks, (s) => this.onSeqDone(s));
     } catch (e) {

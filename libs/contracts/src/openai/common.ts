@@ -27,7 +27,12 @@ export const dllmExtrasShape = {
   threshold: z.number().optional().describe('Confidence threshold for parallel unmasking'),
   entropy_threshold: z.number().optional().describe("Entropy bound for the 'entropy' policy"),
   delimiter_threshold: z.number().optional().describe("Delimiter confidence for the 'adablock' policy"),
-  sub_block_cache: z.boolean().optional().describe('Reuse the KV of finished sub-blocks inside a block'),
+  sub_block_cache: z
+    .boolean()
+    .optional()
+    .describe(
+      "Sub-block cache (Fast-dLLM v2): after a block's first step run only the active sub-block against the kept block K/V (default true; false = full block windows every step)",
+    ),
   top_k: z.number().int().optional().describe('Top-k sampling (0 = off)'),
   stop_token_ids: z.array(z.number().int()).optional().describe('Extra token ids that end generation'),
   trajectory: z.boolean().optional().describe('Record the unmasking trajectory (native jobs only return it)'),

@@ -23,6 +23,8 @@ export class CountingRunner implements ModelRunner {
   readonly shapes: Array<[number, number, number]> = [];
   /** logit_index of every forward: per row, the positions drawn (padded to the batch's R). */
   readonly drawn: number[][][] = [];
+  /** The largest position id of every forward. */
+  readonly maxPositions: number[] = [];
   /** The outputs each forward fetched. */
   readonly fetched: string[][] = [];
   constructor(readonly spec: CountingModelSpec) {
@@ -47,6 +49,9 @@ export class CountingRunner implements ModelRunner {
     const P = pv.dims[2];
     const T = P + S;
     this.shapes.push([B, S, P]);
+    let maxPos = -1;
+    for (const p of pos) maxPos = Math.max(maxPos, Number(p));
+    this.maxPositions.push(maxPos);
     if (feeds.attention_mask.dims.join() !== [B, 1, S, T].join()) throw new Error(`bad mask dims ${feeds.attention_mask.dims}`);
     const V = this.spec.vocabSize;
     const presentV = new Float32Array(B * S * 2);
