@@ -423,24 +423,30 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
-  it("policy ar on a block-diffusion model decodes in AR order with the model's block attention, not a causal mask", async () => {
-    // margins HI: every slot is confident, so only the one-slot sub-blocks keep it to one token per forward.
-    const a = engine({ margins: [HI] });
-    const r = await a.e.generate({ prompt: prompt5, options: { policy: 'ar', blockSize: 8, maxNewTokens: 10, trajectory: true } });
-    const b = engine({ margins: [HI] });
-    const ref = await b.e.generate({
-      prompt: prompt5,
-      options: { policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 1, threshold: 1, maxNewTokens: 10, subBlockCache: false },
-    });
-    expect(r.tokenIds).toEqual(ref.tokenIds);
-    expect(r.text).toBe(ref.text);
-    expect(r.stats.tpf).toBe(1);
-    expect(r.trajectory!.options).toMatchObject({ policy: 'ar', subBlockSize: 1 });
-    // block-diffusion forwards (a window over the block, then commit forwards), never one causal token
-    expect(a.runner.shapes.map(([, S]) => S)).toEqual(b.runner.shapes.map(([, S]) => S));
-    expect(a.runner.shapes.some(([, S]) => S > 1)).toBe(true);
-    for (const x of [a, b]) await x.e.close();
-  });
+  it.each([true, false])(
+    "policy ar on a block-diffusion model decodes in AR order with the model's block attention, not a causal mask (sub-block cache %s)",
+    async (subBlockCache) => {
+      // margins HI: every slot is confident, so only the one-slot sub-blocks keep it to one token per forward.
+      const a = engine({ margins: [HI] });
+      const r = await a.e.generate({ prompt: prompt5, options: { policy: 'ar', blockSize: 8, maxNewTokens: 10, trajectory: true, subBlockCache } });
+      const b = engine({ margins: [HI] });
+      const ref = await b.e.generate({
+        prompt: prompt5,
+        options: { policy: 'fast-dllm-v2', blockSize: 8, subBlockSize: 1, threshold: 1, maxNewTokens: 10, subBlockCache },
+      });
+      expect(r.tokenIds).toEqual(ref.tokenIds);
+      expect(r.text).toBe(ref.text);
+      expect(r.stats.tpf).toBe(1);
+      expect(r.trajectory!.options).toMatchObject({ policy: 'ar', subBlockSize: 1, subBlockCache });
+      // block-diffusion forwards (a window over the block, then one-slot steps or windows, then commit
+      // forwards), never one causal token
+      expect(a.runner.shapes.map(([, S]) => S)).toEqual(b.runner.shapes.map(([, S]) => S));
+      expect(a.runner.shapes.some(([, S]) => S > 1)).toBe(true);
+      // with the sub-block cache, every step after a block's first runs 2 slots (the one drawn and the one before it)
+      if (subBlockCache) expect(a.runner.shapes.filter(([, S]) => S === 2).length).toBeGreaterThan(4);
+      for (const x of [a, b]) await x.e.close();
+    },
+  );
 
   it("logits only where drawn: KV-only prefill draws nothing, windows draw the active sub-block's masked slots, commits one row", async () => {
     const { e, runner } = engine();

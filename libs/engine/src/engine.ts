@@ -297,7 +297,7 @@ export class EngineCore implements EngineApi {
       let policy = policies[opts.policy];
       if (opts.policy === 'ar' && h.kind !== 'autoregressive') {
         // AR order with the block-diffusion model's own attention: one-slot sub-blocks (policies/ar.ts).
-        opts = { ...opts, subBlockSize: 1, subBlockCache: false };
+        opts = { ...opts, subBlockSize: 1 };
         policy = arBlockOrderPolicy;
       }
       // A sub-block as long as the block leaves the sub-block cache nothing to reuse: every step is the whole window.
