@@ -390,7 +390,9 @@ export class EngineCore implements EngineApi {
           continue;
         }
         if (!spec) continue;
-        rows.push({ spec, handle: seq.handle.id, S: spec.ids.length, held: 0 });
+        // A request's first forward (prefill, AR prompt) has no later rows to meet: never held.
+        const first = spec.kind === 'prefill' || (spec.kind === 'ar' && spec.ids.length > 1);
+        rows.push({ spec, handle: seq.handle.id, S: spec.ids.length, held: 0, holdable: !first });
       }
       const plan = planTick(rows, { ...this.tickPlan, cost: this.costEstimate() });
       this.held.clear();

@@ -39,6 +39,9 @@ describe('planTick', () => {
     expect(planTick([...four, row(32), row(32), row(32)], opts).held).toEqual([]); // 3 > 0.5 x 4
     expect(planTick([...four, row(32), row(32)], opts).held).toHaveLength(2); // 2 <= 0.5 x 4
     expect(planTick([...four, row(32), row(32)], { ...opts, maxHoldTicks: 0 }).held).toEqual([]);
+    // a row marked not holdable (a request's first forward) keeps its whole forward running
+    expect(planTick([...four, row(32), { ...row(64), holdable: false }], opts).held.map((r) => r.S)).toEqual([32]);
+    expect(planTick([...four, row(32), { ...row(32), holdable: false }], opts).held).toEqual([]);
     // models are planned apart: a lone row of another model is the largest of its own
     expect(planTick([...four, row(32, 0, 2)], opts).held).toEqual([]);
   });

@@ -40,6 +40,11 @@ export interface PlanRow {
   S: number;
   /** Ticks this row's current forward has already been held. */
   held: number;
+  /**
+   * false: never hold this row (default true). The engine passes false for a request's first forward
+   * (prefill, AR prompt): no other row enters that shape by waiting, so holding it only delays the request.
+   */
+  holdable?: boolean;
 }
 
 export interface TickPlanOptions {
@@ -100,7 +105,7 @@ export function planTick<T extends PlanRow>(rows: readonly T[], opts: TickPlanOp
       for (const g of groups) if (g.length > biggest.length) biggest = g;
       const kept: T[][] = [];
       for (const g of groups) {
-        const mayWait = g !== biggest && g.length <= opts.holdBelow * biggest.length && g.every((r) => r.held < opts.maxHoldTicks);
+        const mayWait = g !== biggest && g.length <= opts.holdBelow * biggest.length && g.every((r) => r.held < opts.maxHoldTicks && r.holdable !== false);
         if (mayWait) held.push(...g);
         else kept.push(g);
       }
