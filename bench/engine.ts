@@ -27,7 +27,10 @@
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
-//   4. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
+//   4. paired against ar: fast-dllm-v2 (default, and sub-block 32) and ar on tiny-ar decode the same
+//      chunks of 2 x batch problems back to back, order alternating chunk by chunk, every round at every
+//      batch size; the median of the rounds' ratios (load drift on a shared CPU hits both alike).
+//   5. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
 //      `dllm-farm export --format transformers.js`, batch 1, one run per round right after `ar`, then once
 //      more alternating with `ar` problem by problem (paired: load drift hits both alike); every row's
 //      median tokens/s against it and against `ar`, and greedy outputs checked equal to `ar`'s.
@@ -40,7 +43,7 @@ import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions, type TickPlanConfig } from '@dllm/engine';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
-import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, modelGemmShapes, referenceRate } from './gemm-rate';
+import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, median, modelGemmShapes, referenceRate } from './gemm-rate';
 import { peerReport, printPeerReport, TransformersJsPeer, type PeerRun } from './peer-transformers';
 
 interface Row {
@@ -183,6 +186,51 @@ async function evalRun(
   };
 }
 
+/**
+ * Paired measurement of a policy against the `ar` baseline at one batch size: the problems in chunks of
+ * 2 x batch, each chunk decoded by both engines back to back (`batch` requests in flight), the order
+ * alternating chunk by chunk, so load drift on a shared CPU hits both sides alike. Returns each side's
+ * committed tokens over its summed wall seconds. (A chunk drains before the next starts, so both sides
+ * run slightly below their continuous-batching tokens/s; the ratio is what this is for.)
+ */
+async function pairedVsAr(
+  ar: Engine,
+  dllm: Engine,
+  options: Partial<DecodeOptions>,
+  batch: number,
+): Promise<{ arTokensPerSecond: number; tokensPerSecond: number; ratio: number }> {
+  const chunk = 2 * batch;
+  const side = { ar: { tokens: 0, seconds: 0 }, dllm: { tokens: 0, seconds: 0 } };
+  const runChunk = async (engine: Engine, opts: Partial<DecodeOptions>, items: Problem[], acc: { tokens: number; seconds: number }) => {
+    let next = 0;
+    const t0 = performance.now();
+    const lane = async () => {
+      while (next < items.length) {
+        const p = items[next++];
+        const r = await engine.generate({ prompt: p.prompt, options: { maxNewTokens: maxNew, ...opts } });
+        acc.tokens += r.usage.completionTokens;
+      }
+    };
+    await Promise.all(Array.from({ length: batch }, lane));
+    acc.seconds += (performance.now() - t0) / 1000;
+  };
+  for (let i = 0, k = 0; i < allItems.length; i += chunk, k++) {
+    const items = allItems.slice(i, i + chunk);
+    const a = () => runChunk(ar, { policy: 'ar' }, items, side.ar);
+    const d = () => runChunk(dllm, options, items, side.dllm);
+    if (k % 2 === 0) {
+      await a();
+      await d();
+    } else {
+      await d();
+      await a();
+    }
+  }
+  const arTps = side.ar.tokens / side.ar.seconds;
+  const tps = side.dllm.tokens / side.dllm.seconds;
+  return { arTokensPerSecond: arTps, tokensPerSecond: tps, ratio: tps / arTps };
+}
+
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const f2 = (x: number) => x.toFixed(2);
 function table(head: string[], rows: (string | number)[][]): string {
@@ -267,6 +315,9 @@ async function main() {
   // median round (by tokens/s). V8's JIT and onnxruntime's arena keep warming up over the first runs and
   // the CPU is shared, so rounds (not back-to-back repeats) give every configuration the same conditions.
   const runs = new Map<string, Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>[]>();
+  // Rows also measured paired against ar (pairedVsAr), every round at every batch size.
+  const PAIRED_LABELS = ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 sb=32'];
+  const pairedRounds = new Map<string, number[]>();
   for (let round = 0; round < repeat; round++) {
     for (const batch of batches) {
       for (const c of configs) {
@@ -288,6 +339,16 @@ async function main() {
           peerPaired.push({ engineTokensPerSecond: eTps, peerTokensPerSecond: pTps, identical: pr.identical, n: allItems.length });
           process.stderr.write(`  round ${round + 1}/${repeat}: paired ar ${eTps.toFixed(0)} vs transformers.js ${pTps.toFixed(0)} tokens/s\n`);
         }
+      }
+    }
+    for (const batch of batches) {
+      for (const c of configs.filter((x) => PAIRED_LABELS.includes(x.label))) {
+        const pr = await pairedVsAr(ar, c.engine, c.options, batch);
+        const key = `${c.label}|${batch}`;
+        pairedRounds.set(key, [...(pairedRounds.get(key) ?? []), pr.ratio]);
+        process.stderr.write(
+          `  round ${round + 1}/${repeat}: paired ${c.label} batch ${batch}: ${pr.tokensPerSecond.toFixed(0)} vs ar ${pr.arTokensPerSecond.toFixed(0)} tokens/s (${pr.ratio.toFixed(2)}x)\n`,
+        );
       }
     }
     gemmRuns.push(measureGemmRatesInChild(gemmShapes, threads));
@@ -438,6 +499,20 @@ async function main() {
 
   const fast1 = by('fast-dllm-v2 t=0.9', 1);
   const ar1 = by('ar (baseline)', 1);
+  // Paired against ar (pairedVsAr): the median over rounds of each round's ratio.
+  const paired = [...pairedRounds].map(([key, ratios]) => {
+    const [label, batch] = key.split('|');
+    return { label, batch: Number(batch), ratio: median(ratios), rounds: ratios };
+  });
+  if (paired.length) {
+    console.log("\nPaired against ar on tiny-ar (chunks of 2 x batch problems, both engines back to back, order alternating; median of the rounds' ratios):");
+    console.log(
+      table(
+        ['policy', 'batch', 'x ar paired', 'rounds'],
+        paired.map((p) => [p.label, p.batch, f2(p.ratio), p.rounds.map(f2).join(' ')]),
+      ),
+    );
+  }
   const summary = {
     fastDllmV2VsAr:
       fast1 && ar1
@@ -461,6 +536,7 @@ async function main() {
       vsPeerBatch1: peerOut ? Object.fromEntries(peerOut.rows.filter((x) => x.batch === 1).map((x) => [x.label, x.ratioToPeer])) : null,
       vsPeerTarget: 'fast-dllm-v2 >= 2.5x',
       vsArBatch8: Object.fromEntries(rows.filter((r) => r.batch === 8).map((r) => [r.label, r.ratioToAr])),
+      vsArPaired: paired,
       vsArBatch8Target: 'fast-dllm-v2 >= 1.2x',
     },
     subBlockCache: batches.map((b) => ({
@@ -481,6 +557,7 @@ async function main() {
     maxNewTokens: maxNew,
     gemm: { referenceGflops: gemmRate, rates: gemm, measurements: gemmRuns },
     rows,
+    paired,
     prefixSharing: { off, on, ratio: sharingRatio },
     runner: { ...rs, overheadMsPerCall: overheadMs },
     summary,

@@ -1,7 +1,7 @@
 // npm run bench:geometry -- --geometry qwen2.5-0.5b: per-forward cost at a real model's shape.
 //
 //   npm run bench:geometry -- [--geometry qwen2.5-0.5b] [--dir DIR] [--threads 1] [--rounds 2] [--past 128]
-//       [--keep] [--json FILE]
+//       [--quantize int8,int4] [--keep] [--json FILE]
 //
 // 1. Writes a random-weight checkpoint of that shape (bf16 safetensors in ~500 MB shards, Qwen-style
 //    config.json, a synthetic character tokenizer.json with the full vocabulary), never held whole
@@ -9,18 +9,27 @@
 // 2. Converts it with `convertCheckpoint` (the code behind `dllm-farm convert`): seconds, output
 //    bytes, peak RSS.
 // 3. In a child process (its own peak RSS), times one forward of the served graph on onnxruntime-node
-//    for S = 1 (AR step), 8 (a sub-block step), 32 (a block window) new positions at batch 1, 4, 8
-//    against --past cached positions: median ms of --rounds after one warm-up, achieved GFLOP/s
+//    for the shapes the engine runs, as (S new positions, R drawn rows per row: the LM head and the
+//    statistics run only on those, format v2 `logit_index`): an AR step (1, 1), a sub-block step
+//    (8, 8), a block's first window (32, 8: the first sub-block's masked slots), a commit forward
+//    (32, 1: its last output draws the next block's first token), and a window that draws every slot
+//    (32, 32: the full-window decoder's worst case, and what this bench timed before 2026-12-01), at
+//    batch 1, 4, 8 against --past cached positions: median ms of --rounds after one warm-up, achieved GFLOP/s
 //    (bench/gemm-rate.ts `forwardFlops`) and its percentage of the machine's GEMM rate, measured in
 //    the same child before and after the forwards (fp32 MatMul on onnxruntime-node, same threads:
 //    [S x hidden] x [hidden x intermediate] at S = 1, 8, 32, 256 and 1024^3; median per shape of the
 //    two; the fastest shape is the GEMM rate).
 // 4. The speed-up over AR those costs give per 32-token block at TPF 2.5, 4 and 6:
-//      AR                     32 x c(1)
-//      fast-dllm-v2 (window)  (32/TPF) x c(32) + c(32)               (steps, then the commit forward)
-//      + sub-block cache      c(32) + (32/TPF - 1) x c(8) + c(32)    (first step a full window, 8-slot steps after)
-//    speed-up = AR cost / policy cost, at the same batch size.
-// Needs ~1 GB (bf16) + ~2.5 GB (fp32 ONNX) of disk, removed at the end unless --keep.
+//      AR                     32 x c(1,1)
+//      full windows           (32/TPF) x c(32,8) + c(32,1)                 (steps, then the commit forward)
+//      sub-block cache        c(32,8) + (32/TPF - 1) x c(8,8) + c(32,1)    (first step a window, 8-slot steps after; the default)
+//    speed-up = AR cost / policy cost, at the same batch size. (A sub-block step runs 8-9 slots: the
+//    active sub-block, and the slot before it whose output draws its first slot; 8 is timed.)
+// 5. With --quantize: each scheme through `quantizeModelDir` (the code behind `dllm-farm quantize`, RTN,
+//    its defaults: group 32, LM head kept fp32, int8 per channel as DequantizeLinear -> MatMul, int4 as
+//    MatMulNBits), reading the fp32 external data by byte ranges: seconds, bytes, peak RSS; then the same
+//    forward timings and speed-ups on the quantized graph (FLOPs counted as fp32 MACs: "effective").
+// Needs ~1 GB (bf16) + ~2.5 GB (fp32 ONNX) of disk (+ ~0.6-1.2 GB per quantized copy), removed at the end unless --keep.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -28,6 +37,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Ort from 'onnxruntime-node';
 import { charTokenizerJson, convertCheckpoint, expectedWeights, writeSafetensors, type Architecture, type TensorToWrite } from '@dllm/model';
+import { quantizeModelDir, SCHEMES, type Scheme } from '@dllm/quant';
 import {
   combineGemmRates,
   forwardFlops,
@@ -84,6 +94,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '2' },
     past: { type: 'string', default: '128' },
+    quantize: { type: 'string', default: '' },
     keep: { type: 'boolean' },
     json: { type: 'string' },
     // internal: the forward-timing child
@@ -101,9 +112,18 @@ for (const [k, v] of [
 ] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
 }
+const schemes = values.quantize!.split(',').filter(Boolean) as Scheme[];
+for (const q of schemes) if (!(SCHEMES as readonly string[]).includes(q)) throw new Error(`--quantize takes a comma list of ${SCHEMES.join(', ')}, got ${q}`);
 const geo = GEOMETRIES[values.geometry!];
 if (!geo) throw new Error(`--geometry must be one of ${Object.keys(GEOMETRIES).join(', ')}, got ${values.geometry}`);
-const SIZES = [1, 8, 32];
+/** The forward shapes timed: S new positions, R drawn rows (logit_index) per batch row. */
+const SHAPES = [
+  { S: 1, R: 1, what: 'AR step' },
+  { S: 8, R: 8, what: 'sub-block step' },
+  { S: 32, R: 8, what: 'window, 8 drawn' },
+  { S: 32, R: 1, what: 'commit, 1 drawn' },
+  { S: 32, R: 32, what: 'window, all drawn' },
+] as const;
 const BATCHES = [1, 4, 8];
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
 
@@ -181,13 +201,15 @@ function writeCheckpoint(dir: string): { bytes: number; params: number } {
   return { bytes: total, params };
 }
 
-/** FLOPs of one forward of B rows, S new positions (all drawn: LM head on every one), P cached. */
-function flopsOf(B: number, S: number, P: number): number {
-  return forwardFlops(geo.arch, geo.vocabSize, { positions: B * S, logitRows: B * S, keys: B * S * (P + S) });
+/** FLOPs of one forward of B rows, S new positions of which R are drawn (the LM head runs on R), P cached. */
+function flopsOf(B: number, S: number, R: number, P: number): number {
+  return forwardFlops(geo.arch, geo.vocabSize, { positions: B * S, logitRows: B * R, keys: B * S * (P + S) });
 }
 
 interface Cost {
   S: number;
+  /** Drawn rows per batch row (logit_index width). */
+  R: number;
   batch: number;
   ms: number;
   gflops: number;
@@ -206,7 +228,7 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
   const g = geo.arch;
   const costs: Cost[] = [];
   for (const B of BATCHES) {
-    for (const S of SIZES) {
+    for (const { S, R } of SHAPES) {
       const T = past + S;
       const feeds: Record<string, Ort.Tensor> = {
         input_ids: new ort.Tensor(
@@ -221,12 +243,12 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
         ),
         // block-causal within the new positions' block; the cost does not depend on the values
         attention_mask: new ort.Tensor('float32', new Float32Array(B * S * T), [B, 1, S, T]),
-        // format v2: draw every new position (the LM head on all S rows, what forwardFlops counts; a
-        // commit forward that draws nothing would skip it), MASK-like token 0 banned for the statistics
+        // format v2: the LM head and the statistics run on the R drawn rows only (the last R positions:
+        // a window draws its first sub-block, a commit its last output); MASK-like token 0 banned
         logit_index: new ort.Tensor(
           'int64',
-          BigInt64Array.from({ length: B * S }, (_, i) => BigInt(i % S)),
-          [B, S],
+          BigInt64Array.from({ length: B * R }, (_, i) => BigInt(S - R + (i % R))),
+          [B, R],
         ),
         banned_token_ids: new ort.Tensor('int64', BigInt64Array.from([0n]), [1]),
       };
@@ -244,8 +266,8 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
         ms.push(performance.now() - t);
       }
       const med = median(ms);
-      costs.push({ S, batch: B, ms: med, gflops: gflopsPerSecond(flopsOf(B, S, past), med), fractionOfGemm: NaN });
-      process.stderr.write(`  batch ${B} S ${S}: ${med.toFixed(1)} ms\n`);
+      costs.push({ S, R, batch: B, ms: med, gflops: gflopsPerSecond(flopsOf(B, S, R, past), med), fractionOfGemm: NaN });
+      process.stderr.write(`  batch ${B} S ${S} R ${R}: ${med.toFixed(1)} ms\n`);
     }
   }
   await session.release();
@@ -255,17 +277,57 @@ async function timeForwards(modelDir: string): Promise<{ costs: Cost[]; peakRssM
   return { costs, peakRssMb: peakRssMb(), loadSeconds, gemm, gemmRate };
 }
 
-function speedups(costs: Cost[]): { batch: number; tpf: number; window: number; subBlock: number }[] {
-  const c = (B: number, S: number) => costs.find((x) => x.batch === B && x.S === S)!.ms;
+/** Speed-up over AR per 32-token block at each TPF and batch, from the timed shapes (file header formulas). */
+function speedups(costs: readonly Cost[]): { batch: number; tpf: number; window: number; subBlock: number }[] {
+  const c = (B: number, S: number, R: number) => {
+    const x = costs.find((k) => k.batch === B && k.S === S && k.R === R);
+    if (!x) throw new Error(`no timed forward for batch ${B}, S ${S}, R ${R}`);
+    return x.ms;
+  };
   const out: { batch: number; tpf: number; window: number; subBlock: number }[] = [];
   for (const B of BATCHES) {
     for (const tpf of [2.5, 4, 6]) {
-      const ar = 32 * c(B, 1);
+      const ar = 32 * c(B, 1, 1);
       const steps = 32 / tpf;
-      out.push({ batch: B, tpf, window: ar / (steps * c(B, 32) + c(B, 32)), subBlock: ar / (c(B, 32) + (steps - 1) * c(B, 8) + c(B, 32)) });
+      const window = c(B, 32, 8);
+      const commit = c(B, 32, 1);
+      out.push({ batch: B, tpf, window: ar / (steps * window + commit), subBlock: ar / (window + (steps - 1) * c(B, 8, 8) + commit) });
     }
   }
   return out;
+}
+
+type ForwardTimings = Awaited<ReturnType<typeof timeForwards>>;
+
+/** Times the forwards of a model directory in a child process (its own peak RSS, nothing else loaded). */
+function timeInChild(modelDir: string): ForwardTimings {
+  const childArgs = ['--stage', 'forwards', '--model', modelDir, '--geometry', values.geometry!];
+  childArgs.push('--threads', String(threads), '--rounds', String(rounds), '--past', String(past));
+  const child = execFileSync(process.execPath, [...process.execArgv, __filename, ...childArgs], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(child) as ForwardTimings;
+}
+
+function printCosts(label: string, fw: ForwardTimings): void {
+  console.log('\n' + formatGemmRates(fw.gemm, threads, 2));
+  console.log(`\n${label}: per-forward cost (ms, median), S new positions (R drawn) against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s,`);
+  console.log(`peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB; (achieved GFLOP/s, % of the ${fw.gemmRate.toFixed(1)} GFLOP/s GEMM rate):`);
+  console.log(['batch', ...SHAPES.map((s) => `S=${s.S} R=${s.R} (${s.what})`)].map((x) => x.padStart(30)).join(''));
+  for (const B of BATCHES) {
+    const row = SHAPES.map(({ S, R }) => {
+      const c = fw.costs.find((x) => x.batch === B && x.S === S && x.R === R)!;
+      return `${c.ms.toFixed(1)} (${c.gflops.toFixed(1)} GF/s, ${(c.fractionOfGemm * 100).toFixed(0)}%)`;
+    });
+    console.log([String(B), ...row].map((x) => x.padStart(30)).join(''));
+  }
+  console.log(`\n${label}: speed-up over AR from these costs (per 32-token block, same batch; formulas in the file header):`);
+  console.log(['batch', 'TPF', 'full windows', 'sub-block cache'].map((x) => x.padStart(16)).join(''));
+  for (const s of speedups(fw.costs)) {
+    console.log([String(s.batch), String(s.tpf), `${s.window.toFixed(2)}x`, `${s.subBlock.toFixed(2)}x`].map((x) => x.padStart(16)).join(''));
+  }
 }
 
 async function main() {
@@ -290,30 +352,20 @@ async function main() {
     const ext = conv.externalData ? ' (external data)' : '';
     console.log(`convert: ${convertSeconds.toFixed(1)} s, ${gib(conv.weightBytes)} GiB fp32 weights${ext}, peak RSS ${convertRss.toFixed(0)} MB`);
     fs.rmSync(hf, { recursive: true, force: true });
-    const childArgs = ['--stage', 'forwards', '--model', served, '--geometry', values.geometry!];
-    childArgs.push('--threads', String(threads), '--rounds', String(rounds), '--past', String(past));
-    const child = execFileSync(process.execPath, [...process.execArgv, __filename, ...childArgs], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    const fw = JSON.parse(child) as Awaited<ReturnType<typeof timeForwards>>;
-    console.log('\n' + formatGemmRates(fw.gemm, threads, 2));
-    console.log(`\nPer-forward cost (ms, median), S new positions against ${past} cached; session load ${fw.loadSeconds.toFixed(1)} s,`);
-    console.log(`peak RSS of the timing process ${fw.peakRssMb.toFixed(0)} MB; (achieved GFLOP/s, % of the ${fw.gemmRate.toFixed(1)} GFLOP/s GEMM rate):`);
-    console.log(['batch', ...SIZES.map((s) => `S=${s}`)].map((x) => x.padStart(28)).join(''));
-    for (const B of BATCHES) {
-      const row = SIZES.map((S) => {
-        const c = fw.costs.find((x) => x.batch === B && x.S === S)!;
-        return `${c.ms.toFixed(1)} (${c.gflops.toFixed(1)} GF/s, ${(c.fractionOfGemm * 100).toFixed(0)}%)`;
-      });
-      console.log([String(B), ...row].map((x) => x.padStart(28)).join(''));
-    }
+    const fw = timeInChild(served);
+    printCosts('fp32', fw);
     const sp = speedups(fw.costs);
-    console.log('\nSpeed-up over AR from these costs (per 32-token block, same batch; formulas in the file header):');
-    console.log(['batch', 'TPF', 'window', '+sub-block'].map((x) => x.padStart(11)).join(''));
-    for (const s of sp) {
-      console.log([String(s.batch), String(s.tpf), `${s.window.toFixed(2)}x`, `${s.subBlock.toFixed(2)}x`].map((x) => x.padStart(11)).join(''));
+    const quantized: { scheme: Scheme; seconds: number; bytes: number; peakRssMb: number; version: string; forwards: typeof fw; speedups: typeof sp }[] = [];
+    for (const scheme of schemes) {
+      t = performance.now();
+      const q = await quantizeModelDir(served, path.join(work, `model-${scheme}`), { scheme, method: 'rtn' });
+      const seconds = (performance.now() - t) / 1000;
+      console.log(
+        `\nquantize ${scheme} (rtn): ${seconds.toFixed(1)} s, ${gib(q.sizeIn)} -> ${gib(q.sizeOut)} GiB, peak RSS so far ${peakRssMb().toFixed(0)} MB, version ${q.version}`,
+      );
+      const qfw = timeInChild(q.outDir);
+      printCosts(scheme, qfw);
+      quantized.push({ scheme, seconds, bytes: q.sizeOut, peakRssMb: peakRssMb(), version: q.version, forwards: qfw, speedups: speedups(qfw.costs) });
     }
     const out = {
       bench: 'geometry',
@@ -328,6 +380,7 @@ async function main() {
       convert: { seconds: convertSeconds, weightBytes: conv.weightBytes, externalData: conv.externalData, peakRssMb: convertRss },
       forwards: fw,
       speedups: sp,
+      quantized,
     };
     console.log(JSON.stringify(out));
     if (values.json) fs.writeFileSync(values.json, JSON.stringify(out, null, 2) + '\n');
