@@ -202,17 +202,9 @@ async function pairedVsAr(
   const chunk = 2 * batch;
   const side = { ar: { tokens: 0, seconds: 0 }, dllm: { tokens: 0, seconds: 0 } };
   const runChunk = async (engine: Engine, opts: Partial<DecodeOptions>, items: Problem[], acc: { tokens: number; seconds: number }) => {
-    let next = 0;
-    const t0 = performance.now();
-    const lane = async () => {
-      while (next < items.length) {
-        const p = items[next++];
-        const r = await engine.generate({ prompt: p.prompt, options: { maxNewTokens: maxNew, ...opts } });
-        acc.tokens += r.usage.completionTokens;
-      }
-    };
-    await Promise.all(Array.from({ length: batch }, lane));
-    acc.seconds += (performance.now() - t0) / 1000;
+    const r = await evalRun(engine, opts, batch, items);
+    acc.tokens += r.tokens;
+    acc.seconds += r.wallSeconds;
   };
   for (let i = 0, k = 0; i < allItems.length; i += chunk, k++) {
     const items = allItems.slice(i, i + chunk);

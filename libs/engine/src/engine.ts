@@ -10,7 +10,7 @@
 // `EngineCore` is the loop itself; `Engine` is the facade over either arrangement.
 import { GRAPH_IO, layerIoNames } from '@dllm/model';
 import { buildBatch } from './batch';
-import { DEFAULT_TICK_PLAN, ForwardCostModel, planTick, type PlanRow, type TickPlanOptions } from './tick-plan';
+import { costOf, ForwardCostModel, planTick, resolveTickPlan, type LinearCost, type PlanRow, type TickPlanConfig, type TickPlanOptions } from './tick-plan';
 import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
 import { resolveOptions, type DecodeOptions } from './options';
@@ -85,11 +85,10 @@ export interface EngineStats {
   /** Row-ticks spent waiting for a fuller forward (tick-plan.ts phase alignment), summed over ticks. */
   heldRows: number;
   /** The fitted forward cost model of the current model (null until fitted): ms = fixedMs + perPositionMs x B x S. */
-  cost: { fixedMs: number; perPositionMs: number } | null;
+  cost: LinearCost | null;
 }
 
-/** Engine option: the tick planner's policy (tick-plan.ts) and, optionally, a fixed forward cost model. */
-export type TickPlanConfig = Partial<Omit<TickPlanOptions, 'cost'>> & { costModel?: { fixedMs: number; perPositionMs: number } };
+export type { TickPlanConfig } from './tick-plan';
 
 /** A row of one tick: its forward spec and the planner's view of it. */
 interface PlannedRow extends PlanRow {
@@ -232,25 +231,19 @@ export class EngineCore implements EngineApi {
   private heldRows = 0;
   private costModel = new ForwardCostModel();
   private readonly tickPlan: Omit<TickPlanOptions, 'cost'>;
-  private readonly fixedCost: { fixedMs: number; perPositionMs: number } | null;
+  /** tickPlan.costModel when given; else the planner uses `costModel`, fitted online. */
+  private readonly fixedCost: LinearCost | null;
 
   private constructor(handle: ModelHandle, pool: KvPool, maxBatch: number, tickPlan: TickPlanConfig = {}) {
     this.handle = handle;
     this.pool = pool;
     this.maxBatch = maxBatch;
-    const { costModel, ...plan } = tickPlan;
-    this.tickPlan = { ...DEFAULT_TICK_PLAN, ...plan };
-    if (costModel && !(costModel.fixedMs >= 0 && costModel.perPositionMs >= 0))
-      throw new RangeError(`tickPlan.costModel needs fixedMs >= 0 and perPositionMs >= 0, got ${JSON.stringify(costModel)}`);
-    this.fixedCost = costModel ?? null;
-    // Fail on bad options at construction, not on the first tick.
-    planTick([], { ...this.tickPlan, cost: null });
+    ({ plan: this.tickPlan, fixedCost: this.fixedCost } = resolveTickPlan(tickPlan));
   }
 
-  /** The forward cost estimate the planner uses now: the fixed model, the fitted one, or none yet. */
-  private costEstimate(): ((positions: number) => number) | null {
-    const c = this.fixedCost ?? this.costModel.coefficients();
-    return c ? (x) => c.fixedMs + c.perPositionMs * x : null;
+  /** The forward cost model the planner uses now: the fixed one, the fitted one, or none yet. */
+  private currentCost(): LinearCost | null {
+    return this.fixedCost ?? this.costModel.coefficients();
   }
 
   static async create(opts: EngineCreateOptions): Promise<EngineCore> {
@@ -394,7 +387,8 @@ export class EngineCore implements EngineApi {
         const first = spec.kind === 'prefill' || (spec.kind === 'ar' && spec.ids.length > 1);
         rows.push({ spec, handle: seq.handle.id, S: spec.ids.length, held: 0, holdable: !first });
       }
-      const plan = planTick(rows, { ...this.tickPlan, cost: this.costEstimate() });
+      const c = this.currentCost();
+      const plan = planTick(rows, { ...this.tickPlan, cost: c ? (x) => costOf(c, x) : null });
       this.held.clear();
       for (const r of plan.held) {
         r.held++;
@@ -504,7 +498,7 @@ export class EngineCore implements EngineApi {
       runner: this.runnerStats(),
       work: { ...this.work },
       heldRows: this.heldRows,
-      cost: this.fixedCost ?? this.costModel.coefficients(),
+      cost: this.currentCost(),
     };
   }
 

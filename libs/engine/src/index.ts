@@ -4,7 +4,7 @@ export type { DecodeOptions, ResolvedOptions, PolicyName } from './options';
 export { Engine } from './engine';
 export type { EngineCreateOptions, GenerateRequest, GenerateHooks, EngineStats, TickPlanConfig } from './engine';
 export { planTick, ForwardCostModel, DEFAULT_TICK_PLAN, sizeClass } from './tick-plan';
-export type { TickPlanOptions, TickPlan, PlanRow } from './tick-plan';
+export type { TickPlanOptions, TickPlan, PlanRow, LinearCost } from './tick-plan';
 export type { GenerationResult } from './sequence';
 export type { BlockEvent } from './emission';
 export type { Trajectory } from './trajectory';

@@ -61,6 +61,39 @@ export interface TickPlanOptions {
 /** The default tick policy: hold small forwards up to 2 ticks when at most half the size of the largest. */
 export const DEFAULT_TICK_PLAN: Omit<TickPlanOptions, 'cost'> = { maxHoldTicks: 2, holdBelow: 0.5, padding: 'cost' };
 
+/** A forward's cost as a line: ms = fixedMs + perPositionMs x positions (B x S, padding included). */
+export interface LinearCost {
+  fixedMs: number;
+  perPositionMs: number;
+}
+
+/** ms of a forward over `positions` under `c`. */
+export function costOf(c: LinearCost, positions: number): number {
+  return c.fixedMs + c.perPositionMs * positions;
+}
+
+/** Engine option (`tickPlan`): the planner's policy, and optionally a fixed cost model instead of the fitted one. */
+export type TickPlanConfig = Partial<Omit<TickPlanOptions, 'cost'>> & { costModel?: LinearCost };
+
+/**
+ * The policy a config gives (DEFAULT_TICK_PLAN where unset) and its fixed cost model (null: fit online).
+ * Errors: RangeError for maxHoldTicks < 0 or not an integer, holdBelow outside [0, 1], a negative cost coefficient.
+ */
+export function resolveTickPlan(config: TickPlanConfig = {}): { plan: Omit<TickPlanOptions, 'cost'>; fixedCost: LinearCost | null } {
+  const { costModel, ...rest } = config;
+  const plan = { ...DEFAULT_TICK_PLAN, ...rest };
+  checkPlan(plan);
+  if (costModel && !(costModel.fixedMs >= 0 && costModel.perPositionMs >= 0))
+    throw new RangeError(`tickPlan.costModel needs fixedMs >= 0 and perPositionMs >= 0, got ${JSON.stringify(costModel)}`);
+  return { plan, fixedCost: costModel ?? null };
+}
+
+function checkPlan(opts: Omit<TickPlanOptions, 'cost'>): void {
+  if (!(opts.maxHoldTicks >= 0) || !Number.isInteger(opts.maxHoldTicks))
+    throw new RangeError(`maxHoldTicks must be a non-negative integer, got ${opts.maxHoldTicks}`);
+  if (!(opts.holdBelow >= 0 && opts.holdBelow <= 1)) throw new RangeError(`holdBelow must be in [0, 1], got ${opts.holdBelow}`);
+}
+
 export interface TickPlan<T> {
   /** Forwards to run this tick, in order; each is one batched forward of one model (rows padded to the longest). */
   forwards: T[][];
@@ -82,9 +115,7 @@ function maxS(rows: readonly PlanRow[]): number {
  * Errors: RangeError for maxHoldTicks < 0 or holdBelow outside [0, 1].
  */
 export function planTick<T extends PlanRow>(rows: readonly T[], opts: TickPlanOptions): TickPlan<T> {
-  if (!(opts.maxHoldTicks >= 0) || !Number.isInteger(opts.maxHoldTicks))
-    throw new RangeError(`maxHoldTicks must be a non-negative integer, got ${opts.maxHoldTicks}`);
-  if (!(opts.holdBelow >= 0 && opts.holdBelow <= 1)) throw new RangeError(`holdBelow must be in [0, 1], got ${opts.holdBelow}`);
+  checkPlan(opts);
   const byHandle = new Map<number, Map<number, T[]>>();
   for (const r of rows) {
     let h = byHandle.get(r.handle);
@@ -167,7 +198,7 @@ export class ForwardCostModel {
   }
 
   /** The fitted { fixedMs, perPositionMs }, or null before enough varied observations. */
-  coefficients(): { fixedMs: number; perPositionMs: number } | null {
+  coefficients(): LinearCost | null {
     if (this.n < this.minObservations || !this.spread) return null;
     const mx = this.sx / this.sw;
     const my = this.sy / this.sw;
@@ -181,6 +212,6 @@ export class ForwardCostModel {
   /** Estimated ms of a forward over `positions`, or null before the model is fitted. */
   estimate(positions: number): number | null {
     const c = this.coefficients();
-    return c ? c.fixedMs + c.perPositionMs * positions : null;
+    return c ? costOf(c, positions) : null;
   }
 }
