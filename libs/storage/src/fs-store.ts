@@ -25,6 +25,19 @@ export interface FsBlobStoreOptions {
 
 const META = '.expires';
 
+/**
+ * Writes a stream to `file` through optional transforms, creating the file before any byte flows.
+ * fs.createWriteStream(path) opens its file asynchronously, so a pipeline that fails on its first
+ * chunk can reject before the open completes and the file then appears after the caller removed
+ * it; opening the handle first means a caller's cleanup after a rejection always finds the file.
+ * The handle is closed by the write stream (on finish or on error).
+ * @throws whatever the source, a transform or the write throws (the file is left for the caller).
+ */
+export async function pipeToFile(file: string, source: Readable, ...transforms: Transform[]): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  await pipeline([source, ...transforms, fh.createWriteStream()]);
+}
+
 export class FsBlobStore implements BlobStore {
   readonly kind = 'fs';
   readonly maxBytes: number;
@@ -85,7 +98,7 @@ export class FsBlobStore implements BlobStore {
       },
     });
     try {
-      await pipeline(data, count, fs.createWriteStream(tmp));
+      await pipeToFile(tmp, data, count);
     } catch (e) {
       await fsp.rm(tmp, { force: true });
       throw e;

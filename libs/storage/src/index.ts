@@ -2,7 +2,7 @@ export { BlobTooLargeError, BLOB_KEY_RE, checkKey, getJson, putBlobStream, putJs
 export type { BlobStore, PutOptions } from './blob-store';
 export { RedisBlobStore } from './redis-store';
 export type { RedisBlobStoreOptions } from './redis-store';
-export { FsBlobStore } from './fs-store';
+export { FsBlobStore, pipeToFile } from './fs-store';
 export type { FsBlobStoreOptions } from './fs-store';
 export { TieredBlobStore } from './tiered-store';
 export { S3BlobStore, S3Error } from './s3-store';

@@ -55,6 +55,32 @@ describe('FsBlobStore', () => {
     expect(fs.readdirSync(dir)).toEqual([]); // no temp file left behind
   });
 
+  it('leaves no temp file when a stream fails before its file would have opened (CI stop 17)', async () => {
+    // A failure on the first chunk used to reject before fs.createWriteStream's asynchronous open,
+    // which then created the temp file after putStream had removed it (seen under load: rm and
+    // open run on different libuv threads). Busy threads widen the window as a loaded CI box does.
+    const s = new FsBlobStore({ dir, maxBytes: 2 });
+    let busy = true;
+    const jam = (async () => {
+      while (busy) await Promise.all(Array.from({ length: 8 }, () => fs.promises.stat(dir)));
+    })();
+    for (let i = 0; i < 300; i++) {
+      await expect(s.putStream(`k${i}`, Readable.from([Buffer.from('abc')]))).rejects.toThrow(/at most 2 bytes/);
+      if (i % 30 === 0) {
+        const failing = new Readable({
+          read() {
+            this.destroy(new Error('source broke'));
+          },
+        });
+        await expect(s.putStream(`f${i}`, failing)).rejects.toThrow(/source broke/);
+      }
+    }
+    busy = false;
+    await jam;
+    await new Promise((r) => setTimeout(r, 50)); // any late open would have landed by now
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   it('expires values by TTL and sweeps them', async () => {
     const s = new FsBlobStore({ dir });
     await s.put('a', 'x', { ttlSeconds: 1 });
