@@ -61,6 +61,24 @@ describe('Engine on a counting model', () => {
     await e.close();
   });
 
+  it("applies the manifest's decode_defaults under the request's own options, and refuses bad ones at load", async () => {
+    const withDefaults = (d: EngineManifest['decode_defaults']) => {
+      const runner = new CountingRunner({ vocabSize: V, table: letters, margins: [LO], maskId: MASK });
+      return { e: Engine.fromRunner({ ...manifest(), decode_defaults: d }, runner, charCodec(CHARS)), runner };
+    };
+    const a = withDefaults({ sub_block_size: 4, sub_block_cache: false, threshold: 0.95 });
+    const byDefault = await a.e.generate({ prompt: prompt5, options: { blockSize: 8, maxNewTokens: 6, trajectory: true } });
+    expect(byDefault.trajectory!.options).toMatchObject({ subBlockSize: 4, subBlockCache: false, threshold: 0.95 });
+    const { e: plain } = engine();
+    const explicit = await plain.generate({ prompt: prompt5, options: { ...base, threshold: 0.95, maxNewTokens: 6 } });
+    expect(byDefault.tokenIds).toEqual(explicit.tokenIds);
+    expect(byDefault.trajectory!.stepMap).toEqual(explicit.trajectory!.stepMap);
+    const overridden = await a.e.generate({ prompt: prompt5, options: { blockSize: 8, subBlockSize: 2, maxNewTokens: 6, trajectory: true } });
+    expect(overridden.trajectory!.options).toMatchObject({ subBlockSize: 2, subBlockCache: false });
+    await Promise.all([a.e.close(), plain.close()]);
+    expect(() => withDefaults({ threshold: 1.5 })).toThrow(/decode_defaults\.threshold/);
+  });
+
   it('stats().work sums the forwards shapes (positions B x S, LM-head rows B x R, keys B x S x (P + S))', async () => {
     const { e, runner } = engine();
     await Promise.all([

@@ -13,7 +13,7 @@ import { buildBatch } from './batch';
 import { costOf, ForwardCostModel, planTick, resolveTickPlan, type LinearCost, type PlanRow, type TickPlanConfig, type TickPlanOptions } from './tick-plan';
 import { KvPool, pageFloats } from './kv/pool';
 import { loadEngineModelDir, type EngineManifest } from './model-dir';
-import { resolveOptions, type DecodeOptions } from './options';
+import { modelDecodeDefaults, resolveOptions, type DecodeOptions } from './options';
 import { policies } from './policies';
 import { randomSeed } from '@dllm/prng';
 import { arBlockOrderPolicy } from './policies/ar';
@@ -133,6 +133,7 @@ export function handleFrom(manifest: EngineManifest, runner: ModelRunner, codec:
     eosId: manifest.tokens.eos,
     delimiters: new Set(manifest.delimiter_token_ids ?? []),
     maxPositions: (manifest.architecture as { max_position_embeddings?: number } | undefined)?.max_position_embeddings ?? Infinity,
+    decodeDefaults: modelDecodeDefaults(manifest.decode_defaults, manifest.kind, `${manifest.name}@${manifest.version} dllm.json`),
     active: 0,
     retired: false,
   };
@@ -286,7 +287,11 @@ export class EngineCore implements EngineApi {
     try {
       if ((req.prompt === undefined) === (req.promptIds === undefined)) throw new RangeError('give exactly one of prompt (text) or promptIds');
       if (req.prompt !== undefined && typeof req.prompt !== 'string') throw new RangeError('prompt must be a string');
-      let opts = resolveOptions(req.options, { kind: h.kind, blockSize: h.manifest.block_size, vocabSize: h.vocabSize }, randomSeed);
+      let opts = resolveOptions(
+        req.options,
+        { kind: h.kind, blockSize: h.manifest.block_size, vocabSize: h.vocabSize, decodeDefaults: h.decodeDefaults },
+        randomSeed,
+      );
       let policy = policies[opts.policy];
       if (opts.policy === 'ar' && h.kind !== 'autoregressive') {
         // AR order with the block-diffusion model's own attention: one-slot sub-blocks (policies/ar.ts).

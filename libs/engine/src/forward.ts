@@ -3,6 +3,7 @@
 import type { KvGeometry } from './kv/pool';
 import type { ModelRunner } from './runner/runner';
 import type { EngineManifest, TextCodec } from './model-dir';
+import type { DecodeOptions } from './options';
 import type { Sequence } from './sequence';
 
 /** A loaded model version. Sequences hold the handle they started on (hot swap keeps it alive). */
@@ -23,6 +24,8 @@ export interface ModelHandle {
   delimiters: ReadonlySet<number>;
   /** Positions the model supports (manifest architecture.max_position_embeddings; Infinity when unknown). */
   maxPositions: number;
+  /** The manifest's decode_defaults as engine options (checked at load; {} when none). */
+  decodeDefaults: Partial<DecodeOptions>;
   /** Sequences admitted on this handle and not finished. */
   active: number;
   retired: boolean;

@@ -2,6 +2,7 @@
 // decides 4xx with them without loading the engine); the engine imports them from there, never the
 // reverse. This module keeps the engine's throwing form of the resolver.
 import { describeIssues, resolveDecodeOptions, type ResolvedOptions } from '@dllm/contracts';
+export { modelDecodeDefaults } from '@dllm/contracts';
 import type { DecodeOptions } from '@dllm/contracts';
 
 export { decodeOptionsSchema, POLICIES } from '@dllm/contracts';
@@ -13,6 +14,8 @@ export interface ModelDefaults {
   blockSize: number;
   vocabSize?: number;
   name?: string;
+  /** The manifest's decode_defaults as engine options (modelDecodeDefaults). */
+  decodeDefaults?: Partial<DecodeOptions>;
 }
 
 /**

@@ -110,6 +110,22 @@ export const ManifestSchema = z
     dtype: z.literal('float32'),
     /** Token ids that end an AdaBlock block (newline, punctuation). */
     delimiter_token_ids: z.array(tokenId).optional(),
+    /**
+     * The model's own decoding defaults, like Hugging Face's generation_config.json: used for every
+     * option a request leaves unset (a request's value always wins). Keys are the HTTP API's wire
+     * names; ranges and combinations are checked by @dllm/contracts (modelDecodeDefaults) when the
+     * model is loaded. Omitted: the engine-wide defaults (docs/MODEL_FORMAT.md).
+     */
+    decode_defaults: z
+      .strictObject({
+        policy: z.string().min(1).optional(),
+        sub_block_size: posInt.optional(),
+        threshold: z.number().optional(),
+        entropy_threshold: z.number().optional(),
+        delimiter_threshold: z.number().optional(),
+        sub_block_cache: z.boolean().optional(),
+      })
+      .optional(),
     /** Weight-only quantization, written by libs/quant (docs/QUANTIZATION.md); null for a float model. */
     quantization: QuantizationSchema.nullable().optional(),
     graph: z
@@ -158,6 +174,8 @@ export interface DecodeManifest {
   vocab_size?: number;
   tokens: Manifest['tokens'];
   delimiter_token_ids?: number[];
+  /** The model's decoding defaults (Manifest['decode_defaults']). */
+  decode_defaults?: Manifest['decode_defaults'];
   /** only max_position_embeddings is read (the longest sequence the model takes). */
   architecture?: Partial<Architecture>;
 }

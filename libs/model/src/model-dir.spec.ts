@@ -152,4 +152,16 @@ describe('loadModelDir contract validation', () => {
     expect(() => ManifestSchema.parse({ ...m, quantization: { method: 'rtn', bits: 4 } })).toThrow(/scheme/);
     expect(inspectOnnx(path.join(dir, 'model.onnx')).externalFiles).toEqual([]);
   });
+
+  it('reads decode_defaults (wire names, typed) and refuses unknown keys or wrong types', () => {
+    const dir = fresh();
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'dllm.json'), 'utf8'));
+    expect(ManifestSchema.parse({ ...m, decode_defaults: { sub_block_size: 32, threshold: 0.8 } }).decode_defaults).toEqual({
+      sub_block_size: 32,
+      threshold: 0.8,
+    });
+    expect(ManifestSchema.parse(m).decode_defaults).toBeUndefined();
+    expect(() => ManifestSchema.parse({ ...m, decode_defaults: { subBlockSize: 32 } })).toThrow(/subBlockSize/);
+    expect(() => ManifestSchema.parse({ ...m, decode_defaults: { sub_block_size: '32' } })).toThrow(/sub_block_size/);
+  });
 });

@@ -6,7 +6,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import type { Redis } from 'ioredis';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { unknownModelFacts, type ModelFacts } from '@dllm/contracts';
+import { modelDecodeDefaults, unknownModelFacts, type ModelFacts } from '@dllm/contracts';
 import { MANIFEST_FILE, TOKENIZER_FILE, Tokenizer, parseManifest } from '@dllm/model';
 import { createRedis } from '@dllm/queue';
 import { parseAnnouncement, PolicyRegistry } from '@dllm/rl';
@@ -15,7 +15,8 @@ import { REDIS, SETTINGS } from '../tokens';
 
 /**
  * Reads a model directory's manifest facts and tokenizer (synchronous; a few ms for small
- * tokenizers). Throws Error naming the file when dllm.json or tokenizer.json is missing or invalid.
+ * tokenizers). Throws Error naming the file when dllm.json or tokenizer.json is missing or invalid
+ * (including decode_defaults out of range).
  */
 export function readModelFacts(dir: string): ModelFacts {
   const file = path.join(dir, MANIFEST_FILE);
@@ -34,6 +35,7 @@ export function readModelFacts(dir: string): ModelFacts {
     maxPositions: m.architecture.max_position_embeddings,
     vocabSize: m.vocab_size,
     tokenizer,
+    decodeDefaults: modelDecodeDefaults(m.decode_defaults, m.kind, file),
   };
 }
 

@@ -4,7 +4,7 @@
 // would reject for a request is decided here: option ranges and combinations, policies the model's
 // kind cannot run, token ids outside the vocabulary, empty prompts and prompts longer than the
 // model's positions (counted with the model's own tokenizer).
-import { DEFAULT_SUB_BLOCK_SIZE, decodeOptionsSchema, type PolicyName, type ResolvedOptions } from './options';
+import { DEFAULT_SUB_BLOCK_SIZE, decodeOptionsSchema, type DecodeOptions, type PolicyName, type ResolvedOptions } from './options';
 
 /** What the resolver needs to know about a model (read from its directory's dllm.json + tokenizer.json). */
 export interface ModelFacts {
@@ -20,6 +20,52 @@ export interface ModelFacts {
   vocabSize?: number;
   /** The model's tokenizer (text -> ids, no special tokens added); undefined: prompts are checked as text only. */
   tokenizer?: { encode(text: string): number[] };
+  /**
+   * The model's decoding defaults (manifest `decode_defaults`, through modelDecodeDefaults): applied to
+   * every option a request leaves unset, before the engine-wide defaults. undefined: none.
+   */
+  decodeDefaults?: Partial<DecodeOptions>;
+}
+
+/** Manifest `decode_defaults` keys (the HTTP API's wire names) -> engine DecodeOptions keys. */
+export const MODEL_DECODE_DEFAULT_KEYS = {
+  policy: 'policy',
+  sub_block_size: 'subBlockSize',
+  threshold: 'threshold',
+  entropy_threshold: 'entropyThreshold',
+  delimiter_threshold: 'delimiterThreshold',
+  sub_block_cache: 'subBlockCache',
+} as const satisfies Record<string, keyof DecodeOptions>;
+
+/**
+ * A model's `decode_defaults` (manifest, wire names) as engine options, checked with the same schema
+ * as a request's options: the analogue of Hugging Face's generation_config.json. Only the keys the
+ * manifest sets are returned.
+ * @param raw the manifest's `decode_defaults` (undefined/null: none)
+ * @param kind the manifest's kind: an autoregressive model may only default to policy 'ar'
+ * @param where prefix for error messages (e.g. 'models/tiny-dllm/dllm.json')
+ * @throws RangeError naming every bad key and value (`<where>: decode_defaults.<key>: <problem>`)
+ */
+export function modelDecodeDefaults(raw: Record<string, unknown> | null | undefined, kind: string, where = 'dllm.json'): Partial<DecodeOptions> {
+  if (raw === undefined || raw === null) return {};
+  const mapped: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    const key = (MODEL_DECODE_DEFAULT_KEYS as Record<string, string>)[k];
+    if (!key) problems.push(`decode_defaults.${k}: not a decoding default (allowed: ${Object.keys(MODEL_DECODE_DEFAULT_KEYS).join(', ')})`);
+    else if (v !== undefined) mapped[key] = v;
+  }
+  const parsed = decodeOptionsSchema.safeParse(mapped);
+  if (!parsed.success) {
+    const wire = Object.fromEntries(Object.entries(MODEL_DECODE_DEFAULT_KEYS).map(([w, e]) => [e, w]));
+    for (const i of parsed.error.issues) problems.push(`decode_defaults.${wire[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`);
+  }
+  if (kind === 'autoregressive' && mapped.policy !== undefined && mapped.policy !== 'ar')
+    problems.push(`decode_defaults.policy: an autoregressive model decodes with 'ar', got '${String(mapped.policy)}'`);
+  if (problems.length) throw new RangeError(`${where}: ${problems.join('; ')}`);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(mapped)) out[k] = (parsed.data as Record<string, unknown>)[k];
+  return out as Partial<DecodeOptions>;
 }
 
 /**
@@ -44,7 +90,12 @@ export type OptionsResolution = { ok: true; options: ResolvedOptions } | { ok: f
  * @param randomSeed draws the seed when the request sets none
  */
 export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSeed: () => number): OptionsResolution {
-  const parsed = decodeOptionsSchema.safeParse(input ?? {});
+  const set = (input ?? {}) as Record<string, unknown>;
+  const defaults = model.decodeDefaults ?? {};
+  // The model's defaults fill what the request leaves unset (undefined counts as unset); a request's value wins.
+  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const merged = isObject || input === undefined || input === null ? { ...defaults, ...dropUndefined(set) } : input;
+  const parsed = decodeOptionsSchema.safeParse(merged);
   if (!parsed.success) {
     return {
       ok: false,
@@ -52,7 +103,6 @@ export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSe
     };
   }
   const o = parsed.data;
-  const set = (input ?? {}) as Record<string, unknown>;
   const errors: RequestIssue[] = [];
   const policy: PolicyName = o.policy ?? (model.kind === 'autoregressive' ? 'ar' : 'fast-dllm-v2');
   if (model.kind === 'autoregressive' && policy !== 'ar') {
@@ -64,6 +114,8 @@ export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSe
     });
   }
   const blockSize = o.blockSize ?? model.blockSize;
+  // A model's default sub-block (often 'the whole block') follows a shorter block the request asks for.
+  if (set.subBlockSize === undefined && defaults.subBlockSize !== undefined && o.subBlockSize > blockSize) o.subBlockSize = blockSize;
   if (o.subBlockSize > blockSize) {
     // Point at the field the client set: a block_size below the default sub-block is the usual case.
     const subSet = set.subBlockSize !== undefined;
@@ -158,4 +210,10 @@ export function describeIssues(errors: readonly RequestIssue[]): string {
  */
 export function unknownModelFacts(name: string): ModelFacts {
   return { name, kind: 'unknown', blockSize: Number.POSITIVE_INFINITY };
+}
+
+function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
 }

@@ -6,6 +6,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import {
   describeIssues,
   generationJob,
+  modelDecodeDefaults,
   resolveRequest,
   type GenerationPayload,
   type GenerationProgress,
@@ -118,5 +119,6 @@ export function engineFacts(engine: Engine): ModelFacts {
     maxPositions: manifest.architecture?.max_position_embeddings,
     vocabSize: manifest.vocab_size,
     tokenizer: engine.codec,
+    decodeDefaults: modelDecodeDefaults(manifest.decode_defaults, kind, `${name} dllm.json`),
   };
 }
