@@ -3,8 +3,8 @@
 //   npm run bench:engine -- [--dllm models/tiny-dllm] [--ar models/tiny-ar] [--n 30] [--families arith,string] [--peer transformers.js|none]
 //       [--max-new 96] [--threads 1] [--batches 1,8] [--repeat 3] [--json bench-engine.json] [--quick]
 //       [--only 'ar (baseline),fast-dllm-v2 t=0.9'] [--no-sharing] [--compare-hop] [--compare-tick-plan]
-//   --compare-tick-plan adds, for the fast-dllm-v2 rows (sub-block 8, with the sub-block cache and with
-//   full windows), the same row on a tiny-dllm engine whose tick planner neither holds nor pads across size
+//   --compare-tick-plan adds, for the fast-dllm-v2 sb=8 rows (with the sub-block cache and with full
+//   windows), the same row on a tiny-dllm engine whose tick planner neither holds nor pads across size
 //   classes ('... tick plan off': every size class runs as its own forward every tick, the scheduler
 //   before 2026-12-01), in the same round robin (engine.ts tickPlan; tick-plan.ts).
 //   --compare-hop adds a row 'ar (hop)': the same tiny-ar engine with the scheduler loop on this
@@ -15,10 +15,11 @@
 //   1. per policy and batch size (1 = one request at a time, 8 = eight in flight, batched by the
 //      scheduler): accuracy, TPF, forwards, committed tokens/s, and the ratio of tokens/s to the
 //      baseline `ar` on tiny-ar at the same batch size, measured in this run. Rows: ar on tiny-ar
-//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9; sub-block 8 with the sub-block cache,
-//      the defaults), the same with full windows at every step (no sub-block cache), the same with
-//      sub-block 32 (the whole block: nothing for the cache to reuse), entropy (dParallel rule, tau 0.5) with
-//      sub-block 8 and 32, adablock. Each row also reports the achieved GFLOP/s of its forwards
+//      (baseline), ar on tiny-dllm, fast-dllm-v2 (threshold 0.9) with the model's decode_defaults
+//      (tiny-dllm: sub-block 32, the whole block), with sub-block 8 and the sub-block cache (the
+//      engine-wide default and the paper's), the same with full windows at every step, with sub-block
+//      32; entropy (dParallel rule, tau 0.5) with the model's defaults, sub-block 8 and 32; adablock. A
+//      row whose options equal an earlier row's once the model's defaults apply is not run twice. Each row also reports the achieved GFLOP/s of its forwards
 //      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
 //      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
 //      same intra-op threads, the model's widest linear at S = 1, 8, 32, 256 and 1024^3; the fastest
@@ -27,7 +28,7 @@
 //   2. prefix sharing on vs off: a group of 8 sampled answers (temperature 1, 8 seeds) to one long
 //      few-shot prompt, submitted together.
 //   3. the runner's per-call overhead (worker thread hop) = round trip - time inside session.run.
-//   4. paired against ar: fast-dllm-v2 (default, and sub-block 32) and ar on tiny-ar decode the same
+//   4. paired against ar: fast-dllm-v2 (model defaults, and sub-block 8) and ar on tiny-ar decode the same
 //      chunks of 2 x batch problems back to back, order alternating chunk by chunk, every round at every
 //      batch size; the median of the rounds' ratios (load drift on a shared CPU hits both alike).
 //   5. the peer (bench/peer-transformers.ts): transformers.js on the --ar weights, exported with
@@ -41,6 +42,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine, type DecodeOptions, type TickPlanConfig } from '@dllm/engine';
+import { modelDecodeDefaults } from '@dllm/contracts';
 import { MANIFEST_FILE, Tokenizer, readManifest } from '@dllm/model';
 import { problems, verifyResponse, type Problem } from '@dllm/tasks';
 import { combineGemmRates, forwardFlops, formatGemmRates, gflopsPerSecond, measureGemmRatesInChild, median, modelGemmShapes, referenceRate } from './gemm-rate';
@@ -253,18 +255,22 @@ async function main() {
   const allRounds = new Map<string, number[]>();
   const baselineOutputs: { tokenIds: number[] }[] = [];
   console.log(
-    `bench:engine  ${dllm.model.name}@${dllm.model.version} vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}, ${repeat} rounds (rows: the median round)\n`,
+    `bench:engine  ${dllm.model.name}@${dllm.model.version} (decode_defaults ${JSON.stringify(dllmManifest.decode_defaults ?? {})}) vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}, ${repeat} rounds (rows: the median round)\n`,
   );
 
   const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
     { engine: ar, model: ar.model.name, label: 'ar (baseline)', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'ar', options: { policy: 'ar' } },
+    // The model's own decode_defaults apply under each row's options (tiny-dllm: whole-block sub-blocks);
+    // the sb= rows set the sub-block explicitly. A row that resolves to the same options as an earlier
+    // one is dropped below.
     { engine: dllm, model: dllm.model.name, label: 'fast-dllm-v2 t=0.9', options: { policy: 'fast-dllm-v2', threshold: 0.9 } },
+    { engine: dllm, model: dllm.model.name, label: 'fast-dllm-v2 t=0.9 sb=8', options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockSize: 8 } },
     {
       engine: dllm,
       model: dllm.model.name,
-      label: 'fast-dllm-v2 t=0.9 full windows',
-      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockCache: false },
+      label: 'fast-dllm-v2 t=0.9 sb=8 full windows',
+      options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockSize: 8, subBlockCache: false },
     },
     {
       engine: dllm,
@@ -273,6 +279,7 @@ async function main() {
       options: { policy: 'fast-dllm-v2', threshold: 0.9, subBlockSize: 32 },
     },
     { engine: dllm, model: dllm.model.name, label: 'entropy tau=0.5', options: { policy: 'entropy', entropyThreshold: 0.5 } },
+    { engine: dllm, model: dllm.model.name, label: 'entropy tau=0.5 sb=8', options: { policy: 'entropy', entropyThreshold: 0.5, subBlockSize: 8 } },
     {
       engine: dllm,
       model: dllm.model.name,
@@ -281,6 +288,28 @@ async function main() {
     },
     { engine: dllm, model: dllm.model.name, label: 'adablock t=0.9 d=0.3', options: { policy: 'adablock', threshold: 0.9, delimiterThreshold: 0.3 } },
   ];
+  const dllmDefaults = modelDecodeDefaults(dllmManifest.decode_defaults, dllmManifest.kind);
+  const effective = (c: (typeof allConfigs)[number]) => {
+    const o: Record<string, unknown> = c.engine === dllm ? { ...dllmDefaults, ...c.options } : { ...c.options };
+    return `${c.model} ${JSON.stringify(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, o[k]]),
+    )}`;
+  };
+  const seenOptions = new Map<string, string>();
+  /** A dropped row's label -> the row that runs its options. */
+  const aliasOf = new Map<string, string>();
+  for (let i = 0; i < allConfigs.length; i++) {
+    const key = effective(allConfigs[i]);
+    const first = seenOptions.get(key);
+    if (first !== undefined) {
+      console.log(`(row '${allConfigs[i].label}' is '${first}' with this model's decode_defaults: not run twice)`);
+      aliasOf.set(allConfigs[i].label, first);
+      allConfigs.splice(i--, 1);
+    } else seenOptions.set(key, allConfigs[i].label);
+  }
+  const rowLabel = (label: string) => aliasOf.get(label) ?? label;
   const hop = values['compare-hop'] ? await mk(values.ar!, { thread: 'hop' }) : null;
   if (hop) {
     flopModels.set(hop, flopModels.get(ar)!);
@@ -289,13 +318,20 @@ async function main() {
   const untimed = values['compare-tick-plan'] ? await mk(values.dllm!, { tickPlan: { maxHoldTicks: 0, padding: 'never' } }) : null;
   if (untimed) {
     flopModels.set(untimed, flopModels.get(dllm)!);
-    for (const label of ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 full windows']) {
+    for (const label of new Set(['fast-dllm-v2 t=0.9 sb=8', 'fast-dllm-v2 t=0.9 sb=8 full windows'].map(rowLabel))) {
       const at = allConfigs.findIndex((c) => c.label === label);
       allConfigs.splice(at + 1, 0, { ...allConfigs[at], engine: untimed, label: `${label} tick plan off` });
     }
   }
   const configs = allConfigs.filter(
-    (c) => !values.only || c.label === 'ar (baseline)' || c.label === 'ar (hop)' || values.only.split(',').includes(c.label.replace(/ tick plan off$/, '')),
+    (c) =>
+      !values.only ||
+      c.label === 'ar (baseline)' ||
+      c.label === 'ar (hop)' ||
+      values.only
+        .split(',')
+        .map(rowLabel)
+        .includes(c.label.replace(/ tick plan off$/, '')),
   );
   // Warm-up: every configuration once at every batch size on a few problems (first-run allocations of
   // each tensor shape in ORT's arena), so no row pays for being first.
@@ -308,7 +344,7 @@ async function main() {
   // the CPU is shared, so rounds (not back-to-back repeats) give every configuration the same conditions.
   const runs = new Map<string, Omit<Row, 'model' | 'policy' | 'label' | 'batch' | 'ratioToAr'>[]>();
   // Rows also measured paired against ar (pairedVsAr), every round at every batch size.
-  const PAIRED_LABELS = ['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 sb=32'];
+  const PAIRED_LABELS = [...new Set(['fast-dllm-v2 t=0.9', 'fast-dllm-v2 t=0.9 sb=8'].map(rowLabel))];
   const pairedRounds = new Map<string, number[]>();
   for (let round = 0; round < repeat; round++) {
     for (const batch of batches) {
@@ -533,8 +569,8 @@ async function main() {
     },
     subBlockCache: batches.map((b) => ({
       batch: b,
-      on: by('fast-dllm-v2 t=0.9', b)?.tokensPerSecond,
-      off: by('fast-dllm-v2 t=0.9 full windows', b)?.tokensPerSecond,
+      on: by(rowLabel('fast-dllm-v2 t=0.9 sb=8'), b)?.tokensPerSecond,
+      off: by(rowLabel('fast-dllm-v2 t=0.9 sb=8 full windows'), b)?.tokensPerSecond,
     })),
   };
   console.log('\nSummary:', JSON.stringify(summary));

@@ -74,8 +74,13 @@ describe('POST /v1/rollouts: what the model cannot serve is 4xx, nothing queued'
     );
   });
 
-  it('block_size 7 (below the default sub-block of 8), a diffusion policy on an AR model, stop ids outside the vocabulary', async () => {
-    expectError(await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }], { blockSize: 7 })), 422, 'decoding.blockSize', 'invalid_value');
+  it('a sub-block longer than the block, a diffusion policy on an AR model, stop ids outside the vocabulary', async () => {
+    expectError(
+      await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }], { blockSize: 8, subBlockSize: 9 })),
+      422,
+      'decoding.subBlockSize',
+      'invalid_value',
+    );
     expectError(await post('/v1/rollouts', rollout(AR, [{ prompt: 'hi' }], { policy: 'fast-dllm-v2' })), 422, 'decoding.policy', 'unsupported_option');
     expectError(await post('/v1/rollouts', rollout(DLLM, [{ prompt: 'hi' }], { stopTokenIds: [1, 90] })), 422, 'decoding.stopTokenIds.1', 'invalid_token_id');
   });
@@ -104,8 +109,8 @@ describe('POST /v1/distill: what the teacher cannot serve is 4xx, nothing queued
     );
   });
 
-  it('block_size 7, a diffusion policy on an AR teacher, stop ids outside the vocabulary', async () => {
-    expectError(await post('/v1/distill', distill(DLLM, [{ prompt: 'hi' }], { blockSize: 7 })), 422, 'decoding.blockSize', 'invalid_value');
+  it('a sub-block longer than the block, a diffusion policy on an AR teacher, stop ids outside the vocabulary', async () => {
+    expectError(await post('/v1/distill', distill(DLLM, [{ prompt: 'hi' }], { blockSize: 8, subBlockSize: 9 })), 422, 'decoding.subBlockSize', 'invalid_value');
     expectError(await post('/v1/distill', distill(AR, [{ prompt: 'hi' }], { policy: 'entropy', threshold: 1 })), 422, 'decoding.policy', 'unsupported_option');
     expectError(await post('/v1/distill', distill(DLLM, [{ prompt: 'hi' }], { stopTokenIds: [95] })), 422, 'decoding.stopTokenIds.0', 'invalid_token_id');
   });

@@ -77,11 +77,15 @@ describe('requests the engine would refuse are 4xx at the gateway, nothing queue
     expectError(await post('/v1/jobs', { model: DLLM, prompt: '' }), 400, 'prompt', 'empty_prompt');
   });
 
-  it('block_size 7 (below the default sub-block of 8), and other option combinations', async () => {
-    expectError(await post('/v1/completions', { model: DLLM, prompt: 'hi', block_size: 7 }), 422, 'block_size');
-    expectError(await post('/v1/chat/completions', { model: DLLM, messages: [{ role: 'user', content: 'hi' }], block_size: 7 }), 422, 'block_size');
+  it('a sub-block longer than the block, a block out of range, and other option combinations', async () => {
+    expectError(await post('/v1/completions', { model: DLLM, prompt: 'hi', block_size: 300 }), 422, 'block_size');
+    expectError(
+      await post('/v1/chat/completions', { model: DLLM, messages: [{ role: 'user', content: 'hi' }], block_size: 8, sub_block_size: 9 }),
+      422,
+      'sub_block_size',
+    );
     expectError(await post('/v1/completions', { model: DLLM, prompt: 'hi', block_size: 8, sub_block_size: 16 }), 422, 'sub_block_size');
-    expectError(await post('/v1/jobs', { model: DLLM, prompt: 'hi', options: { blockSize: 7 } }), 422, 'options.blockSize');
+    expectError(await post('/v1/jobs', { model: DLLM, prompt: 'hi', options: { blockSize: 8, subBlockSize: 9 } }), 422, 'options.subBlockSize');
   });
 
   it('options the model cannot honour: a diffusion policy on an autoregressive model', async () => {
@@ -132,7 +136,7 @@ describe('batch files: one parser, per-line errors', () => {
         '',
         bad('empty', { prompt: '' }),
         '   ',
-        bad('bs7', { prompt: 'hi', block_size: 7 }),
+        bad('sb9', { prompt: 'hi', block_size: 8, sub_block_size: 9 }),
         '{not json',
         ok('a'),
         bad('vocab', { prompt: 'hi', stop_token_ids: [999] }),
@@ -148,7 +152,7 @@ describe('batch files: one parser, per-line errors', () => {
     const errs = b.errors.data.map((e: { code: string; param: string | null; line: number }) => [e.line, e.code, e.param]);
     expect(errs).toEqual([
       [3, 'empty_prompt', 'body.prompt'],
-      [5, 'invalid_value', 'body.block_size'],
+      [5, 'invalid_value', 'body.sub_block_size'],
       [6, 'invalid_json', null],
       [7, 'duplicate_custom_id', 'custom_id'],
       [8, 'invalid_token_id', 'body.stop_token_ids.0'],

@@ -211,7 +211,7 @@ function explain(root: string, model: string, n: number, tpf: number): string {
     const rows = bench.rows.filter((r) => r.model === manifest.name && r.label === 'fast-dllm-v2 t=0.9');
     if (!rows.length) return out.join('\n');
     out.push(
-      `compare: engine bench of ${bench.models.dllm} (bench/results/engine.json, ${bench.date.slice(0, 10)}; same decoder: fast-dllm-v2, threshold 0.9):`,
+      `compare: engine bench of ${bench.models.dllm} (bench/results/engine.json, ${bench.date.slice(0, 10)}; same decoder: fast-dllm-v2, threshold 0.9, the model's decode_defaults):`,
     );
     for (const r of rows) {
       out.push(

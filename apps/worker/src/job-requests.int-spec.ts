@@ -42,10 +42,15 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-it('a rollout group whose decoding the model cannot honour fails without retries, naming decoding.blockSize', async () => {
+it('a rollout group whose decoding the model cannot honour fails without retries, naming decoding.subBlockSize', async () => {
   const trajectories = new TrajectoryStore(redis, store, prefix);
   const runner = new RolloutRunner({ redis, prefix, queue, store: trajectories, registry: new PolicyRegistry(redis, prefix), engine: () => engine });
-  const req = rolloutRequestSchema.parse({ model: 'tiny-dllm', prompts: [{ prompt: 'hi', answer: '1' }], groupSize: 2, decoding: { blockSize: 7 } });
+  const req = rolloutRequestSchema.parse({
+    model: 'tiny-dllm',
+    prompts: [{ prompt: 'hi', answer: '1' }],
+    groupSize: 2,
+    decoding: { blockSize: 8, subBlockSize: 9 },
+  });
   await trajectories.putJson('rollouts/ro-x/request.json', req);
   await redis.hset(rolloutStateKeys(prefix, 'ro-x').state, { target: '1', total: '1', launched: '1', full: '0' });
   const run = runner.group({
@@ -55,7 +60,7 @@ it('a rollout group whose decoding the model cannot honour fails without retries
     data: { rolloutId: 'ro-x', model: 'tiny-dllm', requestKey: 'rollouts/ro-x/request.json', groupIndex: 0, createdAt: 0 },
   });
   await expect(run).rejects.toThrow(UnrecoverableError);
-  await expect(run).rejects.toThrow(/decoding\.blockSize: blockSize 7 is smaller than the default subBlockSize/);
+  await expect(run).rejects.toThrow(/decoding\.subBlockSize: subBlockSize \(9\) must be <= blockSize \(8\)/);
 });
 
 it('a distillation whose question is longer than the model positions fails without retries, naming questions.1.prompt', async () => {

@@ -23,7 +23,8 @@ describe('resolveRequest', () => {
     expect(r.ok).toBe(true);
     if (r.ok) {
       expect(r.promptTokens).toBe(dllm.tokenizer!.encode('Q: 1+1=?\nA:').length);
-      expect(r.options).toMatchObject({ policy: 'fast-dllm-v2', blockSize: 32, subBlockSize: 8, maxNewTokens: 4 });
+      // tiny-dllm's dllm.json sets decode_defaults.sub_block_size 32 (the whole block)
+      expect(r.options).toMatchObject({ policy: 'fast-dllm-v2', blockSize: 32, subBlockSize: 32, maxNewTokens: 4 });
     }
   });
 
@@ -43,9 +44,13 @@ describe('resolveRequest', () => {
     if (fits) expect(resolveRequest(dllm, { prompt: 'a'.repeat(n - 1) }).ok).toBe(true);
   });
 
-  it('block_size 7 against the default sub-block 8 points at block_size; an explicit sub-block points at itself', () => {
-    expect(refused(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 7 } }))).toEqual([[422, 'options.blockSize', 'invalid_value']]);
-    expect(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 7, subBlockSize: 7 } }).ok).toBe(true);
+  it('block_size 7 against the engine-wide default sub-block 8 points at block_size; an explicit sub-block points at itself', () => {
+    const noDefaults = { ...dllm, decodeDefaults: undefined };
+    expect(refused(resolveRequest(noDefaults, { prompt: 'hi', options: { blockSize: 7 } }))).toEqual([[422, 'options.blockSize', 'invalid_value']]);
+    expect(resolveRequest(noDefaults, { prompt: 'hi', options: { blockSize: 7, subBlockSize: 7 } }).ok).toBe(true);
+    // tiny-dllm's own default sub-block (the whole block) follows the shorter block
+    const r = resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 7 } });
+    expect(r.ok && r.options.subBlockSize).toBe(7);
     expect(refused(resolveRequest(dllm, { prompt: 'hi', options: { blockSize: 8, subBlockSize: 9 } }))).toEqual([
       [422, 'options.subBlockSize', 'invalid_value'],
     ]);
