@@ -1,13 +1,15 @@
 // Per-request decoding options: one zod schema, every knob with its range and default. Owned by the
 // contracts (the gateway validates with it without loading the engine); the engine imports it.
 // `policy` and `blockSize` default from the model (see resolveDecodeOptions): a block-diffusion
-// model decodes with fast-dllm-v2 in its trained block size, an autoregressive one with `ar`.
+// model decodes with fast-dllm-v2 in its trained block size, an autoregressive one with `ar`. A model's
+// manifest may also set its own defaults for the decoding knobs (decode_defaults: resolve.ts
+// modelDecodeDefaults); the defaults below apply where neither the request nor the model sets one.
 import { z } from 'zod';
 
 export const POLICIES = ['ar', 'fast-dllm-v2', 'entropy', 'adablock'] as const;
 export type PolicyName = (typeof POLICIES)[number];
 
-/** Sub-block length used when a request does not set one (tokens). */
+/** Sub-block length used when neither the request nor the model's decode_defaults sets one (tokens). */
 export const DEFAULT_SUB_BLOCK_SIZE = 8;
 
 export const decodeOptionsSchema = z.strictObject({
@@ -15,7 +17,7 @@ export const decodeOptionsSchema = z.strictObject({
   policy: z.enum(POLICIES).optional(),
   /** Block length in tokens (blocks are aligned to absolute positions). Default: the model's block_size (32). */
   blockSize: z.number().int().min(1).max(256).optional(),
-  /** Sub-block length: the window part decoded left to right inside a block. 1..blockSize. */
+  /** Sub-block length: the window part decoded left to right inside a block. 1..blockSize. Default: the model's decode_defaults.sub_block_size, else 8. */
   subBlockSize: z.number().int().min(1).max(256).default(DEFAULT_SUB_BLOCK_SIZE),
   /** fast-dllm-v2 / adablock: commit every masked slot of the sub-block whose probability > threshold (at least one per step). 1 = one token per step. */
   threshold: z.number().gt(0).max(1).default(0.9),
