@@ -23,7 +23,11 @@ export type ApiErrorBody = z.infer<typeof apiErrorSchema>;
 export const dllmExtrasShape = {
   policy: z.string().optional().describe("Decoding policy: 'ar' | 'fast-dllm-v2' | 'entropy' | 'adablock'"),
   block_size: z.number().int().optional().describe('Tokens per diffusion block'),
-  sub_block_size: z.number().int().optional().describe("Tokens per sub-block (Fast-dLLM v2); default: the model's decode_defaults (tiny-dllm: 32, the whole block), else 8"),
+  sub_block_size: z
+    .number()
+    .int()
+    .optional()
+    .describe("Tokens per sub-block (Fast-dLLM v2); default: the model's decode_defaults (tiny-dllm: 32, the whole block), else 8"),
   threshold: z.number().optional().describe('Confidence threshold for parallel unmasking'),
   entropy_threshold: z.number().optional().describe("Entropy bound for the 'entropy' policy"),
   delimiter_threshold: z.number().optional().describe("Delimiter confidence for the 'adablock' policy"),
