@@ -163,6 +163,12 @@ def shifted_dllm_logits(logits, L):
 # ---------------------------------------------------------------- checkpoints
 
 
+# config.json keys that describe the model rather than its weights (the decoding defaults dllm-farm's
+# manifest carries, docs/MODEL_FORMAT.md): kept from the config a model was loaded from, so a checkpoint
+# the learner or trainer writes converts to a version that decodes as its parent did.
+CARRIED_CONFIG_KEYS = ("decode_defaults",)
+
+
 def save_model(model, vocab, out_dir, tokenizer_path, kind, extra_log=None):
     os.makedirs(out_dir, exist_ok=True)
     extra = dict(eos_token_id=vocab.eos, pad_token_id=vocab.pad, mask_token_id=vocab.mask, bos_token_id=vocab.vocab.get("<|bos|>"))
@@ -171,6 +177,7 @@ def save_model(model, vocab, out_dir, tokenizer_path, kind, extra_log=None):
     else:
         extra.update(dllm_kind="autoregressive")
     extra["delimiter_token_ids"] = vocab.delimiters
+    extra.update(getattr(model, "carried_config", {}))
     cfg = model.config.to_hf(**extra)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
@@ -189,6 +196,7 @@ def load_model(model_dir, device):
     model = Qwen2(c).to(device)
     sd = safetensors_io.load(os.path.join(model_dir, "model.safetensors"))
     model.load_state_dict(sd)
+    model.carried_config = {k: cfg[k] for k in CARRIED_CONFIG_KEYS if k in cfg}
     return model, cfg
 
 

@@ -38,6 +38,8 @@ export interface HfQwen2Config {
   bos_token_id?: number | null;
   dllm_kind?: string;
   delimiter_token_ids?: number[];
+  /** The model's decoding defaults, carried into the manifest as is (Manifest['decode_defaults']; `export` writes it). */
+  decode_defaults?: Record<string, unknown>;
   [k: string]: unknown;
 }
 
@@ -187,6 +189,7 @@ export async function convertCheckpoint(hfDir: string, outDir: string, o: Conver
       block_size: o.blockSize ?? cfg.bd_size ?? 32,
       dtype: 'float32',
       delimiter_token_ids: delimiters,
+      ...(cfg.decode_defaults !== undefined ? { decode_defaults: cfg.decode_defaults } : {}),
       quantization: null,
       graph: { inputs: graphInputNames(arch.num_layers), outputs: graphOutputNames(arch.num_layers), external_data: null },
     },

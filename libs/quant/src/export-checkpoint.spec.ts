@@ -26,7 +26,7 @@ test('exports every weight under its HF name and convert rebuilds the same initi
       tie_word_embeddings: false,
       attention_bias: true,
     },
-    manifest: { block_size: 8 },
+    manifest: { block_size: 8, decode_defaults: { sub_block_size: 8, threshold: 0.8 } },
   });
   const out = path.join(tmp, 'hf');
   const r = exportCheckpoint(src, out);
@@ -36,9 +36,12 @@ test('exports every weight under its HF name and convert rebuilds the same initi
   expect(r.parameters).toBe(Object.values(tiny.weights).reduce((a, w) => a + w.length, 0));
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
   expect(cfg).toMatchObject({ num_hidden_layers: tiny.manifest.architecture.num_layers, mask_token_id: tiny.manifest.tokens.mask, bd_size: 8 });
+  // the model's decoding defaults survive export -> (training) -> convert, as the learner's versions need
+  expect(cfg.decode_defaults).toEqual({ sub_block_size: 8, threshold: 0.8 });
 
   const back = path.join(tmp, 'back');
-  await convertCheckpoint(out, back, { version: tiny.manifest.version, name: tiny.manifest.name });
+  const conv = await convertCheckpoint(out, back, { version: tiny.manifest.version, name: tiny.manifest.name });
+  expect(conv.manifest.decode_defaults).toEqual({ sub_block_size: 8, threshold: 0.8 });
   const a = loadOnnx(path.join(src, 'model.onnx'));
   const b = loadOnnx(path.join(back, 'model.onnx'));
   expect([...b.initializers.keys()].sort()).toEqual([...a.initializers.keys()].sort());

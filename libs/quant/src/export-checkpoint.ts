@@ -90,6 +90,7 @@ export function hfConfig(m: Manifest): Record<string, unknown> {
     bd_size: m.block_size,
     dllm_kind: m.kind,
     ...(m.delimiter_token_ids ? { delimiter_token_ids: m.delimiter_token_ids } : {}),
+    ...(m.decode_defaults ? { decode_defaults: m.decode_defaults } : {}),
     dllm_source: { name: m.name, version: m.version },
   };
 }
