@@ -67,8 +67,11 @@ const common = (out: string, extra: string[] = []) => [
   ...extra,
 ];
 // tiny settings: 2 kept groups of 4 samples (6 reserve prompts: about 1 group in 4 survives the filters here),
-// arith only (its worked solutions are ~40 tokens)
+// arith only (its worked solutions are ~40 tokens), 8-slot sub-blocks: with tiny-dllm's own default (whole
+// blocks) a group's samples often share one TPF, the TPF-range filter drops every group and no step trains
 const tiny = [
+  '--sub-block-size',
+  '8',
   '--group-size',
   '4',
   '--groups',

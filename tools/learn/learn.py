@@ -540,7 +540,7 @@ def main(argv=None):
             p.add_argument("--threshold", type=float, default=0.9)
             p.add_argument("--max-new", type=int, default=64)
             p.add_argument("--sub-block-size", type=int, default=None,
-                           help="rollout sub-block length (default: the farm's, 8; LightningRL decodes whole 32-token blocks, where TPF has room to grow)")
+                           help="rollout sub-block length (default: the model's decode_defaults, tiny-dllm 32 = whole blocks, else the farm's 8; LightningRL decodes whole 32-token blocks, where TPF has room to grow)")
             p.add_argument("--families", nargs="+", default=["arith", "string"])
             p.add_argument("--problems", nargs="+", help="train-split problem JSONL files instead of `dllm-farm tasks`")
             p.add_argument("--n-problems", type=int, default=20000)
