@@ -19,7 +19,8 @@
 //      (tiny-dllm: sub-block 32, the whole block), with sub-block 8 and the sub-block cache (the
 //      engine-wide default and the paper's), the same with full windows at every step, with sub-block
 //      32; entropy (dParallel rule, tau 0.5) with the model's defaults, sub-block 8 and 32; adablock. A
-//      row whose options equal an earlier row's once the model's defaults apply is not run twice. Each row also reports the achieved GFLOP/s of its forwards
+//      row whose options equal an earlier row's once the model's defaults apply is not run twice. Each
+//      row also reports the achieved GFLOP/s of its forwards
 //      (bench/gemm-rate.ts `forwardFlops` over the engine's summed forward shapes, divided by the time
 //      inside session.run) and its percentage of the machine's GEMM rate (fp32 MatMul on onnxruntime-node,
 //      same intra-op threads, the model's widest linear at S = 1, 8, 32, 256 and 1024^3; the fastest
@@ -258,7 +259,7 @@ async function main() {
     `bench:engine  ${dllm.model.name}@${dllm.model.version} (decode_defaults ${JSON.stringify(dllmManifest.decode_defaults ?? {})}) vs ${ar.model.name}@${ar.model.version}; ${items.length} held-out problems (${fams.join(', ')}, ${n} each), maxNewTokens ${maxNew}, intra-op threads ${threads}, node ${process.version}, ${repeat} rounds (rows: the median round)\n`,
   );
 
-  const allConfigs: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
+  const declared: Array<{ engine: Engine; model: string; label: string; options: Partial<DecodeOptions> }> = [
     { engine: ar, model: ar.model.name, label: 'ar (baseline)', options: { policy: 'ar' } },
     { engine: dllm, model: dllm.model.name, label: 'ar', options: { policy: 'ar' } },
     // The model's own decode_defaults apply under each row's options (tiny-dllm: whole-block sub-blocks);
@@ -289,7 +290,7 @@ async function main() {
     { engine: dllm, model: dllm.model.name, label: 'adablock t=0.9 d=0.3', options: { policy: 'adablock', threshold: 0.9, delimiterThreshold: 0.3 } },
   ];
   const dllmDefaults = modelDecodeDefaults(dllmManifest.decode_defaults, dllmManifest.kind);
-  const effective = (c: (typeof allConfigs)[number]) => {
+  const effective = (c: (typeof declared)[number]) => {
     const o: Record<string, unknown> = c.engine === dllm ? { ...dllmDefaults, ...c.options } : { ...c.options };
     return `${c.model} ${JSON.stringify(
       Object.keys(o)
@@ -300,15 +301,17 @@ async function main() {
   const seenOptions = new Map<string, string>();
   /** A dropped row's label -> the row that runs its options. */
   const aliasOf = new Map<string, string>();
-  for (let i = 0; i < allConfigs.length; i++) {
-    const key = effective(allConfigs[i]);
+  const allConfigs = declared.filter((c) => {
+    const key = effective(c);
     const first = seenOptions.get(key);
-    if (first !== undefined) {
-      console.log(`(row '${allConfigs[i].label}' is '${first}' with this model's decode_defaults: not run twice)`);
-      aliasOf.set(allConfigs[i].label, first);
-      allConfigs.splice(i--, 1);
-    } else seenOptions.set(key, allConfigs[i].label);
-  }
+    if (first === undefined) {
+      seenOptions.set(key, c.label);
+      return true;
+    }
+    console.log(`(row '${c.label}' is '${first}' with this model's decode_defaults: not run twice)`);
+    aliasOf.set(c.label, first);
+    return false;
+  });
   const rowLabel = (label: string) => aliasOf.get(label) ?? label;
   const hop = values['compare-hop'] ? await mk(values.ar!, { thread: 'hop' }) : null;
   if (hop) {

@@ -11,7 +11,7 @@ const STATS_PERIOD_MS = 1000;
 
 function modelInfo(e: EngineCore): ModelInfo {
   const m = e.model;
-  return { name: m.name, version: m.version, kind: m.kind, manifest: m.manifest };
+  return { name: m.name, version: m.version, kind: m.kind, manifest: m.manifest, decodeDefaults: m.decodeDefaults };
 }
 
 /** Entry point of the worker (engine-worker.js calls it). */

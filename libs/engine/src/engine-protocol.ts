@@ -2,6 +2,7 @@
 // Only admissions, cancels, block events, results, swaps and stats snapshots cross; never a forward.
 import type { EngineCreateOptions, EngineStats, GenerateRequest } from './engine';
 import type { EngineManifest } from './model-dir';
+import type { DecodeOptions } from './options';
 import type { BlockEvent } from './emission';
 import type { GenerationResult } from './sequence';
 
@@ -10,6 +11,8 @@ export interface ModelInfo {
   version: string;
   kind: string;
   manifest: EngineManifest;
+  /** The manifest's decode_defaults as engine options, checked once at load (ModelHandle.decodeDefaults). */
+  decodeDefaults: Partial<DecodeOptions>;
 }
 
 /** An error as it crosses threads: RangeError (bad request) stays a RangeError on the other side. */

@@ -23,6 +23,7 @@ import type { ModelRunner } from './runner/runner';
 import { Sequence, type GenerationResult } from './sequence';
 import type { DrawOutputs, ForwardSpec, ModelHandle, RowOutput } from './forward';
 import type { BlockEvent } from './emission';
+import type { ModelInfo } from './engine-protocol';
 
 export interface EngineCreateOptions {
   modelDir: string;
@@ -141,7 +142,7 @@ export function handleFrom(manifest: EngineManifest, runner: ModelRunner, codec:
 
 /** What a caller can do with an engine, wherever its loop runs. */
 export interface EngineApi {
-  readonly model: { name: string; version: string; kind: string; manifest: EngineManifest };
+  readonly model: ModelInfo;
   /** Text <-> token ids of the current model. */
   readonly codec: ModelHandle['codec'];
   generate(req: GenerateRequest, hooks?: GenerateHooks): Promise<GenerationResult>;
@@ -270,9 +271,9 @@ export class EngineCore implements EngineApi {
 
   private createOpts: EngineCreateOptions | null = null;
 
-  get model(): { name: string; version: string; kind: string; manifest: EngineManifest } {
+  get model(): ModelInfo {
     const h = this.handle;
-    return { name: h.name, version: h.version, kind: h.kind, manifest: h.manifest };
+    return { name: h.name, version: h.version, kind: h.kind, manifest: h.manifest, decodeDefaults: h.decodeDefaults };
   }
 
   /** Text <-> token ids of the current model. */

@@ -4,6 +4,7 @@
 // would reject for a request is decided here: option ranges and combinations, policies the model's
 // kind cannot run, token ids outside the vocabulary, empty prompts and prompts longer than the
 // model's positions (counted with the model's own tokenizer).
+import { DLLM_EXTRA_TO_ENGINE, ENGINE_TO_WIRE } from '../openai/common';
 import { DEFAULT_SUB_BLOCK_SIZE, decodeOptionsSchema, type DecodeOptions, type PolicyName, type ResolvedOptions } from './options';
 
 /** What the resolver needs to know about a model (read from its directory's dllm.json + tokenizer.json). */
@@ -27,15 +28,9 @@ export interface ModelFacts {
   decodeDefaults?: Partial<DecodeOptions>;
 }
 
-/** Manifest `decode_defaults` keys (the HTTP API's wire names) -> engine DecodeOptions keys. */
-export const MODEL_DECODE_DEFAULT_KEYS = {
-  policy: 'policy',
-  sub_block_size: 'subBlockSize',
-  threshold: 'threshold',
-  entropy_threshold: 'entropyThreshold',
-  delimiter_threshold: 'delimiterThreshold',
-  sub_block_cache: 'subBlockCache',
-} as const satisfies Record<string, keyof DecodeOptions>;
+/** Manifest `decode_defaults` keys: the HTTP API's wire names (DLLM_EXTRA_TO_ENGINE) of the knobs a model may default. */
+export const MODEL_DECODE_DEFAULT_KEYS = ['policy', 'sub_block_size', 'threshold', 'entropy_threshold', 'delimiter_threshold', 'sub_block_cache'] as const;
+type ModelDecodeDefaultKey = (typeof MODEL_DECODE_DEFAULT_KEYS)[number];
 
 /**
  * A model's `decode_defaults` (manifest, wire names) as engine options, checked with the same schema
@@ -51,21 +46,19 @@ export function modelDecodeDefaults(raw: Record<string, unknown> | null | undefi
   const mapped: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [k, v] of Object.entries(raw)) {
-    const key = (MODEL_DECODE_DEFAULT_KEYS as Record<string, string>)[k];
-    if (!key) problems.push(`decode_defaults.${k}: not a decoding default (allowed: ${Object.keys(MODEL_DECODE_DEFAULT_KEYS).join(', ')})`);
-    else if (v !== undefined) mapped[key] = v;
+    if (!(MODEL_DECODE_DEFAULT_KEYS as readonly string[]).includes(k))
+      problems.push(`decode_defaults.${k}: not a decoding default (allowed: ${MODEL_DECODE_DEFAULT_KEYS.join(', ')})`);
+    else if (v !== undefined) mapped[DLLM_EXTRA_TO_ENGINE[k as ModelDecodeDefaultKey]] = v;
   }
+  // The request schema checks them (it has no transforms, so the values are returned as given).
   const parsed = decodeOptionsSchema.safeParse(mapped);
   if (!parsed.success) {
-    const wire = Object.fromEntries(Object.entries(MODEL_DECODE_DEFAULT_KEYS).map(([w, e]) => [e, w]));
-    for (const i of parsed.error.issues) problems.push(`decode_defaults.${wire[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`);
+    for (const i of parsed.error.issues) problems.push(`decode_defaults.${ENGINE_TO_WIRE[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`);
   }
   if (kind === 'autoregressive' && mapped.policy !== undefined && mapped.policy !== 'ar')
     problems.push(`decode_defaults.policy: an autoregressive model decodes with 'ar', got '${String(mapped.policy)}'`);
   if (problems.length) throw new RangeError(`${where}: ${problems.join('; ')}`);
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(mapped)) out[k] = (parsed.data as Record<string, unknown>)[k];
-  return out as Partial<DecodeOptions>;
+  return mapped as Partial<DecodeOptions>;
 }
 
 /**
@@ -93,8 +86,8 @@ export function resolveDecodeOptions(input: unknown, model: ModelFacts, randomSe
   const set = (input ?? {}) as Record<string, unknown>;
   const defaults = model.decodeDefaults ?? {};
   // The model's defaults fill what the request leaves unset (undefined counts as unset); a request's value wins.
-  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
-  const merged = isObject || input === undefined || input === null ? { ...defaults, ...dropUndefined(set) } : input;
+  const isObject = typeof input === 'object' && !Array.isArray(input); // null included: no options
+  const merged = input === undefined || isObject ? { ...defaults, ...dropUndefined(set) } : input;
   const parsed = decodeOptionsSchema.safeParse(merged);
   if (!parsed.success) {
     return {

@@ -6,7 +6,6 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import {
   describeIssues,
   generationJob,
-  modelDecodeDefaults,
   resolveRequest,
   type GenerationPayload,
   type GenerationProgress,
@@ -111,7 +110,7 @@ export class GenerationService {
 
 /** The resolver's model facts from the engine's current model (manifest + the engine's tokenizer). */
 export function engineFacts(engine: Engine): ModelFacts {
-  const { name, kind, manifest } = engine.model;
+  const { name, kind, manifest, decodeDefaults } = engine.model;
   return {
     name,
     kind,
@@ -119,6 +118,6 @@ export function engineFacts(engine: Engine): ModelFacts {
     maxPositions: manifest.architecture?.max_position_embeddings,
     vocabSize: manifest.vocab_size,
     tokenizer: engine.codec,
-    decodeDefaults: modelDecodeDefaults(manifest.decode_defaults, kind, `${name} dllm.json`),
+    decodeDefaults,
   };
 }
